@@ -1,0 +1,53 @@
+"""Chinese identifiers (domain rules §13): unified social credit codes and resident identity numbers."""
+from __future__ import annotations
+
+from datetime import date
+
+USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+RESIDENT_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+RESIDENT_ID_CHECK = "10X98765432"
+
+
+def uscc_check_character(first17: str) -> str:
+    total = sum(USCC_ALPHABET.index(ch) * w for ch, w in zip(first17, USCC_WEIGHTS))
+    c = 31 - total % 31
+    return USCC_ALPHABET[0 if c == 31 else c]
+
+
+def uscc_problem(code: str) -> str | None:
+    """Why `code` is not a valid unified social credit code, or None when it is."""
+    if len(code) != 18:
+        return "expected 18 characters"
+    bad = [ch for ch in code if ch not in USCC_ALPHABET]
+    if bad:
+        return f"character {bad[0]!r} is not allowed (alphabet {USCC_ALPHABET})"
+    expected = uscc_check_character(code[:17])
+    if code[17] != expected:
+        return f"check character is {code[17]!r}, expected {expected!r}"
+    return None
+
+
+def resident_id_check_character(first17: str) -> str:
+    return RESIDENT_ID_CHECK[sum(int(d) * w for d, w in zip(first17, RESIDENT_ID_WEIGHTS)) % 11]
+
+
+def resident_id_problem(number: str) -> str | None:
+    """Why `number` is not a valid resident identity number, or None when it is."""
+    if len(number) != 18 or not number[:17].isdigit() or not (number[17].isdigit() or number[17] == "X"):
+        return "expected 17 digits and a check character (digit or X)"
+    try:
+        date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
+    except ValueError:
+        return "digits 7-14 are not a real birth date"
+    expected = resident_id_check_character(number[:17])
+    if number[17] != expected:
+        return f"check character is {number[17]!r}, expected {expected!r}"
+    return None
+
+
+def mask_id_number(number: str) -> str:
+    """`110101199003070011` -> `1101**********0011`: what every party but customs may see."""
+    if len(number) <= 8:
+        return "*" * len(number)
+    return number[:4] + "*" * (len(number) - 8) + number[-4:]

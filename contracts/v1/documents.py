@@ -1,0 +1,172 @@
+"""What platforms, payment firms and logistics firms submit to the gateway (spec §3, §4)."""
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from contracts.identifiers import resident_id_problem, uscc_problem
+from contracts.types import Country, Currency, HsCode, Money, Quantity
+
+Role = Literal["platform", "ecommerce", "payment", "logistics"]
+CustomsCredit = Literal["advanced", "general", "untrustworthy"]
+Direction = Literal["import", "export"]
+TradeMode = Literal["9610", "1210", "9710", "9810"]
+IdType = Literal["resident_id", "passport", "other"]
+TrackingEventName = Literal["picked_up", "departed", "arrived_port", "delivered", "exception"]
+
+Code = str  # an enterprise code: a USCC for Chinese enterprises, 1-32 characters for foreign ones
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class EnterpriseRegistration(Strict):
+    code: str = Field(min_length=1, max_length=32)
+    name: str = Field(min_length=1, max_length=200)
+    roles: list[Role] = Field(min_length=1)
+    country: Country = "CN"
+    customs_credit: CustomsCredit = "general"
+
+    @model_validator(mode="after")
+    def _code_fits_country(self) -> "EnterpriseRegistration":
+        if self.country == "CN":
+            problem = uscc_problem(self.code)
+            if problem:
+                raise_field("code", "invalid_uscc", f"not a valid unified social credit code: {problem}")
+        if len(set(self.roles)) != len(self.roles):
+            raise_field("roles", "duplicate", "each role may be named once")
+        return self
+
+
+class FieldProblem(ValueError):
+    """A cross-field check that names the field it is about (spec §2: `errors[].field`)."""
+
+    def __init__(self, field: str, code: str, message: str):
+        super().__init__(message)
+        self.field, self.code, self.message = field, code, message
+
+
+def raise_field(field: str, code: str, message: str) -> None:
+    raise FieldProblem(field, code, message)
+
+
+class Person(Strict):
+    name: str = Field(min_length=1, max_length=100)
+    id_type: IdType = "resident_id"
+    id_number: str = Field(min_length=1, max_length=32)
+
+    @field_validator("id_number")
+    @classmethod
+    def _upper(cls, v: str) -> str:
+        return v.upper()
+
+    @model_validator(mode="after")
+    def _valid_resident_id(self):
+        if self.id_type == "resident_id":
+            problem = resident_id_problem(self.id_number)
+            if problem:
+                raise_field("id_number", "invalid_resident_id", f"not a valid resident identity number: {problem}")
+        return self
+
+
+class Buyer(Person):
+    phone: str = Field(min_length=1, max_length=32)
+
+
+class Consignee(Strict):
+    name: str = Field(min_length=1, max_length=100)
+    phone: str = Field(min_length=1, max_length=32)
+    address: str = Field(min_length=1, max_length=500)
+    country: Country = "CN"
+
+
+class OrderItem(Strict):
+    item_no: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=200)
+    hs_code: HsCode
+    quantity: Quantity
+    unit: str = Field(min_length=1, max_length=16)
+    unit_price: Money
+    origin_country: Country
+
+    @property
+    def line_value(self) -> Decimal:
+        return self.quantity * self.unit_price
+
+
+class OrderIn(Strict):
+    order_no: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
+    platform_code: str = Field(min_length=1, max_length=32)
+    ecommerce_code: str = Field(min_length=1, max_length=32)
+    direction: Direction
+    trade_mode: TradeMode
+    currency: Currency = "CNY"
+    items: list[OrderItem] = Field(min_length=1, max_length=500)
+    freight: Money = Decimal("0")
+    insurance: Money = Decimal("0")
+    discount: Money = Decimal("0")
+    tax_total: Money = Decimal("0")
+    actual_paid: Money
+    buyer: Buyer | None = None
+    consignee: Consignee | None = None
+    destination_country: Country | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "OrderIn":
+        if self.trade_mode in ("9710", "9810") and self.direction != "export":
+            raise_field("trade_mode", "export_only", f"trade mode {self.trade_mode} is for exports only")
+        if self.direction == "import" and self.buyer is None:
+            raise_field("buyer", "required", "import orders need the buyer")
+        if self.direction == "export" and not self.destination_country:
+            raise_field("destination_country", "required", "export orders need the destination country")
+        goods = sum((i.line_value for i in self.items), Decimal("0"))
+        expected = goods + self.freight + self.insurance - self.discount + self.tax_total
+        if expected != self.actual_paid:
+            raise_field(
+                "actual_paid",
+                "sum_mismatch",
+                f"expected {expected:.2f} = goods {goods:.2f} + freight + insurance - discount + tax_total",
+            )
+        return self
+
+
+class PaymentIn(Strict):
+    payment_no: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
+    payment_code: str = Field(min_length=1, max_length=32)
+    order_no: str = Field(min_length=1, max_length=64)
+    platform_code: str = Field(min_length=1, max_length=32)
+    amount: Money
+    currency: Currency = "CNY"
+    payer: Person
+    paid_at: AwareDatetime
+
+
+class WaybillIn(Strict):
+    waybill_no: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
+    logistics_code: str = Field(min_length=1, max_length=32)
+    order_no: str = Field(min_length=1, max_length=64)
+    platform_code: str = Field(min_length=1, max_length=32)
+    freight: Money
+    insured_fee: Money = Decimal("0")
+    gross_weight_kg: Quantity
+    package_count: int = Field(ge=1, le=10000)
+    consignee: Consignee
+
+
+class TrackingEventIn(Strict):
+    event: TrackingEventName
+    at: AwareDatetime
+    location: str = Field(default="", max_length=200)
+    note: str = Field(default="", max_length=500)
+
+
+class InspectionResultIn(Strict):
+    result: Literal["pass", "fail"]
+    note: str = Field(default="", max_length=500)
+
+
+__all__ = [n for n in dir() if not n.startswith("_")] + ["datetime"]

@@ -1,0 +1,311 @@
+"""Payloads of every event on every topic (spec §6), version 1.
+
+Buyers' and payers' identity numbers travel masked; the full number travels only sealed for customs
+(`id_number_sealed`, see shared/sealing.py), so no other agency, log line or read model can read it."""
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from contracts.types import Country, Currency, MaskedIdNumber, Money, Quantity
+from contracts.v1.documents import (
+    Consignee,
+    CustomsCredit,
+    Direction,
+    IdType,
+    OrderItem,
+    Role,
+    TrackingEventName,
+    TradeMode,
+)
+
+CustomsStatus = Literal["pending", "released", "inspection", "rejected", "cancelled"]
+Channel = Literal["green", "yellow", "red"]
+ReasonCode = Literal[
+    "AMOUNT_MISMATCH",
+    "IDENTITY_MISMATCH",
+    "ORDER_MISMATCH",
+    "OVER_SINGLE_LIMIT",
+    "OVER_ANNUAL_LIMIT",
+    "NOT_ON_POSITIVE_LIST",
+    "PROHIBITED_GOODS",
+    "PARTY_NOT_REGISTERED",
+    "PARTY_ON_NEGATIVE_LIST",
+    "DOCUMENT_TIMEOUT",
+    "SELECTED_FOR_INSPECTION",
+]
+TaxStatus = Literal["pending", "assessed", "exempt", "general_trade", "not_applicable"]
+FxStatus = Literal["pending", "settled", "not_applicable"]
+DirectoryStatus = Literal["exempt", "registration_required", "registered"]
+ShipmentStatus = Literal[
+    "pending", "created", "picked_up", "departed", "arrived_port", "cleared", "delivered", "exception"
+]
+Grade = Literal["A", "B", "C", "D"]
+
+
+class Payload(BaseModel):
+    # Readers ignore fields they do not know, so a producer may add fields within a major version.
+    model_config = ConfigDict(extra="ignore")
+
+
+# --- sw.enterprise.registered.v1 -------------------------------------------------------------
+
+
+class EnterpriseRegistered(Payload):
+    code: str
+    name: str
+    roles: list[Role]
+    country: Country
+    customs_credit: CustomsCredit
+    registered_at: AwareDatetime
+
+
+# --- sw.order.submitted.v1 -------------------------------------------------------------------
+
+
+class SealedPerson(Payload):
+    name: str
+    id_type: IdType
+    id_number_masked: MaskedIdNumber
+    id_number_sealed: str = Field(description="the full number, encrypted for customs alone")
+    phone: str | None = None
+
+
+class Order(Payload):
+    order_no: str
+    platform_code: str
+    ecommerce_code: str
+    direction: Direction
+    trade_mode: TradeMode
+    currency: Currency
+    items: list[OrderItem]
+    freight: Money
+    insurance: Money
+    discount: Money
+    tax_total: Money
+    actual_paid: Money
+    buyer: SealedPerson | None = None
+    consignee: Consignee | None = None
+    destination_country: Country | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.platform_code}:{self.order_no}"
+
+    @property
+    def goods_value(self) -> Decimal:
+        return sum((i.quantity * i.unit_price for i in self.items), Decimal("0"))
+
+
+class OrderSubmitted(Payload):
+    """A new order, a correction (a full new version) or a cancellation."""
+
+    action: Literal["new", "corrected", "cancelled"]
+    version: int = Field(ge=1, description="1 for a new order, +1 for each correction or cancellation")
+    submitted_at: AwareDatetime
+    order: Order
+
+
+# --- sw.payment.submitted.v1 -----------------------------------------------------------------
+
+
+class Payment(Payload):
+    payment_no: str
+    payment_code: str
+    order_no: str
+    platform_code: str
+    amount: Money
+    currency: Currency
+    payer: SealedPerson
+    paid_at: AwareDatetime
+
+
+class PaymentSubmitted(Payload):
+    submitted_at: AwareDatetime
+    payment: Payment
+
+
+# --- sw.waybill.submitted.v1 -----------------------------------------------------------------
+
+
+class Waybill(Payload):
+    waybill_no: str
+    logistics_code: str
+    order_no: str
+    platform_code: str
+    freight: Money
+    insured_fee: Money
+    gross_weight_kg: Quantity
+    package_count: int
+    consignee: Consignee
+
+
+class WaybillSubmitted(Payload):
+    submitted_at: AwareDatetime
+    waybill: Waybill
+
+
+class WaybillTracked(Payload):
+    waybill_no: str
+    logistics_code: str
+    order_no: str
+    platform_code: str
+    event: TrackingEventName
+    at: AwareDatetime
+    location: str = ""
+    note: str = ""
+
+
+# --- customs.decision.v1 ---------------------------------------------------------------------
+
+
+class Reason(Payload):
+    code: ReasonCode
+    message: str
+
+
+class CustomsDecision(Payload):
+    platform_code: str
+    order_no: str
+    order_version: int
+    ecommerce_code: str
+    logistics_code: str | None = None
+    payment_code: str | None = None
+    direction: Direction
+    trade_mode: TradeMode
+    status: CustomsStatus
+    channel: Channel | None = None
+    reasons: list[Reason] = []
+    tax_mode: Literal["retail", "general_trade"] | None = Field(
+        default=None, description="for released imports: retail (within limits) or general trade"
+    )
+    dutiable_value_cny: Money | None = None
+    documents_complete_at: AwareDatetime | None = None
+    decided_at: AwareDatetime
+
+
+class ExportDeclarationLine(Payload):
+    ecommerce_code: str
+    hs_code: str
+    destination_country: str
+    currency: Currency
+    quantity: Quantity
+    value: Money
+    parcel_count: int
+
+
+class ExportDeclarationsConsolidated(Payload):
+    month: str = Field(pattern=r"^\d{4}-\d{2}$")
+    ecommerce_code: str
+    declarations: list[ExportDeclarationLine]
+    consolidated_at: AwareDatetime
+
+
+# --- tax.assessment.v1 -----------------------------------------------------------------------
+
+
+class TaxLine(Payload):
+    item_no: str
+    hs_code: str
+    dutiable_value: Decimal
+    customs_duty: Decimal
+    consumption_tax: Decimal
+    vat: Decimal
+
+
+class TaxAssessment(Payload):
+    platform_code: str
+    order_no: str
+    order_version: int
+    ecommerce_code: str
+    status: TaxStatus
+    currency: Currency = "CNY"
+    dutiable_value: Money | None = None
+    customs_duty: Money | None = None
+    vat: Money | None = None
+    consumption_tax: Money | None = None
+    total: Money | None = None
+    declared_tax_total: Money | None = None
+    declared_difference: Decimal | None = Field(
+        default=None, description="declared tax_total minus computed total (may be negative)"
+    )
+    lines: list[TaxLine] = []
+    assessed_at: AwareDatetime
+
+
+# --- fx.settlement.v1 ------------------------------------------------------------------------
+
+
+class FxSettled(Payload):
+    platform_code: str
+    order_no: str
+    ecommerce_code: str
+    status: FxStatus
+    amount: Money | None = None
+    currency: Currency | None = None
+    amount_cny: Money | None = None
+    rate: Decimal | None = Field(default=None, description="CNY per USD on the rate day")
+    rate_date: str | None = None
+    amount_usd: Money | None = None
+    year: int | None = None
+    year_to_date_usd: Money | None = None
+    directory_status: DirectoryStatus | None = None
+    settled_at: AwareDatetime
+
+
+class FxDirectoryStatusChanged(Payload):
+    enterprise_code: str
+    year: int
+    status: DirectoryStatus
+    previous_status: DirectoryStatus | None = None
+    year_to_date_usd: Money
+    changed_at: AwareDatetime
+
+
+# --- logistics.status.v1 ---------------------------------------------------------------------
+
+
+class ShipmentStatusChanged(Payload):
+    logistics_code: str
+    waybill_no: str
+    platform_code: str
+    order_no: str
+    status: ShipmentStatus
+    previous_status: ShipmentStatus | None = None
+    at: AwareDatetime
+    location: str = ""
+
+
+class LogisticsAnomaly(Payload):
+    logistics_code: str
+    waybill_no: str
+    platform_code: str
+    order_no: str
+    anomaly: Literal["ORDER_NEVER_CAME", "DELIVERED_BEFORE_RELEASE", "EVENT_FOR_UNKNOWN_WAYBILL"]
+    detail: str
+    at: AwareDatetime
+
+
+# --- credit.rating.v1 ------------------------------------------------------------------------
+
+
+class CreditRatingChanged(Payload):
+    enterprise_code: str
+    score: Decimal
+    grade: Grade
+    previous_grade: Grade | None = None
+    customs_credit: CustomsCredit
+    negative_listed: bool
+    reason: str
+    changed_at: AwareDatetime
+
+
+class NegativeListChanged(Payload):
+    enterprise_code: str
+    listed: bool
+    score: Decimal
+    grade: Grade
+    reason: str
+    changed_at: AwareDatetime

@@ -1,0 +1,1 @@
+"""The customs service."""

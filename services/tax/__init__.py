@@ -1,0 +1,1 @@
+"""The tax service."""
