@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Resolves the Kafka broker's jars (deploy/kafka/pom.xml) from Maven Central into a cache folder, once.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+libs="${SW_KAFKA_LIBS:-$here/../../.cache/kafka-libs}"
+if [ -f "$libs/.complete" ]; then echo "$libs"; exit 0; fi
+mkdir -p "$libs"
+mvn -q -B -f "$here/pom.xml" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$libs" >&2
+touch "$libs/.complete"
+echo "$libs"

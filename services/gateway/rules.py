@@ -1,0 +1,107 @@
+"""The gateway's pure rules: idempotency fingerprints, who may see what, the one-stop view, statistics."""
+from __future__ import annotations
+
+import hashlib
+import json
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from pydantic import BaseModel
+
+from contracts.types import format_money
+
+AMENDABLE = ("pending", "inspection", "rejected")
+CANCELLABLE = ("pending", "inspection", "rejected")
+
+
+def fingerprint(document: BaseModel) -> str:
+    """Same document, same fingerprint, whatever the key order or number formatting it was sent with."""
+    canonical = json.dumps(document.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def api_key_hash(api_key: str) -> str:
+    # Keys are 256-bit random tokens, so a plain SHA-256 cannot be brute-forced; no salt or KDF needed.
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+def submission_outcome(stored_fingerprint: str | None, new_fingerprint: str) -> str:
+    """new (202), same (200, nothing published) or conflict (409)."""
+    if stored_fingerprint is None:
+        return "new"
+    return "same" if stored_fingerprint == new_fingerprint else "conflict"
+
+
+def correction_allowed(customs_status: str) -> bool:
+    return customs_status in AMENDABLE
+
+
+def cancellation_allowed(customs_status: str) -> bool:
+    return customs_status in CANCELLABLE
+
+
+@dataclass(frozen=True)
+class OrderFacts:
+    """One order as the statistics see it."""
+
+    direction: str
+    trade_mode: str
+    country: str | None
+    customs_status: str
+    channel: str | None
+    value_cny: Decimal
+    tax_total: Decimal | None
+    fx_usd: Decimal | None
+    complete_at: datetime | None
+    decided_at: datetime | None
+
+
+def _percentile(sorted_values: list[float], fraction: float) -> float:
+    # Nearest-rank percentile: a value that was actually observed.
+    index = max(0, min(len(sorted_values) - 1, int(-(-fraction * len(sorted_values) // 1)) - 1))
+    return sorted_values[index]
+
+
+def statistics_of(orders: Iterable[OrderFacts]) -> dict:
+    groups: dict[str, dict[str, dict]] = {k: defaultdict(lambda: {"count": 0, "value_cny": Decimal(0)})
+                                         for k in ("direction", "trade_mode", "country", "customs_status", "channel")}
+    total = {"count": 0, "value_cny": Decimal(0)}
+    tax_collected = Decimal(0)
+    fx_settled = Decimal(0)
+    latencies: list[float] = []
+    for o in orders:
+        keys = {"direction": o.direction, "trade_mode": o.trade_mode, "country": o.country or "unknown",
+                "customs_status": o.customs_status, "channel": o.channel or "none"}
+        for group, key in keys.items():
+            groups[group][key]["count"] += 1
+            groups[group][key]["value_cny"] += o.value_cny
+        total["count"] += 1
+        total["value_cny"] += o.value_cny
+        tax_collected += o.tax_total or 0
+        fx_settled += o.fx_usd or 0
+        if o.complete_at and o.decided_at and o.customs_status not in ("pending", "cancelled"):
+            latencies.append(max(0.0, (o.decided_at - o.complete_at).total_seconds()))
+    latencies.sort()
+
+    def money_group(g: Mapping[str, dict]) -> dict:
+        return {k: {"count": v["count"], "value_cny": format_money(v["value_cny"])} for k, v in sorted(g.items())}
+
+    return {
+        "orders": {"count": total["count"], "value_cny": format_money(total["value_cny"])},
+        "by_direction": money_group(groups["direction"]),
+        "by_trade_mode": money_group(groups["trade_mode"]),
+        "by_country": money_group(groups["country"]),
+        "by_customs_status": money_group(groups["customs_status"]),
+        "by_channel": money_group(groups["channel"]),
+        "tax_collected_cny": format_money(tax_collected),
+        "fx_settled_usd": format_money(fx_settled),
+        "decision_time_seconds": {
+            "count": len(latencies),
+            "median": round(statistics.median(latencies), 3) if latencies else None,
+            "p95": round(_percentile(latencies, 0.95), 3) if latencies else None,
+        },
+    }

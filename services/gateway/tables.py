@@ -1,0 +1,102 @@
+"""The gateway's own database: the documents it accepted, who may submit them, and the one-stop read
+model it builds from the agencies' decision topics."""
+from __future__ import annotations
+
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, MetaData, String, Table, Text
+
+from shared.tables import ExactDecimal, UtcDateTime, add_runtime_tables
+
+metadata = MetaData()
+OUTBOX, INBOX = add_runtime_tables(metadata)
+
+enterprises = Table(
+    "enterprises", metadata,
+    Column("code", String(32), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("roles", JSON, nullable=False),
+    Column("country", String(2), nullable=False),
+    Column("customs_credit", String(16), nullable=False),
+    Column("api_key_hash", String(64), nullable=False, unique=True),
+    Column("registered_at", UtcDateTime(), nullable=False),
+    # What the agencies said about it (read model).
+    Column("fx_directory_status", String(32)),
+    Column("fx_year", Integer),
+    Column("fx_year_to_date_usd", ExactDecimal(18, 2)),
+    Column("credit_score", ExactDecimal(10, 2)),
+    Column("credit_grade", String(1)),
+    Column("negative_listed", Integer, nullable=False, default=0),
+)
+
+orders = Table(
+    "orders", metadata,
+    Column("platform_code", String(32), primary_key=True),
+    Column("order_no", String(64), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("document", JSON, nullable=False),  # the order as published: identity numbers masked and sealed
+    Column("ecommerce_code", String(32), nullable=False),
+    Column("direction", String(8), nullable=False),
+    Column("trade_mode", String(4), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("actual_paid", ExactDecimal(18, 2), nullable=False),
+    Column("country", String(2)),
+    Column("submitted_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Column("documents_complete_at", UtcDateTime()),
+    Column("customs_status", String(16), nullable=False, default="pending"),
+    Column("customs_channel", String(8)),
+    Column("customs_reasons", JSON, nullable=False, default=list),
+    Column("customs_version", Integer, nullable=False, default=0),
+    Column("decided_at", UtcDateTime()),
+    Column("tax", JSON, nullable=False, default=dict),
+    Column("tax_version", Integer, nullable=False, default=0),
+    Column("fx", JSON, nullable=False, default=dict),
+    Column("logistics", JSON, nullable=False, default=dict),
+    Index("ix_orders_submitted_at", "submitted_at"),
+    Index("ix_orders_ecommerce", "ecommerce_code"),
+)
+
+payments = Table(
+    "payments", metadata,
+    Column("payment_code", String(32), primary_key=True),
+    Column("payment_no", String(64), primary_key=True),
+    Column("platform_code", String(32), nullable=False),
+    Column("order_no", String(64), nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("document", JSON, nullable=False),
+    Column("received_at", UtcDateTime(), nullable=False),
+    Index("ix_payments_order", "platform_code", "order_no"),
+)
+
+waybills = Table(
+    "waybills", metadata,
+    Column("logistics_code", String(32), primary_key=True),
+    Column("waybill_no", String(64), primary_key=True),
+    Column("platform_code", String(32), nullable=False),
+    Column("order_no", String(64), nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("document", JSON, nullable=False),
+    Column("received_at", UtcDateTime(), nullable=False),
+    Index("ix_waybills_order", "platform_code", "order_no"),
+)
+
+tracking_events = Table(
+    "tracking_events", metadata,
+    Column("logistics_code", String(32), primary_key=True),
+    Column("waybill_no", String(64), primary_key=True),
+    Column("content_hash", String(64), primary_key=True),
+    Column("event", String(16), nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
+    Column("received_at", UtcDateTime(), nullable=False),
+)
+
+trace = Table(
+    "trace", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("correlation_id", String(100), nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("summary", Text, nullable=False),
+    Index("ix_trace_correlation", "correlation_id", "id"),
+)

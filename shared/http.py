@@ -1,0 +1,177 @@
+"""HTTP conventions shared by every service: RFC 9457 problem details, body size limit, operator auth."""
+from __future__ import annotations
+
+import hmac
+import logging
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from contracts.v1.documents import FieldProblem
+from shared.settings import settings
+from shared.tracing import continue_trace
+
+log = logging.getLogger(__name__)
+MAX_BODY_BYTES = 1024 * 1024
+PROBLEM_JSON = "application/problem+json"
+
+
+class Problem(Exception):
+    """An error answered as application/problem+json."""
+
+    def __init__(self, status: int, title: str, detail: str = "", errors: list[dict] | None = None,
+                 type_: str | None = None, headers: dict | None = None):
+        super().__init__(detail or title)
+        self.status, self.title, self.detail, self.errors = status, title, detail, errors
+        self.type = type_ or f"/problems/{title.lower().replace(' ', '-')}"
+        self.headers = headers
+
+    def response(self, instance: str | None = None) -> JSONResponse:
+        body: dict[str, Any] = {"type": self.type, "title": self.title, "status": self.status, "detail": self.detail}
+        if instance:
+            body["instance"] = instance
+        if self.errors is not None:
+            body["errors"] = self.errors
+        return JSONResponse(body, status_code=self.status, media_type=PROBLEM_JSON, headers=self.headers)
+
+
+def field_path(loc: tuple | list) -> str:
+    """('body', 'items', 0, 'hs_code') -> 'items[0].hs_code'."""
+    path = ""
+    for part in loc:
+        if part in ("body", "query", "path") and path == "":
+            continue
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif isinstance(part, str) and (part.startswith("function-") or part in ("constrained-str",)):
+            continue
+        else:
+            path += ("." if path else "") + str(part)
+    return path
+
+
+def validation_errors(errors: list[dict], prefix: tuple = ()) -> list[dict]:
+    out = []
+    for e in errors:
+        loc = tuple(prefix) + tuple(e.get("loc", ()))
+        problem = (e.get("ctx") or {}).get("error")
+        if isinstance(problem, FieldProblem):
+            out.append({"field": field_path(loc + (problem.field,)), "code": problem.code, "message": problem.message})
+            continue
+        message = e.get("msg", "invalid")
+        if message.startswith("Value error, "):
+            message = message[len("Value error, "):]
+        out.append({"field": field_path(loc) or "(body)", "code": e.get("type", "invalid"), "message": message})
+    return out
+
+
+def unprocessable(errors: list[dict], detail: str | None = None) -> Problem:
+    fields = ", ".join(e["field"] for e in errors[:5])
+    return Problem(422, "Validation failed", detail or f"the document is not valid: {fields}", errors,
+                   type_="/problems/validation-failed")
+
+
+def problem_from_validation(err: ValidationError | RequestValidationError, prefix: tuple = ()) -> Problem:
+    return unprocessable(validation_errors(list(err.errors()), prefix))
+
+
+class BodySizeLimit:
+    """413 for bodies over 1 MiB, whether or not Content-Length is sent."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        too_large = Problem(413, "Payload too large", f"the body is over {self.limit} bytes")
+        if declared and declared.isdigit() and int(declared) > self.limit:
+            await too_large.response()(scope, receive, send)
+            return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise _TooLarge()
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await too_large.response()(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def install_problem_details(app: FastAPI) -> None:
+    app.add_middleware(BodySizeLimit)
+
+    @app.middleware("http")
+    async def trace_context(request: Request, call_next):
+        continue_trace(request.headers.get("traceparent"))
+        return await call_next(request)
+
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem):
+        return exc.response(request.url.path)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError):
+        errors = list(exc.errors())
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return Problem(400, "Malformed JSON", "the body is not valid JSON",
+                           [{"field": "(body)", "code": "json_invalid", "message": errors[0].get("msg", "")}],
+                           type_="/problems/malformed-json").response(request.url.path)
+        return problem_from_validation(exc).response(request.url.path)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException):
+        titles = {401: "Unauthorized", 403: "Forbidden", 404: "Not found", 405: "Method not allowed"}
+        return Problem(exc.status_code, titles.get(exc.status_code, "Error"), str(exc.detail),
+                       headers=getattr(exc, "headers", None)).response(request.url.path)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception):
+        log.exception("unhandled error")
+        return Problem(500, "Internal error", "the request could not be completed; nothing was stored").response(
+            request.url.path)
+
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def bearer_token(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str:
+    if credentials is None or not credentials.credentials:
+        raise Problem(401, "Unauthorized", "send Authorization: Bearer <api key>",
+                      headers={"WWW-Authenticate": "Bearer"})
+    return credentials.credentials
+
+
+BearerToken = Annotated[str, Depends(bearer_token)]
+
+
+def is_operator_token(token: str) -> bool:
+    return hmac.compare_digest(token.encode(), settings().sw_admin_token.encode())
+
+
+def require_operator(token: BearerToken) -> None:
+    if not is_operator_token(token):
+        raise Problem(401, "Unauthorized", "this endpoint needs the operator token",
+                      headers={"WWW-Authenticate": "Bearer"})
+
+
+Operator = Annotated[None, Depends(require_operator)]

@@ -1,0 +1,57 @@
+"""Settings from the environment (spec §1). One object per process, read once."""
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.reference import PROJECT_ROOT
+
+DEFAULT_ADMIN_TOKEN = "dev-admin-token"
+DEFAULT_CUSTOMS_ID_KEY = "dev-customs-id-key"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    sw_env: str = "development"
+    sw_admin_token: str = DEFAULT_ADMIN_TOKEN
+    sw_gateway_url: str = "http://127.0.0.1:8000"
+    sw_run_dir: Path = PROJECT_ROOT / ".run"
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    sw_topic_partitions: int = 4
+    # The key that seals buyers' identity numbers for customs (spec §6); only gateway and customs hold it.
+    sw_customs_id_key: str = DEFAULT_CUSTOMS_ID_KEY
+    # How many records one consumer batch takes, and how long it waits to fill one.
+    sw_batch_max_records: int = 500
+    sw_batch_wait_ms: int = 100
+    sw_handler_retries: int = 3
+    document_timeout_hours: Decimal = Decimal("72")
+    customs_base_inspection_rate: Decimal = Decimal("0.03")
+    customs_selection_salt: str = ""
+    customs_sweep_seconds: float = 30.0
+    logistics_order_grace_hours: Decimal = Decimal("72")
+    log_level: str = Field(default="INFO")
+
+    def database_url(self, service: str) -> str:
+        configured = os.environ.get(f"{service.upper()}_DATABASE_URL")
+        if configured:
+            return configured
+        self.sw_run_dir.mkdir(parents=True, exist_ok=True)
+        return f"sqlite+aiosqlite:///{self.sw_run_dir / (service + '.db')}"
+
+    def refuse_unsafe_production_defaults(self) -> None:
+        if self.sw_env == "production":
+            if self.sw_admin_token == DEFAULT_ADMIN_TOKEN:
+                raise SystemExit("SW_ADMIN_TOKEN must be set to a secret value when SW_ENV=production")
+            if self.sw_customs_id_key == DEFAULT_CUSTOMS_ID_KEY:
+                raise SystemExit("SW_CUSTOMS_ID_KEY must be set to a secret value when SW_ENV=production")
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    return Settings()
