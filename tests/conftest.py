@@ -1,0 +1,1 @@
+"""Shared pytest configuration: the end-to-end harness lives in tests/e2e/conftest.py."""
