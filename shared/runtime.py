@@ -115,6 +115,7 @@ class Service:
     handlers: Handlers = field(default_factory=Handlers)
     jobs: list[PeriodicJob] = field(default_factory=list)
     on_start: list[Callable[["Service"], Awaitable[None]]] = field(default_factory=list)
+    group_id: str | None = None  # the consumer group; the service name unless a test needs its own
 
     def __post_init__(self) -> None:
         self.settings = settings()
@@ -167,7 +168,7 @@ class Service:
         if self.handlers.topics:
             self.consumer = AIOKafkaConsumer(
                 *sorted(self.handlers.topics), bootstrap_servers=s.kafka_bootstrap_servers,
-                group_id=self.name, client_id=f"{self.name}-consumer", enable_auto_commit=False,
+                group_id=self.group_id or self.name, client_id=f"{self.name}-consumer", enable_auto_commit=False,
                 auto_offset_reset="earliest", max_poll_records=s.sw_batch_max_records,
                 session_timeout_ms=10000, heartbeat_interval_ms=1000,
             )

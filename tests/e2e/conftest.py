@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from deploy.mesh import ROOT, SERVICE_PORTS, Mesh, free_port
+from deploy.mesh import SERVICE_PORTS, Mesh, free_port
+from tests.conftest import database_urls
 from services.customs.rules import selected_for_inspection
 from tests.support import new_uscc, order_body, payment_body, unique, wait_for, waybill_body
 
@@ -23,24 +23,7 @@ TIMEOUT_HOURS = "0.006"  # about 22 seconds: long enough for every other test, s
 
 
 @pytest.fixture(scope="session")
-def postgres_port():
-    pg_dir = Path(tempfile.mkdtemp(prefix="sw-pg-"))
-    os.chmod(pg_dir.parent, 0o1777) if str(pg_dir.parent) == "/tmp" else None
-    os.chmod(pg_dir, 0o755)
-    out = subprocess.run([str(ROOT / "deploy/postgres/start.sh"), str(pg_dir)], check=True,
-                         capture_output=True, text=True)
-    yield int(out.stdout.strip().splitlines()[-1])
-    subprocess.run([str(ROOT / "deploy/postgres/stop.sh"), str(pg_dir)], check=False)
-    shutil.rmtree(pg_dir, ignore_errors=True)
-
-
-def database_urls(pg_port: int) -> dict[str, str]:
-    return {f"{name.upper()}_DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:{pg_port}/{name}"
-            for name in SERVICE_PORTS}
-
-
-@pytest.fixture(scope="session")
-def mesh(postgres_port):
+def mesh(postgres_port, kafka_bootstrap):
     run_dir = Path(tempfile.mkdtemp(prefix="sw-e2e-"))
     env = {
         **database_urls(postgres_port),
@@ -51,9 +34,7 @@ def mesh(postgres_port):
     # SW_E2E_SERVICES=gateway,customs runs a subset while developing; CI runs them all.
     names = [n for n in os.environ.get("SW_E2E_SERVICES", ",".join(SERVICE_PORTS)).split(",") if n]
     m = Mesh(run_dir, ports={name: free_port() for name in names}, env=env,
-             bootstrap=os.environ.get("SW_TEST_KAFKA") or None)
-    m.start_broker()
-    m.create_topics()
+             bootstrap=kafka_bootstrap)
     for name in m.ports:
         m.start_service(name)
     try:

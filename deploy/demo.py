@@ -1,0 +1,285 @@
+"""`make demo`: plays a few hundred realistic orders through the gateway, as platforms, payment firms and
+logistics firms would, then prints what every agency decided and why.
+
+The traffic is drawn from the HS catalogue: imports of positive-list goods, exports to several countries,
+B2B exports, and a share that must be refused (wrong payment amount, wrong payer, goods off the positive
+list, prohibited goods, over the single limit, a buyer over the annual limit). One seller is driven onto
+the negative list by repeated prohibited goods; one exporter crosses the FX directory threshold."""
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import sys
+import time
+from collections import Counter
+from decimal import Decimal
+
+import httpx
+
+from contracts.identifiers import USCC_ALPHABET, resident_id_check_character, uscc_check_character
+from shared.reference import hs_catalogue
+from shared.settings import settings
+
+ADMIN = {"Authorization": f"Bearer {settings().sw_admin_token}"}
+rng = random.Random(int(os.environ.get("SW_DEMO_SEED", "20261126")))
+COUNTRIES = ["US", "GB", "DE", "FR", "JP", "AU", "SG", "MY", "TH", "BR"]
+NAMES = ["Zhang San", "Li Si", "Wang Wu", "Zhao Liu", "Chen Qi", "Liu Yang", "Huang Mei", "Zhou Lan"]
+
+
+def uscc() -> str:
+    first = "91" + "".join(rng.choice(USCC_ALPHABET) for _ in range(15))
+    return first + uscc_check_character(first)
+
+
+def resident_id() -> str:
+    first = f"110101{rng.randint(1960, 2004)}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}{rng.randrange(1000):03d}"
+    return first + resident_id_check_character(first)
+
+
+def money(x: Decimal) -> str:
+    return f"{x.quantize(Decimal('0.01')):.2f}"
+
+
+class Demo:
+    def __init__(self, base_url: str):
+        self.http = httpx.AsyncClient(base_url=base_url, timeout=60)
+        self.keys: dict[str, str] = {}
+        self.orders: list[dict] = []  # {"platform", "order_no", "story", "ecommerce"}
+        self.sem = asyncio.Semaphore(16)
+
+    async def register(self, label: str, roles: list[str], credit: str = "general") -> str:
+        code = uscc()
+        r = await self.http.post("/v1/enterprises", headers=ADMIN, json={
+            "code": code, "name": f"{label} Co., Ltd.", "roles": roles, "country": "CN", "customs_credit": credit})
+        r.raise_for_status()
+        self.keys[code] = r.json()["api_key"]
+        return code
+
+    def auth(self, code: str) -> dict:
+        return {"Authorization": f"Bearer {self.keys[code]}"}
+
+    async def post(self, path: str, code: str, body: dict) -> httpx.Response:
+        async with self.sem:
+            r = await self.http.post(path, json=body, headers=self.auth(code))
+        if r.status_code not in (200, 202):
+            raise RuntimeError(f"{path} answered {r.status_code}: {r.text}")
+        return r
+
+    async def setup(self) -> None:
+        self.platform = await self.register("Tmall Global Demo", ["platform"])
+        self.platform2 = await self.register("JD Worldwide Demo", ["platform", "ecommerce"])
+        self.sellers = [await self.register(f"Seller {i}", ["ecommerce"]) for i in range(3)]
+        self.aeo_seller = await self.register("AEO Seller", ["ecommerce"], "advanced")
+        self.shady = await self.register("Shady Seller", ["ecommerce"])
+        self.exporter = await self.register("Yiwu B2B Exporter", ["ecommerce"])
+        self.payer = await self.register("Demo Pay", ["payment"])
+        self.carrier = await self.register("Demo Express", ["logistics"])
+
+    def import_order(self, platform: str, seller: str, story: str, *, items: list[dict] | None = None,
+                     buyer: tuple[str, str] | None = None) -> dict:
+        catalogue = [e for e in hs_catalogue().values() if e.positive_list and not e.prohibited]
+        if items is None:
+            items = []
+            for n in range(rng.choice([1, 1, 2, 3])):
+                entry = rng.choice(catalogue)
+                items.append({"item_no": f"SKU-{n + 1}", "name": entry.description[:60], "hs_code": entry.hs_code,
+                              "quantity": rng.choice([1, 1, 2, 3]), "unit": "piece",
+                              "unit_price": money(Decimal(rng.randint(2000, 60000)) / 100),
+                              "origin_country": rng.choice(["FR", "JP", "KR", "US", "DE", "AU", "IT"])})
+        goods = sum(Decimal(str(i["quantity"])) * Decimal(i["unit_price"]) for i in items)
+        freight, discount = Decimal(rng.choice([0, 8, 12, 20])), Decimal(rng.choice([0, 0, 5, 10]))
+        tax = (goods * Decimal("0.091")).quantize(Decimal("0.01"))
+        name, id_number = buyer or (rng.choice(NAMES), resident_id())
+        order_no = f"ORD-{len(self.orders) + 1:05d}-{int(time.time())}"
+        return {
+            "order_no": order_no, "platform_code": platform, "ecommerce_code": seller, "direction": "import",
+            "trade_mode": rng.choice(["9610", "9610", "1210"]), "currency": "CNY", "items": items,
+            "freight": money(freight), "insurance": "0.00", "discount": money(discount), "tax_total": money(tax),
+            "actual_paid": money(goods + freight - discount + tax),
+            "buyer": {"name": name, "id_type": "resident_id", "id_number": id_number, "phone": "13800000000"},
+            "consignee": {"name": name, "phone": "13800000000", "address": "88 Demo Road, Hangzhou", "country": "CN"},
+            "_story": story,
+        }
+
+    def export_order(self, platform: str, seller: str, story: str, *, trade_mode: str = "9610",
+                     value_range: tuple[int, int] = (50, 900), hs_code: str | None = None) -> dict:
+        entries = [e for e in hs_catalogue().values() if not e.prohibited]
+        entry = hs_catalogue()[hs_code] if hs_code else rng.choice(entries)
+        qty = rng.randint(1, 5) if trade_mode == "9610" else rng.randint(100, 2000)
+        price = Decimal(rng.randint(*value_range))
+        freight = Decimal(rng.choice([15, 25, 40]))
+        country = rng.choice(COUNTRIES)
+        return {
+            "order_no": f"EXP-{len(self.orders) + 1:05d}-{int(time.time())}", "platform_code": platform,
+            "ecommerce_code": seller, "direction": "export", "trade_mode": trade_mode, "currency": "CNY",
+            "items": [{"item_no": "SKU-1", "name": entry.description[:60], "hs_code": entry.hs_code, "quantity": qty,
+                       "unit": "piece", "unit_price": money(price), "origin_country": "CN"}],
+            "freight": money(freight), "insurance": "0.00", "discount": "0.00", "tax_total": "0.00",
+            "actual_paid": money(qty * price + freight), "destination_country": country,
+            "consignee": {"name": "Jane Doe", "phone": "+1 555 0100", "address": "1 Main St", "country": country},
+            "_story": story,
+        }
+
+    async def submit(self, order: dict, *, payment_amount: str | None = None, payer_name: str | None = None,
+                     waybill_freight: str | None = None) -> None:
+        story = order.pop("_story")
+        platform = order["platform_code"]
+        await self.post("/v1/orders", platform, order)
+        if order["direction"] == "import":
+            buyer = order["buyer"]
+            await self.post("/v1/payments", self.payer, {
+                "payment_no": "PAY-" + order["order_no"], "payment_code": self.payer, "order_no": order["order_no"],
+                "platform_code": platform, "amount": payment_amount or order["actual_paid"], "currency": "CNY",
+                "payer": {"name": payer_name or buyer["name"], "id_type": "resident_id", "id_number": buyer["id_number"]},
+                "paid_at": "2026-11-24T10:00:00+08:00"})
+        await self.post("/v1/waybills", self.carrier, {
+            "waybill_no": "SF" + order["order_no"], "logistics_code": self.carrier, "order_no": order["order_no"],
+            "platform_code": platform, "freight": waybill_freight or order["freight"], "insured_fee": "0.00",
+            "gross_weight_kg": "1.2", "package_count": 1, "consignee": order["consignee"]})
+        self.orders.append({"platform": platform, "order_no": order["order_no"], "story": story,
+                            "ecommerce": order["ecommerce_code"], "direction": order["direction"],
+                            "waybill_no": "SF" + order["order_no"]})
+
+    async def play(self, imports: int, exports: int) -> None:
+        jobs = []
+        for _ in range(imports):
+            platform = rng.choice([self.platform, self.platform2])
+            seller = rng.choice(self.sellers + [self.aeo_seller, self.platform2])
+            roll = rng.random()
+            order = self.import_order(platform, seller, "import")
+            if roll < 0.05:
+                order["_story"] = "payment amount differs"
+                jobs.append(self.submit(order, payment_amount=money(Decimal(order["actual_paid"]) + 1)))
+            elif roll < 0.08:
+                order["_story"] = "payer is not the buyer"
+                jobs.append(self.submit(order, payer_name="Someone Else"))
+            elif roll < 0.10:
+                order["_story"] = "waybill freight differs"
+                jobs.append(self.submit(order, waybill_freight=money(Decimal(order["freight"]) + 5)))
+            else:
+                jobs.append(self.submit(order))
+        seller = self.sellers[0]
+        jobs.append(self.submit(self.import_order(self.platform, seller, "cigarettes (not on positive list)", items=[
+            {"item_no": "SKU-1", "name": "Cigarettes", "hs_code": "2402200000", "quantity": 2, "unit": "carton",
+             "unit_price": "300.00", "origin_country": "JP"}])))
+        jobs.append(self.submit(self.import_order(self.platform, seller, "3 handbags at 2,000 (over single limit)", items=[
+            {"item_no": "SKU-1", "name": "Handbag", "hs_code": "4202210090", "quantity": 3, "unit": "piece",
+             "unit_price": "2000.00", "origin_country": "IT"}])))
+        jobs.append(self.submit(self.import_order(self.platform, seller, "one laptop at 8,000 (general trade)", items=[
+            {"item_no": "SKU-1", "name": "Laptop", "hs_code": "8471300000", "quantity": 1, "unit": "piece",
+             "unit_price": "8000.00", "origin_country": "US"}])))
+        whale = ("Qian Duoduo", resident_id())
+        for i in range(7):
+            jobs.append(self.submit(self.import_order(self.platform, seller, f"buyer's order {i + 1} of 7 at ~4,800", buyer=whale, items=[
+                {"item_no": "SKU-1", "name": "Wrist-watch", "hs_code": "9102110000", "quantity": 1, "unit": "piece",
+                 "unit_price": "4700.00", "origin_country": "CH"}])))
+        for _ in range(exports):
+            jobs.append(self.submit(self.export_order(rng.choice([self.platform, self.platform2]),
+                                                      rng.choice(self.sellers), "retail export")))
+        for _ in range(4):
+            jobs.append(self.submit(self.export_order(self.platform, self.exporter, "B2B export (9710)",
+                                                      trade_mode="9710", value_range=(300, 500), hs_code="8509400090")))
+        jobs.append(self.submit(self.export_order(self.platform, seller, "export of arms (prohibited)", hs_code="9304000000")))
+        # The whale's orders race for one buyer's annual quota; they must not all slip under 26,000.
+        await asyncio.gather(*jobs)
+
+    async def drive_onto_negative_list(self) -> None:
+        for i in range(3):
+            await self.submit(self.import_order(self.platform, self.shady, f"live animals #{i + 1} (prohibited)", items=[
+                {"item_no": "SKU-1", "name": "Live mammal", "hs_code": "0106190090", "quantity": 1, "unit": "piece",
+                 "unit_price": "200.00", "origin_country": "TH"}]))
+            await self.wait_decided(self.orders[-1:])
+        await self.wait_for(lambda e: e["credit"]["negative_listed"], self.shady, "the shady seller to be negative-listed")
+        await self.submit(self.import_order(self.platform, self.shady, "a face cream, after the negative listing", items=[
+            {"item_no": "SKU-1", "name": "Face cream", "hs_code": "3304990099", "quantity": 1, "unit": "piece",
+             "unit_price": "180.00", "origin_country": "FR"}]))
+
+    async def status(self, o: dict) -> dict:
+        r = await self.http.get(f"/v1/orders/{o['platform']}/{o['order_no']}", headers=ADMIN)
+        r.raise_for_status()
+        return r.json()
+
+    async def wait_decided(self, orders: list[dict], timeout: float = 240) -> list[dict]:
+        deadline = time.time() + timeout
+        while True:
+            views = await asyncio.gather(*(self.status(o) for o in orders))
+            settled = [v for v in views if v["customs"]["status"] != "pending" and
+                       (v["customs"]["status"] not in ("released", "rejected", "cancelled") or
+                        (v["tax"]["status"] != "pending" and v["fx"]["status"] != "pending"))]
+            if len(settled) == len(views) or time.time() > deadline:
+                return views
+            await asyncio.sleep(1)
+
+    async def wait_for(self, predicate, code: str, what: str, timeout: float = 120) -> dict:  # noqa: ANN001
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            r = await self.http.get(f"/v1/enterprises/{code}", headers=ADMIN)
+            if r.status_code == 200 and predicate(r.json()):
+                return r.json()
+            await asyncio.sleep(1)
+        raise RuntimeError(f"timed out waiting for {what}")
+
+
+def table(title: str, rows: list[tuple], headers: tuple) -> None:
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)] if rows else [len(h) for h in headers]
+    print(f"\n{title}")
+    print("  " + "  ".join(str(h).ljust(w) for h, w in zip(headers, widths)))
+    print("  " + "  ".join("-" * w for w in widths))
+    for row in rows:
+        print("  " + "  ".join(str(x).ljust(w) for x, w in zip(row, widths)))
+
+
+async def main() -> int:
+    demo = Demo(settings().sw_gateway_url)
+    started = time.time()
+    await demo.setup()
+    await demo.play(imports=int(os.environ.get("SW_DEMO_IMPORTS", "220")), exports=int(os.environ.get("SW_DEMO_EXPORTS", "80")))
+    submitted = time.time()
+    print(f"submitted {len(demo.orders)} orders with their payments and waybills in {submitted - started:.1f}s")
+    await demo.drive_onto_negative_list()
+    views = await demo.wait_decided(demo.orders)
+    by_no = {v["order_no"]: v for v in views}
+    undecided = [v for v in views if v["customs"]["status"] == "pending"]
+
+    outcome = Counter()
+    for o in demo.orders:
+        v = by_no[o["order_no"]]
+        reasons = ",".join(r["code"] for r in v["customs"]["reasons"]) or "-"
+        outcome[(o["story"] if o["story"] not in ("import", "retail export") else o["story"],
+                 v["customs"]["status"], v["customs"]["channel"] or "-", reasons)] += 1
+    table("What customs decided, and why", sorted(((s, st, ch, r, n) for (s, st, ch, r), n in outcome.items()),
+                                                  key=lambda x: (x[0], x[1])),
+          ("traffic", "customs", "channel", "reasons", "orders"))
+
+    tax = Counter(v["tax"]["status"] for v in views)
+    collected = sum(Decimal(v["tax"].get("total") or 0) for v in views if v["tax"]["status"] in ("assessed", "general_trade"))
+    table("Tax", [(k, n) for k, n in sorted(tax.items())] + [("collected (CNY)", money(collected))], ("status", "orders"))
+    fx = Counter(v["fx"]["status"] for v in views)
+    settled = sum(Decimal(v["fx"].get("amount_usd") or 0) for v in views if v["fx"]["status"] == "settled")
+    table("Foreign exchange", [(k, n) for k, n in sorted(fx.items())] + [("settled (USD)", money(settled))], ("status", "orders"))
+    logistics = Counter(v["logistics"]["status"] for v in views)
+    table("Logistics", sorted(logistics.items()), ("shipment status", "orders"))
+
+    rows = []
+    for label, code in [("Shady Seller", demo.shady), ("Yiwu B2B Exporter", demo.exporter), ("AEO Seller", demo.aeo_seller),
+                        ("Seller 0", demo.sellers[0])]:
+        e = (await demo.http.get(f"/v1/enterprises/{code}", headers=ADMIN)).json()
+        rows.append((label, e["customs"]["credit_category"], e["credit"]["score"], e["credit"]["grade"],
+                     "yes" if e["credit"]["negative_listed"] else "no", e["fx"]["directory_status"], e["fx"]["year_to_date_usd"]))
+    table("Enterprises, as every agency sees them", rows,
+          ("enterprise", "customs category", "credit score", "grade", "negative list", "FX directory", "FX YTD (USD)"))
+
+    stats = (await demo.http.get("/v1/stats", headers=ADMIN)).json()
+    print(f"\ndecision time (complete documents -> customs): median {stats['decision_time_seconds']['median']}s, "
+          f"p95 {stats['decision_time_seconds']['p95']}s over {stats['decision_time_seconds']['count']} orders")
+    print(f"total {time.time() - started:.1f}s")
+    await demo.http.aclose()
+    if undecided:
+        print(f"\n{len(undecided)} orders still undecided", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
