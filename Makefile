@@ -25,7 +25,7 @@ test:               ## everything: unit tests, then integration and end-to-end o
 test-unit:
 	$(PYTHON) -m pytest -q tests/unit
 
-bench:              ## throughput of the gateway and the mesh, printed as figures
+bench: up          ## throughput of the gateway and the mesh, printed as figures
 	$(PYTHON) -m deploy.bench
 
 clean: down

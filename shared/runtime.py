@@ -106,6 +106,11 @@ def _is_transient(err: BaseException) -> bool:
         return True
     if isinstance(err, (sa_exc.OperationalError, sa_exc.InterfaceError)):
         return True
+    if isinstance(err, sa_exc.DBAPIError):
+        # A deadlock or serialization failure is about timing, not the record: retry the whole batch.
+        code = getattr(err.orig, "sqlstate", None) or getattr(err.orig, "pgcode", None)
+        if code in ("40P01", "40001"):
+            return True
     return isinstance(err, TransientError)
 
 

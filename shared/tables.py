@@ -17,6 +17,9 @@ class ExactDecimal(TypeDecorator):
         super().__init__()
         self.precision, self.scale = precision, scale
 
+    def __repr__(self) -> str:  # so Alembic's autogenerate keeps precision and scale
+        return f"ExactDecimal({self.precision}, {self.scale})"
+
     def load_dialect_impl(self, dialect):  # noqa: ANN001
         if dialect.name == "sqlite":
             return dialect.type_descriptor(String(48))

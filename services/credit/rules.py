@@ -31,6 +31,14 @@ Decisions where the domain was silent:
 - Removal keeps the score. The operator's removal clears only the listing: the score and grade stay as
   earned (an enterprise at D stays always inspected, §10), and the next penalty while still at D lists it
   again. Climbing out of D is done by released parcels, not by the operator.
+- A registration that arrives after the file was opened. Events reach the credit service on several
+  topics, so a decision about an enterprise can come before its registration; the file is then opened
+  provisionally as `general`. When the registration arrives, `register_category` gives the file its
+  registered category and recounts the score from that category's starting score with every change
+  already counted, in the order they were counted: the result is exactly what the file would hold had
+  the registration come first (for `general` that is the score it already has). The recount may put the
+  enterprise on the negative list (an `untrustworthy` one that was already penalised) but never takes it
+  off: only the operator does that.
 """
 from __future__ import annotations
 
@@ -145,3 +153,12 @@ def apply_score_change(f: CreditFile, delta: Decimal) -> CreditChange:
 def remove_from_negative_list(f: CreditFile) -> CreditFile:
     """The operator's removal: lifts the listing, keeps the score (see the module docstring)."""
     return replace(f, negative_listed=False)
+
+
+def register_category(f: CreditFile, customs_credit: str, counted: Iterable[Decimal]) -> CreditFile:
+    """The registered category for a file opened before its registration arrived (see the module
+    docstring): recounted from that category's start with the changes `counted`, in counting order."""
+    recounted = open_credit_file(f.code, customs_credit)
+    for delta in counted:
+        recounted = apply_score_change(recounted, delta).file
+    return replace(recounted, negative_listed=f.negative_listed or recounted.negative_listed)

@@ -23,7 +23,7 @@ parties = Table(
     Column("registered_at", UtcDateTime()),
     Column("grade", String(1)),
     Column("negative_listed", Boolean(create_constraint=False), nullable=False, default=False),
-    # The newest credit event applied, so that an older one replayed from a dead-letter topic cannot undo it.
+    # When the credit service made the last change applied (for officers; events apply in arrival order).
     Column("credit_changed_at", UtcDateTime()),
 )
 

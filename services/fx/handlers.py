@@ -176,17 +176,24 @@ async def not_applicable(uow: UnitOfWork, case: Case) -> None:
     held = case.settlement
     if held is not None and (held.order_version, held.status) == (case.order.version, "not_applicable"):
         return
-    settled_at = now()
+    await record(uow, case, FxSettled(
+        platform_code=case.platform_code, order_no=case.order_no, ecommerce_code=case.order.ecommerce_code,
+        status="not_applicable", settled_at=now()))
+
+
+async def record(uow: UnitOfWork, case: Case, settled: FxSettled) -> None:
+    """Stores the order's one settlement row (a settlement replaces a not_applicable) and publishes it."""
     await upsert(uow.session, settlements, dict(
         platform_code=case.platform_code, order_no=case.order_no, order_version=case.order.version,
-        ecommerce_code=case.order.ecommerce_code, status="not_applicable", amount=None, currency=None,
-        amount_cny=None, rate=None, rate_date=None, amount_usd=None, year=None, year_to_date_usd=None,
-        directory_status=None, settled_at=settled_at,
+        ecommerce_code=settled.ecommerce_code, status=settled.status, amount=settled.amount,
+        currency=settled.currency, amount_cny=settled.amount_cny, rate=settled.rate,
+        rate_date=date.fromisoformat(settled.rate_date) if settled.rate_date else None,
+        amount_usd=settled.amount_usd, year=settled.year, year_to_date_usd=settled.year_to_date_usd,
+        directory_status=settled.directory_status, settled_at=settled.settled_at,
+        document=settled.model_dump(mode="json"),
     ))
-    case.settlement = _Row(order_version=case.order.version, status="not_applicable")
-    uow.emit(FxSettled(platform_code=case.platform_code, order_no=case.order_no,
-                       ecommerce_code=case.order.ecommerce_code, status="not_applicable", settled_at=settled_at),
-             correlation_id=case.key)
+    case.settlement = _Row(order_version=case.order.version, status=settled.status)
+    uow.emit(settled, correlation_id=case.key)
 
 
 async def settlement_of(uow: UnitOfWork, case: Case, amount: Decimal, currency: str, day: date) -> rules.Settlement:
@@ -214,19 +221,12 @@ async def settle(uow: UnitOfWork, case: Case, amount: Decimal, currency: str, da
     await uow.session.execute(enterprise_years.update().where(and_(
         enterprise_years.c.code == code, enterprise_years.c.year == year)).values(
         year_to_date_usd=after, settlements=before.settlements + 1, directory_status=status, updated_at=at))
-    amount_cny = s.amount_cny.quantize(CENT, rounding=ROUND_HALF_UP)
-    await upsert(uow.session, settlements, dict(
-        platform_code=case.platform_code, order_no=case.order_no, order_version=case.order.version,
-        ecommerce_code=code, status="settled", amount=amount, currency=currency, amount_cny=amount_cny,
-        rate=s.usd_rate, rate_date=s.rate_date, amount_usd=s.amount_usd, year=year, year_to_date_usd=after,
-        directory_status=status, settled_at=at,
-    ))
-    case.settlement = _Row(order_version=case.order.version, status="settled")
-    uow.emit(FxSettled(
+    await record(uow, case, FxSettled(
         platform_code=case.platform_code, order_no=case.order_no, ecommerce_code=code, status="settled",
-        amount=amount, currency=currency, amount_cny=amount_cny, rate=s.usd_rate, rate_date=s.rate_date.isoformat(),
-        amount_usd=s.amount_usd, year=year, year_to_date_usd=after, directory_status=status, settled_at=at,
-    ), correlation_id=case.key)
+        amount=amount, currency=currency, amount_cny=s.amount_cny.quantize(CENT, rounding=ROUND_HALF_UP),
+        rate=s.usd_rate, rate_date=s.rate_date.isoformat(), amount_usd=s.amount_usd, year=year,
+        year_to_date_usd=after, directory_status=status, settled_at=at,
+    ))
     # The published status, not only the arithmetic, decides whether this is news (a registration
     # recorded meanwhile already told everyone).
     change = rules.directory_status_change(before.year_to_date_usd, after, registered)

@@ -22,6 +22,7 @@ from services.fx.tables import rates, upsert_statement
 from shared.reference import FxRates, parse_fx_rates, reference_dir
 
 RateRow = tuple[date, str, Decimal]
+_QUOTED = Decimal("0.0001")
 
 
 def default_csv() -> Path:
@@ -61,6 +62,13 @@ async def fingerprint(session: AsyncSession) -> tuple[int, datetime | None]:
     return row[0], latest
 
 
+def as_quoted(rate: Decimal) -> Decimal:
+    """The rate with the four decimals it is quoted with (more if it has them), whatever scale the
+    database column gave it back with: 7.10000000 from PostgreSQL is 7.1000, as it is on SQLite."""
+    trimmed = rate.normalize()
+    return trimmed if trimmed.as_tuple().exponent < -4 else rate.quantize(_QUOTED)
+
+
 class RateCache:
     """The rate table in memory, as `FxRates`; rebuilt from the database when it changed."""
 
@@ -73,7 +81,7 @@ class RateCache:
         if not force and self.rates is not None and version == self.version:
             return False
         rows = (await session.execute(select(rates.c.date, rates.c.currency, rates.c.cny_per_unit))).all()
-        self.rates = FxRates([(r.date, r.currency, r.cny_per_unit) for r in rows])
+        self.rates = FxRates([(r.date, r.currency, as_quoted(r.cny_per_unit)) for r in rows])
         self.version = version
         return True
 

@@ -3,7 +3,7 @@ payment, customs decision; they arrive on different topics in any order), one se
 each ecommerce enterprise's settled USD per calendar year (§11)."""
 from __future__ import annotations
 
-from sqlalchemy import Column, Date, Index, Integer, MetaData, String, Table
+from sqlalchemy import JSON, Column, Date, Index, Integer, MetaData, String, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -75,6 +75,7 @@ settlements = Table(
     Column("year_to_date_usd", ExactDecimal(18, 2)),
     Column("directory_status", String(32)),
     Column("settled_at", UtcDateTime(), nullable=False),
+    Column("document", JSON, nullable=False),  # the FxSettled as published
     Index("ix_settlements_ecommerce", "ecommerce_code", "year"),
 )
 

@@ -12,10 +12,11 @@ What arrives, on which topic, and in what order:
 from __future__ import annotations
 
 import functools
+import logging
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
-from sqlalchemy import and_, bindparam, exists, insert, select, update
+from sqlalchemy import and_, bindparam, exists, func, insert, select, tuple_, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -30,11 +31,18 @@ from contracts.v1.events import (
     WaybillSubmitted,
     WaybillTracked,
 )
-from services.logistics.rules import Shipment, apply_customs_release, apply_tracking_event, new_shipment, order_never_came
+from services.logistics.rules import (
+    Shipment,
+    apply_customs_release,
+    apply_tracking_event,
+    new_shipment,
+    order_never_came,
+)
 from services.logistics.tables import customs_releases, orders_seen, shipments, tracking_events
 from shared.runtime import Handlers, TransientError, UnitOfWork
 
 handlers = Handlers()
+log = logging.getLogger(__name__)
 
 WATCHDOG_BATCH = 500
 _LOCK_CONFLICTS = {"40P01", "40001"}  # deadlock detected, serialization failure
@@ -71,6 +79,15 @@ async def insert_ignore(session: AsyncSession, table, values: dict) -> bool:  # 
     builder = pg_insert if dialect == "postgresql" else sqlite_insert
     result = await session.execute(builder(table).values(**values).on_conflict_do_nothing())
     return bool(result.rowcount)
+
+
+async def lock_order(session: AsyncSession, platform_code: str, order_no: str) -> None:
+    """Serialises the waybill and the customs release of one order across instances (PostgreSQL; SQLite
+    has one writer at a time anyway). Without it, a release handled while another instance's new
+    shipment is still uncommitted would find no shipment to clear, and the waybill's handler would
+    not have seen the release either."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(select(func.pg_advisory_xact_lock(func.hashtext(order_key(platform_code, order_no)))))
 
 
 # --- the shipment as a row ----------------------------------------------------------------------------
@@ -147,6 +164,7 @@ async def _save(uow: UnitOfWork, before: dict, after: dict, now: datetime) -> No
 async def on_waybill_submitted(uow: UnitOfWork, event: Envelope, w: WaybillSubmitted) -> None:
     b = w.waybill
     same_order = lambda t: and_(t.c.platform_code == b.platform_code, t.c.order_no == b.order_no)  # noqa: E731
+    await lock_order(uow.session, b.platform_code, b.order_no)
     # One round trip for everything the new shipment depends on.
     known = (await uow.session.execute(select(
         exists().where(_pk(b.logistics_code, b.waybill_no)).label("known_waybill"),
@@ -188,7 +206,12 @@ async def on_waybill_submitted(uow: UnitOfWork, event: Envelope, w: WaybillSubmi
         if report is None:
             _release(uow, row, at, max(at, w.submitted_at))
         else:
-            _track(uow, row, report.event, report.at, report.location)
+            try:
+                _track(uow, row, report.event, report.at, report.location)
+            except ValueError:
+                # Kept reports passed the contract, so this cannot happen today; if it ever does, one bad
+                # report must not cost the waybill itself (it would be dead-lettered with it).
+                log.warning("kept tracking report refused", extra={"event_type": report.event})
     if orphan_ids:
         await uow.session.execute(update(tracking_events).where(tracking_events.c.id.in_(orphan_ids))
                                   .values(applied=True))
@@ -227,6 +250,7 @@ async def on_customs_decision(uow: UnitOfWork, event: Envelope, d: CustomsDecisi
     # Only a release moves a parcel; a cancellation cannot follow one (rules.py, rule 9).
     if d.status != "released":
         return
+    await lock_order(uow.session, d.platform_code, d.order_no)
     await insert_ignore(uow.session, customs_releases, {
         "platform_code": d.platform_code, "order_no": d.order_no, "order_version": d.order_version,
         "released_at": d.decided_at})
@@ -267,17 +291,29 @@ async def report_orders_never_came(uow: UnitOfWork, now: datetime, grace_hours: 
     due = (await uow.session.execute(
         select(shipments).where(shipments.c.awaiting_order_since <= now - grace_period(grace_hours))
         .order_by(shipments.c.awaiting_order_since).limit(limit).with_for_update(skip_locked=True))).all()
+    # An order committed by another instance while the waybill's shipment was still uncommitted did not
+    # clear `awaiting_order_since`; orders_seen is the record that cannot miss it.
+    seen: dict[tuple[str, str], datetime] = {}
+    if due:
+        seen = {(o.platform_code, o.order_no): o.seen_at for o in (await uow.session.execute(
+            select(orders_seen).where(tuple_(orders_seen.c.platform_code, orders_seen.c.order_no).in_(
+                [(r.platform_code, r.order_no) for r in due])))).all()}
     done = []
     for r in due:
-        if not order_never_came(r.waybill_received_at, r.order_seen_at is not None, now, grace_hours):
+        seen_at = r.order_seen_at or seen.get((r.platform_code, r.order_no))
+        if seen_at is not None:
+            done.append({"lc": r.logistics_code, "wn": r.waybill_no, "seen": seen_at, "never": None})
+            continue
+        if not order_never_came(r.waybill_received_at, False, now, grace_hours):
             continue
         _anomaly(uow, dict(r._mapping), "ORDER_NEVER_CAME",
                  f"waybill {r.waybill_no} of {r.logistics_code} arrived at {r.waybill_received_at.isoformat()}; "
                  f"no order {r.order_no} of platform {r.platform_code} after {grace_hours} hours", now)
-        done.append({"lc": r.logistics_code, "wn": r.waybill_no})
+        done.append({"lc": r.logistics_code, "wn": r.waybill_no, "seen": None, "never": now})
     if done:
         await uow.session.execute(
             update(shipments).where(and_(shipments.c.logistics_code == bindparam("lc"),
                                          shipments.c.waybill_no == bindparam("wn")))
-            .values(awaiting_order_since=None, order_never_came_at=now, updated_at=now), done)
-    return len(done)
+            .values(awaiting_order_since=None, order_seen_at=bindparam("seen"), order_never_came_at=bindparam("never"),
+                    updated_at=now), done)
+    return sum(1 for d in done if d["never"] is not None)

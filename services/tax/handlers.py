@@ -14,7 +14,7 @@ from contracts.envelope import Envelope
 from contracts.v1.events import CustomsDecision, Order, OrderSubmitted, TaxAssessment, TaxLine
 from services.tax import rules
 from services.tax.tables import assessments, decisions, export_revenue, insert_once, orders, upsert
-from shared.reference import fx_rates, hs_catalogue
+from shared.reference import MissingRate, fx_rates, hs_catalogue
 from shared.runtime import Handlers, UnitOfWork
 
 handlers = Handlers()
@@ -156,14 +156,17 @@ def not_applicable(case: Case) -> TaxAssessment:
     return base_assessment(case, "not_applicable")
 
 
-def cny_per_unit(currency: str, day: date) -> Decimal:
-    # shared.reference's FxRates gives CNY 1 on every day and raises MissingRate (dead-lettered) otherwise.
-    return fx_rates().rate_on(currency, day)[1]
+def cny_per_unit(case: Case, currency: str, day: date) -> Decimal:
+    # CNY is 1 on every day; a currency the reference table lacks cannot be taxed: dead-lettered.
+    try:
+        return fx_rates().rate_on(currency, day)[1]
+    except MissingRate as err:
+        raise MissingRate(f"cannot assess order {case.key}: {err}") from None
 
 
 def assess_import(case: Case) -> TaxAssessment:
     order = Order.model_validate(case.order.document)
-    rate = cny_per_unit(order.currency, china_day(case.order.submitted_at))
+    rate = cny_per_unit(case, order.currency, china_day(case.order.submitted_at))
     a = rules.assess_import(order, case.decision.tax_mode or "retail", hs_catalogue(), rate)
     return base_assessment(
         case, a.status, dutiable_value=a.dutiable_value, customs_duty=a.customs_duty, vat=a.vat,
@@ -186,7 +189,7 @@ def _line_amount(amount: Decimal) -> Decimal:
 
 async def record_export_revenue(uow: UnitOfWork, case: Case) -> None:
     order, decision = case.order, case.decision
-    revenue = rules.round_money(order.actual_paid * cny_per_unit(order.currency, china_day(order.submitted_at)))
+    revenue = rules.round_money(order.actual_paid * cny_per_unit(case, order.currency, china_day(order.submitted_at)))
     await insert_once(uow.session, export_revenue, dict(
         platform_code=case.platform_code, order_no=case.order_no, ecommerce_code=order.ecommerce_code,
         quarter=rules.quarter_of(china_day(decision.decided_at)), revenue_cny=revenue,

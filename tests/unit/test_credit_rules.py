@@ -13,6 +13,7 @@ from services.credit.rules import (
     decision_score_change,
     grade,
     open_credit_file,
+    register_category,
     remove_from_negative_list,
     score_cap,
 )
@@ -284,3 +285,62 @@ def test_a_zero_change_at_d_neither_lists_nor_changes_anything():
 def test_removal_of_an_unlisted_file_changes_nothing():
     f = file_at("80")
     assert remove_from_negative_list(f) == f
+
+
+# --- a registration that arrives after the file was opened ----------------------------------------
+
+
+def _provisional(deltas: list[str]) -> tuple[CreditFile, list[Decimal]]:
+    f = open_credit_file("X1", "general")
+    counted = [D(d) for d in deltas]
+    for delta in counted:
+        f = apply_score_change(f, delta).file
+    return f, counted
+
+
+def test_a_general_registration_keeps_the_provisional_score():
+    f, counted = _provisional(["-5", "0.1", "-20"])
+    assert register_category(f, "general", counted) == f
+    assert f.score == D("75.1")
+
+
+def test_an_advanced_registration_recounts_from_110():
+    f, counted = _provisional(["-5", "0.1"])
+    registered = register_category(f, "advanced", counted)
+    assert registered == CreditFile(code="X1", customs_credit="advanced", score=D("105.1"), negative_listed=False)
+
+
+def test_the_recount_applies_the_registered_cap():
+    f, counted = _provisional(["0.1"] * 150)
+    assert f.score == D("110")
+    assert register_category(f, "advanced", counted).score == D("120")
+    assert register_category(f, "untrustworthy", counted).score == D("65")
+
+
+def test_an_untrustworthy_registration_after_a_penalty_lists_the_enterprise():
+    f, counted = _provisional(["-2"])
+    assert not f.negative_listed
+    registered = register_category(f, "untrustworthy", counted)
+    assert registered.score == D("48")
+    assert registered.negative_listed
+
+
+def test_an_untrustworthy_registration_without_penalties_does_not_list():
+    f, counted = _provisional(["0.1"])
+    registered = register_category(f, "untrustworthy", counted)
+    assert registered.score == D("50.1")
+    assert not registered.negative_listed
+
+
+def test_the_recount_never_lifts_a_listing():
+    f, counted = _provisional(["-20", "-20", "-5"])
+    assert f.negative_listed
+    registered = register_category(f, "advanced", counted)
+    assert registered.score == D("65")
+    assert registered.negative_listed
+
+
+def test_registration_refuses_an_unknown_category():
+    f, counted = _provisional([])
+    with pytest.raises(ValueError):
+        register_category(f, "aeo", counted)

@@ -139,3 +139,43 @@ def test_crossing_the_threshold_is_a_change():
 )
 def test_no_change_when_the_status_stays(before, after, registered):
     assert directory_status_change(before, after, registered) is None
+
+
+# --- the rates file the loader takes -----------------------------------------------------------
+
+
+def test_rates_file_rows_are_read_exactly(tmp_path):
+    from services.fx.load_rates import read_csv
+
+    path = tmp_path / "rates.csv"
+    path.write_text("date,currency,cny_per_unit\n2026-12-01,USD,7.1000\n2026-12-01,KRW,0.00512\n")
+    assert read_csv(path) == [(date(2026, 12, 1), "USD", D("7.1000")), (date(2026, 12, 1), "KRW", D("0.00512"))]
+
+
+@pytest.mark.parametrize(
+    ("row", "problem"),
+    [
+        ("2026-12-01,USD,0", "positive"),
+        ("2026-12-01,USD,-7.1", "positive"),
+        ("2026-12-01,usd,7.1", "ISO 4217"),
+        ("2026-13-01,USD,7.1", "not a rates file"),
+        ("2026-12-01,USD,seven", "not a rates file"),
+    ],
+)
+def test_a_rates_file_with_a_bad_row_is_refused_whole(tmp_path, row, problem):
+    from services.fx.load_rates import read_csv
+
+    path = tmp_path / "rates.csv"
+    path.write_text(f"date,currency,cny_per_unit\n2026-12-01,EUR,7.7\n{row}\n")
+    with pytest.raises(ValueError, match=problem):
+        read_csv(path)
+
+
+@pytest.mark.parametrize(
+    ("stored", "quoted"),
+    [("7.10000000", "7.1000"), ("0.00512000", "0.00512"), ("7.1300", "7.1300"), ("9.025", "9.0250")],
+)
+def test_rates_read_back_from_the_database_keep_their_quoted_decimals(stored, quoted):
+    from services.fx.load_rates import as_quoted
+
+    assert str(as_quoted(D(stored))) == quoted
