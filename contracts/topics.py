@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel
 
 from contracts.v1 import events as v1
+from contracts.v2 import events as v2
 
 
 @dataclass(frozen=True)
@@ -31,9 +32,9 @@ class Topic:
         return f"{self.name}.dlq"
 
 
-def _topic(name: str, writer: str, carries: str, *events: tuple[str, type[BaseModel], str]) -> Topic:
+def _topic(name: str, writer: str, carries: str, *events: tuple[str, type[BaseModel], str], version: int = 1) -> Topic:
     return Topic(
-        name, writer, carries, tuple(EventType(n, 1, m, name, key) for n, m, key in events)
+        name, writer, carries, tuple(EventType(n, version, m, name, key) for n, m, key in events)
     )
 
 
@@ -47,6 +48,10 @@ ENTERPRISE_REGISTERED = _topic(
 ORDER_SUBMITTED = _topic(
     "sw.order.submitted.v1", "gateway", "orders (new, corrected, cancelled)",
     ("order.submitted", v1.OrderSubmitted, ORDER_KEY),
+)
+ORDER_SUBMITTED_V2 = _topic(
+    "sw.order.submitted.v2", "gateway", "orders (new, corrected, cancelled), money as {amount, currency}",
+    ("order.submitted", v2.OrderSubmittedV2, ORDER_KEY), version=2,
 )
 PAYMENT_SUBMITTED = _topic(
     "sw.payment.submitted.v1", "gateway", "payments",
@@ -85,6 +90,7 @@ CREDIT_RATING = _topic(
 TOPICS: tuple[Topic, ...] = (
     ENTERPRISE_REGISTERED,
     ORDER_SUBMITTED,
+    ORDER_SUBMITTED_V2,
     PAYMENT_SUBMITTED,
     WAYBILL_SUBMITTED,
     CUSTOMS_DECISION,

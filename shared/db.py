@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 from sqlalchemy import event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 
@@ -38,3 +40,11 @@ def _make_sqlite_transactional(engine: AsyncEngine) -> None:
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=True)
+
+
+async def insert_if_absent(session: AsyncSession, table, values: dict | list[dict],  # noqa: ANN001
+                           keys: list[str] | None = None) -> bool:
+    """INSERT ... ON CONFLICT DO NOTHING on PostgreSQL and SQLite; True when a row was written."""
+    builder = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    result = await session.execute(builder(table).values(values).on_conflict_do_nothing(index_elements=keys))
+    return bool(result.rowcount)

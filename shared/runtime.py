@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -42,7 +42,7 @@ from shared.migrations import upgrade
 from shared.outbox import OutboxRelay, dead_letter_row, outbox_row, stage_rows
 from shared.settings import Settings, settings
 from shared.tables import INBOX
-from shared.tracing import continue_trace
+from shared.tracing import continue_trace, end_trace
 
 log = logging.getLogger(__name__)
 
@@ -75,14 +75,14 @@ class Handlers:
     """Handlers by event type: `@handlers.on(OrderSubmitted)`; the type's topic is subscribed to."""
 
     def __init__(self) -> None:
-        self.by_type: dict[str, Handler] = {}
+        self.by_type: dict[tuple[str, int], Handler] = {}  # (event type, version): one version of a type has one handler
         self.topics: set[str] = set()
 
     def on(self, model: type[BaseModel]) -> Callable[[Handler], Handler]:
         et = event_type_of(model)
 
         def register(fn: Handler) -> Handler:
-            self.by_type[et.name] = fn
+            self.by_type[(et.name, et.version)] = fn
             self.topics.add(et.topic)
             return fn
 
@@ -107,9 +107,9 @@ def _is_transient(err: BaseException) -> bool:
     if isinstance(err, (sa_exc.OperationalError, sa_exc.InterfaceError)):
         return True
     if isinstance(err, sa_exc.DBAPIError):
-        # A deadlock or serialization failure is about timing, not the record: retry the whole batch.
+        # A deadlock, serialization failure or lock timeout is about timing, not the record: retry the whole batch.
         code = getattr(err.orig, "sqlstate", None) or getattr(err.orig, "pgcode", None)
-        if code in ("40P01", "40001"):
+        if code in ("40P01", "40001", "55P03"):
             return True
     return isinstance(err, TransientError)
 
@@ -285,7 +285,7 @@ class Service:
         et = EVENT_TYPES.get((envelope.type, envelope.version))
         if et is None or et.topic != record.topic:
             return "dead_letter", f"unknown event type {envelope.type} v{envelope.version} on {record.topic}"
-        handler = self.handlers.by_type.get(envelope.type)
+        handler = self.handlers.by_type.get((envelope.type, envelope.version))
         if handler is None:
             return "ignored", None
         try:
@@ -314,6 +314,7 @@ class Service:
             return "dead_letter", f"{type(last_error).__name__}: {last_error}"
         finally:
             logs.correlation_id.reset(cid_token)
+            end_trace(trace_token)
 
     def _dead_letter(self, record: ConsumerRecord, problem: str) -> dict:
         log.error("dead-lettering a record", extra={"topic": record.topic, "error": problem})

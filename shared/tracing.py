@@ -20,6 +20,10 @@ def continue_trace(parent: str | None) -> contextvars.Token:
     return _traceparent.set(new_traceparent(parent))
 
 
+def end_trace(token: contextvars.Token) -> None:
+    _traceparent.reset(token)
+
+
 def current_traceparent() -> str:
     value = _traceparent.get()
     if value is None:

@@ -92,6 +92,7 @@ class OrderItem(Strict):
     unit: str = Field(min_length=1, max_length=16)
     unit_price: Money
     origin_country: Country
+    brand: str | None = Field(default=None, max_length=100, description="the brand, carried on sw.order.submitted.v2")
 
     @property
     def line_value(self) -> Decimal:

@@ -15,7 +15,6 @@ from contracts.v1.documents import (
     CustomsCredit,
     Direction,
     IdType,
-    OrderItem,
     Role,
     TrackingEventName,
     TradeMode,
@@ -73,6 +72,22 @@ class SealedPerson(Payload):
     phone: str | None = None
 
 
+class OrderLine(Payload):
+    """One line of an order as it travels on sw.order.submitted.v1."""
+
+    item_no: str
+    name: str
+    hs_code: str
+    quantity: Quantity
+    unit: str
+    unit_price: Money
+    origin_country: Country
+
+    @property
+    def line_value(self) -> Decimal:
+        return self.quantity * self.unit_price
+
+
 class Order(Payload):
     order_no: str
     platform_code: str
@@ -80,7 +95,7 @@ class Order(Payload):
     direction: Direction
     trade_mode: TradeMode
     currency: Currency
-    items: list[OrderItem]
+    items: list[OrderLine]
     freight: Money
     insurance: Money
     discount: Money

@@ -14,15 +14,11 @@
 """
 from __future__ import annotations
 
-import functools
 import json
 from datetime import datetime, timezone
 from decimal import Decimal
 
-from sqlalchemy import exc as sa_exc
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.envelope import Envelope
@@ -43,13 +39,13 @@ from services.credit.rules import (
     register_category,
 )
 from services.credit.tables import credit_files, score_events
-from shared.runtime import Handlers, TransientError, UnitOfWork
+from shared.db import insert_if_absent
+from shared.runtime import Handlers, UnitOfWork
 
 handlers = Handlers()
 
 PROVISIONAL_CATEGORY = "general"
 _TENTH = Decimal("0.1")
-_LOCK_CONFLICTS = {"40P01", "40001"}  # deadlock detected, serialization failure
 
 
 def utcnow() -> datetime:
@@ -60,30 +56,6 @@ def display_score(score: Decimal) -> Decimal:
     """Scores move in tenths; one decimal place whatever the database gave back ("100.0", "99.9")."""
     tenths = score.quantize(_TENTH)
     return tenths if tenths == score else score
-
-
-def _retry_batch_on_lock_conflict(fn):  # noqa: ANN001, ANN202
-    """Credit files are hot rows that two instances may lock in opposite orders inside their batches.
-    Retrying the record inside the batch would meet the same lock again, so the whole batch is rolled
-    back and retried (TransientError) instead of dead-lettering a valid event."""
-
-    @functools.wraps(fn)
-    async def wrapper(*args, **kwargs):  # noqa: ANN202
-        try:
-            return await fn(*args, **kwargs)
-        except sa_exc.DBAPIError as err:
-            if getattr(err.orig, "sqlstate", None) in _LOCK_CONFLICTS:
-                raise TransientError(f"lock conflict: {err.orig}") from err
-            raise
-
-    return wrapper
-
-
-async def insert_ignore(session: AsyncSession, table, values: dict) -> bool:  # noqa: ANN001
-    """INSERT that leaves an existing row with the same key alone; True if a row was written."""
-    builder = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    result = await session.execute(builder(table).values(**values).on_conflict_do_nothing())
-    return bool(result.rowcount)
 
 
 def file_of(row) -> CreditFile:  # noqa: ANN001
@@ -114,13 +86,12 @@ def negative_list_changed(uow: UnitOfWork, f: CreditFile, reason: str, at: datet
 
 
 @handlers.on(EnterpriseRegistered)
-@_retry_batch_on_lock_conflict
 async def on_enterprise_registered(uow: UnitOfWork, event: Envelope, r: EnterpriseRegistered) -> None:
     now = utcnow()
     row = await load_file(uow.session, r.code)
     if row is None:
         f = open_credit_file(r.code, r.customs_credit)
-        if await insert_ignore(uow.session, credit_files, {
+        if await insert_if_absent(uow.session, credit_files, {
                 "code": f.code, "customs_credit": f.customs_credit, "score": f.score, "negative_listed": False,
                 "registered_at": r.registered_at, "opened_at": now, "updated_at": now}):
             rating_changed(uow, f, None, "registered", now)
@@ -152,14 +123,14 @@ async def count_score_event(uow: UnitOfWork, code: str, delta: Decimal, event_ke
                             occurred_at: datetime) -> None:
     """Counts one scoring event once (by `event_key`) on `code`'s file, opening it provisionally if needed."""
     now = utcnow()
-    if not await insert_ignore(uow.session, score_events, {
+    if not await insert_if_absent(uow.session, score_events, {
             "event_key": event_key, "enterprise_code": code, "delta": delta, "reason": reason[:2000],
             "occurred_at": occurred_at, "counted_at": now}):
         return  # already counted
     row = await load_file(uow.session, code)
     if row is None:
         provisional = open_credit_file(code, PROVISIONAL_CATEGORY)
-        await insert_ignore(uow.session, credit_files, {
+        await insert_if_absent(uow.session, credit_files, {
             "code": code, "customs_credit": provisional.customs_credit, "score": provisional.score,
             "negative_listed": False, "registered_at": None, "opened_at": now, "updated_at": now})
         row = await load_file(uow.session, code)
@@ -181,7 +152,6 @@ def _codes(d: CustomsDecision) -> list[str]:
 
 
 @handlers.on(CustomsDecision)
-@_retry_batch_on_lock_conflict
 async def on_customs_decision(uow: UnitOfWork, event: Envelope, d: CustomsDecision) -> None:
     codes = _codes(d)
     delta = decision_score_change(d.status, codes)
@@ -200,7 +170,6 @@ async def on_customs_decision(uow: UnitOfWork, event: Envelope, d: CustomsDecisi
 
 
 @handlers.on(WaybillTracked)
-@_retry_batch_on_lock_conflict
 async def on_waybill_tracked(uow: UnitOfWork, event: Envelope, t: WaybillTracked) -> None:
     if t.event != "exception":
         return

@@ -27,7 +27,6 @@ Choices the domain leaves open, made here:
 """
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta, timezone
@@ -38,8 +37,6 @@ from zoneinfo import ZoneInfo
 from cryptography.fernet import InvalidToken
 from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.envelope import Envelope
@@ -68,6 +65,7 @@ from services.customs.tables import (
     released_export_lines,
 )
 from shared.reference import MissingRate, fx_rates, hs_catalogue
+from shared.db import insert_if_absent
 from shared.runtime import Handlers, TransientError, UnitOfWork
 from shared.sealing import pseudonym, unseal
 from shared.settings import settings
@@ -81,7 +79,6 @@ SWEEP_BATCH = 500
 # Files blocked on a missing FX rate are retried once per process: the rates are read once per process.
 PROCESS_STARTED_AT = datetime.now(timezone.utc)
 # PostgreSQL: deadlock, serialization failure, lock not available. The whole batch is retried.
-CONFLICT_SQLSTATES = frozenset({"40P01", "40001", "55P03"})
 
 
 def utcnow() -> datetime:
@@ -102,38 +99,6 @@ def order_key(platform_code: str, order_no: str) -> str:
 
 def timeout_delta(hours: Decimal) -> timedelta:
     return timedelta(microseconds=int(hours * 3_600_000_000))
-
-
-def insert_ignoring_duplicates(session: AsyncSession, table, values: dict | list[dict], keys: list[str]):  # noqa: ANN001, ANN201
-    dialect = session.bind.dialect.name
-    if dialect == "postgresql":
-        stmt = pg_insert(table)
-    elif dialect == "sqlite":
-        stmt = sqlite_insert(table)
-    else:  # pragma: no cover - the runtime supports these two
-        raise RuntimeError(f"unsupported database {dialect}")
-    return stmt.values(values).on_conflict_do_nothing(index_elements=keys)
-
-
-def conflicts_are_transient(fn: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
-    """A deadlock between two instances is nobody's fault: retry the whole batch rather than dead-letter."""
-
-    @functools.wraps(fn)
-    async def wrapper(*args: Any, **kwargs: Any) -> None:
-        try:
-            await fn(*args, **kwargs)
-        except sa_exc.DBAPIError as err:
-            if is_conflict(err):
-                raise TransientError(f"lock conflict: {err.orig}") from err
-            raise
-
-    return wrapper
-
-
-def is_conflict(err: sa_exc.DBAPIError) -> bool:
-    orig = getattr(err, "orig", None)
-    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
-    return code in CONFLICT_SQLSTATES
 
 
 # --- the order file ----------------------------------------------------------------------------
@@ -211,10 +176,10 @@ async def lock_file(session: AsyncSession, platform_code: str, order_no: str) ->
 
 async def open_file(session: AsyncSession, platform_code: str, order_no: str, arrived_at: datetime) -> OrderFile:
     """The file for this parcel, created on the first document about it, locked for this transaction."""
-    await session.execute(insert_ignoring_duplicates(session, order_files, {
+    await insert_if_absent(session, order_files, {
         "platform_code": platform_code, "order_no": order_no, "order_version": 0, "first_document_at": arrived_at,
         "status": "pending", "reasons": [], "updated_at": utcnow(),
-    }, ["platform_code", "order_no"]))
+    }, ["platform_code", "order_no"])
     file = await lock_file(session, platform_code, order_no)
     assert file is not None
     # Documents reach customs on three topics, so not necessarily in the order they reached the window.
@@ -241,8 +206,7 @@ async def known_parties(session: AsyncSession, codes: set[str]) -> dict[str, Par
 
 
 async def lock_party(session: AsyncSession, code: str):  # noqa: ANN201
-    await session.execute(insert_ignoring_duplicates(
-        session, parties, {"code": code, "negative_listed": False}, ["code"]))
+    await insert_if_absent(session, parties, {"code": code, "negative_listed": False}, ["code"])
     return (await session.execute(select(parties).where(parties.c.code == code).with_for_update())).first()
 
 
@@ -258,8 +222,8 @@ async def clear_waits(session: AsyncSession, file: OrderFile) -> None:
 async def locked_year_total(session: AsyncSession, buyer: str, year: int) -> Decimal:
     """The buyer's year total, with the row locked until the transaction ends: two orders of one buyer
     decided at once (other partition, other instance) queue here instead of both slipping under the limit."""
-    await session.execute(insert_ignoring_duplicates(session, buyer_year_totals, {
-        "buyer": buyer, "year": year, "total_cny": ZERO, "updated_at": utcnow()}, ["buyer", "year"]))
+    await insert_if_absent(session, buyer_year_totals, {
+        "buyer": buyer, "year": year, "total_cny": ZERO, "updated_at": utcnow()}, ["buyer", "year"])
     total = await session.scalar(select(buyer_year_totals.c.total_cny).where(and_(
         buyer_year_totals.c.buyer == buyer, buyer_year_totals.c.year == year)).with_for_update())
     return total if total is not None else ZERO
@@ -337,8 +301,7 @@ async def record_export_lines(session: AsyncSession, file: OrderFile) -> None:
         "destination_country": order.destination_country or "", "currency": order.currency,
         "quantity": item.quantity, "value": item.quantity * item.unit_price, "released_at": file.decided_at,
     } for index, item in enumerate(order.items)]
-    await session.execute(insert_ignoring_duplicates(
-        session, released_export_lines, rows, ["platform_code", "order_no", "line_no"]))
+    await insert_if_absent(session, released_export_lines, rows, ["platform_code", "order_no", "line_no"])
 
 
 async def try_decide(session: AsyncSession, file: OrderFile, now: datetime, *, force: bool = False) -> CustomsDecision | None:
@@ -358,9 +321,9 @@ async def try_decide(session: AsyncSession, file: OrderFile, now: datetime, *, f
     await clear_waits(session, file)
     if unknown and not force:
         # The registration travels on another topic and may simply not be here yet.
-        await session.execute(insert_ignoring_duplicates(session, party_waits, [
+        await insert_if_absent(session, party_waits, [
             {"code": code, "platform_code": file.platform_code, "order_no": file.order_no} for code in unknown
-        ], ["code", "platform_code", "order_no"]))
+        ], ["code", "platform_code", "order_no"])
         file.awaiting_party_since = file.awaiting_party_since or now
         return None
     file.awaiting_party_since = None
@@ -423,7 +386,6 @@ async def reject_for_timeout(session: AsyncSession, file: OrderFile, reason: Rea
 
 
 @handlers.on(EnterpriseRegistered)
-@conflicts_are_transient
 async def on_enterprise_registered(uow: UnitOfWork, event: Envelope, reg: EnterpriseRegistered) -> None:
     session = uow.session
     await lock_party(session, reg.code)
@@ -472,19 +434,16 @@ async def apply_credit(session: AsyncSession, code: str, changed_at: datetime, *
 
 
 @handlers.on(CreditRatingChanged)
-@conflicts_are_transient
 async def on_credit_rating(uow: UnitOfWork, event: Envelope, r: CreditRatingChanged) -> None:
     await apply_credit(uow.session, r.enterprise_code, r.changed_at, grade=r.grade, negative_listed=r.negative_listed)
 
 
 @handlers.on(NegativeListChanged)
-@conflicts_are_transient
 async def on_negative_list(uow: UnitOfWork, event: Envelope, n: NegativeListChanged) -> None:
     await apply_credit(uow.session, n.enterprise_code, n.changed_at, grade=n.grade, negative_listed=n.listed)
 
 
 @handlers.on(OrderSubmitted)
-@conflicts_are_transient
 async def on_order_submitted(uow: UnitOfWork, event: Envelope, sub: OrderSubmitted) -> None:
     session, order, now = uow.session, sub.order, utcnow()
     file = await open_file(session, order.platform_code, order.order_no, sub.submitted_at)
@@ -526,7 +485,6 @@ async def on_order_submitted(uow: UnitOfWork, event: Envelope, sub: OrderSubmitt
 
 
 @handlers.on(PaymentSubmitted)
-@conflicts_are_transient
 async def on_payment_submitted(uow: UnitOfWork, event: Envelope, sub: PaymentSubmitted) -> None:
     payment = sub.payment
     file = await open_file(uow.session, payment.platform_code, payment.order_no, sub.submitted_at)
@@ -544,7 +502,6 @@ async def on_payment_submitted(uow: UnitOfWork, event: Envelope, sub: PaymentSub
 
 
 @handlers.on(WaybillSubmitted)
-@conflicts_are_transient
 async def on_waybill_submitted(uow: UnitOfWork, event: Envelope, sub: WaybillSubmitted) -> None:
     waybill = sub.waybill
     file = await open_file(uow.session, waybill.platform_code, waybill.order_no, sub.submitted_at)

@@ -1,13 +1,12 @@
 """The single window (spec §2-§5): one submission per document, durable before 202, published once."""
 from __future__ import annotations
 
-import json
 import secrets
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import APIRouter, Body, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import and_, insert, select, update

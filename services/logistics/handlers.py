@@ -11,15 +11,11 @@ What arrives, on which topic, and in what order:
 """
 from __future__ import annotations
 
-import functools
 import logging
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 from sqlalchemy import and_, bindparam, exists, func, insert, select, tuple_, update
-from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.envelope import Envelope
@@ -39,13 +35,13 @@ from services.logistics.rules import (
     order_never_came,
 )
 from services.logistics.tables import customs_releases, orders_seen, shipments, tracking_events
-from shared.runtime import Handlers, TransientError, UnitOfWork
+from shared.db import insert_if_absent
+from shared.runtime import Handlers, UnitOfWork
 
 handlers = Handlers()
 log = logging.getLogger(__name__)
 
 WATCHDOG_BATCH = 500
-_LOCK_CONFLICTS = {"40P01", "40001"}  # deadlock detected, serialization failure
 
 
 def utcnow() -> datetime:
@@ -54,31 +50,6 @@ def utcnow() -> datetime:
 
 def order_key(platform_code: str, order_no: str) -> str:
     return f"{platform_code}:{order_no}"
-
-
-def _retry_batch_on_lock_conflict(fn):  # noqa: ANN001, ANN202
-    """Two instances can lock the same shipments in opposite orders inside their batches. Retrying the
-    record inside the batch would meet the same lock again (the batch's earlier locks are still held),
-    so the whole batch is rolled back and retried instead of dead-lettering a valid event."""
-
-    @functools.wraps(fn)
-    async def wrapper(*args, **kwargs):  # noqa: ANN202
-        try:
-            return await fn(*args, **kwargs)
-        except sa_exc.DBAPIError as err:
-            if getattr(err.orig, "sqlstate", None) in _LOCK_CONFLICTS:
-                raise TransientError(f"lock conflict: {err.orig}") from err
-            raise
-
-    return wrapper
-
-
-async def insert_ignore(session: AsyncSession, table, values: dict) -> bool:  # noqa: ANN001
-    """INSERT that leaves an existing row with the same key alone; True if a row was written."""
-    dialect = session.get_bind().dialect.name
-    builder = pg_insert if dialect == "postgresql" else sqlite_insert
-    result = await session.execute(builder(table).values(**values).on_conflict_do_nothing())
-    return bool(result.rowcount)
 
 
 async def lock_order(session: AsyncSession, platform_code: str, order_no: str) -> None:
@@ -160,7 +131,6 @@ async def _save(uow: UnitOfWork, before: dict, after: dict, now: datetime) -> No
 
 
 @handlers.on(WaybillSubmitted)
-@_retry_batch_on_lock_conflict
 async def on_waybill_submitted(uow: UnitOfWork, event: Envelope, w: WaybillSubmitted) -> None:
     b = w.waybill
     same_order = lambda t: and_(t.c.platform_code == b.platform_code, t.c.order_no == b.order_no)  # noqa: E731
@@ -185,7 +155,7 @@ async def on_waybill_submitted(uow: UnitOfWork, event: Envelope, w: WaybillSubmi
         "released_at": None, "order_seen_at": known.seen_at,
         "awaiting_order_since": None if known.seen_at else w.submitted_at, "order_never_came_at": None,
     }
-    if not await insert_ignore(uow.session, shipments, {**row, "updated_at": now}):
+    if not await insert_if_absent(uow.session, shipments, {**row, "updated_at": now}):
         return
     created = dict(row)
     _status_changed(uow, row, None, w.submitted_at)
@@ -219,7 +189,6 @@ async def on_waybill_submitted(uow: UnitOfWork, event: Envelope, w: WaybillSubmi
 
 
 @handlers.on(WaybillTracked)
-@_retry_batch_on_lock_conflict
 async def on_waybill_tracked(uow: UnitOfWork, event: Envelope, t: WaybillTracked) -> None:
     now = utcnow()
     found = (await uow.session.execute(
@@ -245,13 +214,12 @@ async def on_waybill_tracked(uow: UnitOfWork, event: Envelope, t: WaybillTracked
 
 
 @handlers.on(CustomsDecision)
-@_retry_batch_on_lock_conflict
 async def on_customs_decision(uow: UnitOfWork, event: Envelope, d: CustomsDecision) -> None:
     # Only a release moves a parcel; a cancellation cannot follow one (rules.py, rule 9).
     if d.status != "released":
         return
     await lock_order(uow.session, d.platform_code, d.order_no)
-    await insert_ignore(uow.session, customs_releases, {
+    await insert_if_absent(uow.session, customs_releases, {
         "platform_code": d.platform_code, "order_no": d.order_no, "order_version": d.order_version,
         "released_at": d.decided_at})
     now = utcnow()
@@ -266,11 +234,10 @@ async def on_customs_decision(uow: UnitOfWork, event: Envelope, d: CustomsDecisi
 
 
 @handlers.on(OrderSubmitted)
-@_retry_batch_on_lock_conflict
 async def on_order_submitted(uow: UnitOfWork, event: Envelope, o: OrderSubmitted) -> None:
     # New, corrected or cancelled: any of them means the order exists, which is all the watchdog asks.
     p, n = o.order.platform_code, o.order.order_no
-    if not await insert_ignore(uow.session, orders_seen, {"platform_code": p, "order_no": n,
+    if not await insert_if_absent(uow.session, orders_seen, {"platform_code": p, "order_no": n,
                                                           "seen_at": o.submitted_at}):
         return
     await uow.session.execute(update(shipments).where(and_(

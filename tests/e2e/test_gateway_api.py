@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from tests.e2e.conftest import released_order_no
-from tests.support import new_resident_id, new_uscc, order_body, payment_body, unique, wait_for, waybill_body
+from tests.support import new_resident_id, new_uscc, order_body, payment_body, unique, waybill_body
 
 pytestmark = pytest.mark.e2e
 

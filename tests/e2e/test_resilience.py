@@ -15,7 +15,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from contracts.topics import CUSTOMS_DECISION
 from deploy.mesh import free_port
 from tests.e2e.conftest import released_order_no
-from tests.support import new_resident_id, order_body, payment_body, wait_for, waybill_body
+from tests.support import new_resident_id, order_body, payment_body, waybill_body
 
 pytestmark = pytest.mark.e2e
 
