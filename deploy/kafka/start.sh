@@ -14,7 +14,9 @@ if [ -f "$dir/kafka.pid" ] && kill -0 "$(cat "$dir/kafka.pid")" 2>/dev/null; the
   echo "kafka already running on 127.0.0.1:$(cat "$dir/kafka.port")"; exit 0
 fi
 if [ -z "$port" ]; then port="$(cat "$dir/kafka.port" 2>/dev/null || free_port)"; fi
-controller_port="$(free_port)"
+# Both ports are kept, so a restarted broker comes back where its clients and its own quorum expect it.
+controller_port="$(cat "$dir/kafka.controller.port" 2>/dev/null || free_port)"
+echo "$controller_port" > "$dir/kafka.controller.port"
 cat > "$dir/server.properties" <<PROPS
 process.roles=broker,controller
 node.id=1
