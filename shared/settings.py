@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import os
+from datetime import date
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.reference import PROJECT_ROOT
@@ -16,6 +17,19 @@ DEFAULT_CUSTOMS_ID_KEY = "dev-customs-id-key"
 
 
 class Settings(BaseSettings):
+    """Every variable is the field's name in upper case (README, Configuration).
+
+    The order event's two major versions (contracts/v2/events.py):
+    - `SW_ORDER_V1_UNTIL` (`sw_order_v1_until`): the last day, China time, of the deprecation period of
+      `sw.order.submitted.v1`. Until the end of that day the gateway publishes every order event on v1
+      as well as on v2; from the next day on, on v2 only. Empty: v1 is published for as long as the
+      gateway runs. Default 2027-06-30.
+    - `SW_ORDER_V2_ENABLED` (`sw_order_v2_enabled`): publish `sw.order.submitted.v2`. Our own agencies read
+      v2 only, so turning it off starves them; it is the way back for a mesh whose readers are all still
+      on v1, and while it is off the gateway publishes v1 whatever `SW_ORDER_V1_UNTIL` says (an order is
+      never published on no topic at all).
+    """
+
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
 
     sw_env: str = "development"
@@ -36,6 +50,14 @@ class Settings(BaseSettings):
     customs_sweep_seconds: float = 30.0
     logistics_order_grace_hours: Decimal = Decimal("72")
     log_level: str = Field(default="INFO")
+    sw_order_v1_until: date | None = date(2027, 6, 30)
+    sw_order_v2_enabled: bool = True
+
+    @field_validator("sw_order_v1_until", mode="before")
+    @classmethod
+    def _empty_means_no_end(cls, value: object) -> object:
+        # An empty variable is how a deployment says "no end date" (compose files cannot unset a default).
+        return None if isinstance(value, str) and not value.strip() else value
 
     def database_url(self, service: str) -> str:
         configured = os.environ.get(f"{service.upper()}_DATABASE_URL")

@@ -118,6 +118,11 @@ class OrderIn(Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> "OrderIn":
+        seen: set[str] = set()
+        for i, item in enumerate(self.items):
+            if item.item_no in seen:
+                raise_field(f"items[{i}].item_no", "duplicate", f"item_no {item.item_no!r} appears twice; each line needs its own")
+            seen.add(item.item_no)
         if self.trade_mode in ("9710", "9810") and self.direction != "export":
             raise_field("trade_mode", "export_only", f"trade mode {self.trade_mode} is for exports only")
         if self.direction == "import" and self.buyer is None:

@@ -54,6 +54,7 @@ from contracts.v1.events import (
     Waybill,
     WaybillSubmitted,
 )
+from contracts.v2.events import OrderSubmittedV2
 from services.customs import rules
 from services.customs.rules import Documents, Party
 from services.customs.tables import (
@@ -443,8 +444,9 @@ async def on_negative_list(uow: UnitOfWork, event: Envelope, n: NegativeListChan
     await apply_credit(uow.session, n.enterprise_code, n.changed_at, grade=n.grade, negative_listed=n.listed)
 
 
-@handlers.on(OrderSubmitted)
-async def on_order_submitted(uow: UnitOfWork, event: Envelope, sub: OrderSubmitted) -> None:
+@handlers.on(OrderSubmittedV2)
+async def on_order_submitted(uow: UnitOfWork, event: Envelope, submitted: OrderSubmittedV2) -> None:
+    sub = submitted.as_v1()  # the file and the rules are written over the v1 order
     session, order, now = uow.session, sub.order, utcnow()
     file = await open_file(session, order.platform_code, order.order_no, sub.submitted_at)
     if sub.version <= file.order_version:

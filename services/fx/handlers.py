@@ -14,7 +14,8 @@ from typing import Any
 from sqlalchemy import and_, literal, select
 
 from contracts.envelope import Envelope
-from contracts.v1.events import CustomsDecision, FxDirectoryStatusChanged, FxSettled, OrderSubmitted, PaymentSubmitted
+from contracts.v1.events import CustomsDecision, FxDirectoryStatusChanged, FxSettled, PaymentSubmitted
+from contracts.v2.events import OrderSubmittedV2
 from services.fx import rules
 from services.fx.load_rates import RateCache
 from services.fx.tables import (
@@ -109,8 +110,9 @@ async def load_case(uow: UnitOfWork, platform_code: str, order_no: str) -> Case:
 # --- consumed events ------------------------------------------------------------------------
 
 
-@handlers.on(OrderSubmitted)
-async def on_order_submitted(uow: UnitOfWork, event: Envelope, e: OrderSubmitted) -> None:
+@handlers.on(OrderSubmittedV2)
+async def on_order_submitted(uow: UnitOfWork, event: Envelope, submitted: OrderSubmittedV2) -> None:
+    e = submitted.as_v1()  # the settlement rules read the v1 order
     o = e.order
     case = await load_case(uow, o.platform_code, o.order_no)
     if case.order is not None and case.order.version >= e.version:

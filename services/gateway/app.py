@@ -17,7 +17,6 @@ from contracts.v1.documents import EnterpriseRegistration, OrderIn, PaymentIn, T
 from contracts.v1.events import (
     EnterpriseRegistered,
     Order,
-    OrderSubmitted,
     Payment,
     PaymentSubmitted,
     SealedPerson,
@@ -26,7 +25,7 @@ from contracts.v1.events import (
     WaybillTracked,
 )
 from contracts.identifiers import mask_id_number
-from services.gateway import rules
+from services.gateway import contracts_policy, rules
 from services.gateway.auth import Caller, CallerDep
 from services.gateway.handlers import add_trace, handlers
 from services.gateway.tables import enterprises, orders, payments, trace, tracking_events, waybills
@@ -161,10 +160,26 @@ def order_country(doc: OrderIn) -> str | None:
 
 def order_columns(doc: OrderIn, event_doc: Order, fp: str) -> dict:
     return dict(
-        content_hash=fp, document=event_doc.model_dump(mode="json"), ecommerce_code=doc.ecommerce_code,
+        content_hash=fp, document=contracts_policy.stored_document(event_doc, contracts_policy.brands_of(doc.items)),
+        ecommerce_code=doc.ecommerce_code,
         direction=doc.direction, trade_mode=doc.trade_mode, currency=doc.currency, actual_paid=doc.actual_paid,
         country=order_country(doc),
     )
+
+
+async def emit_order_events(uow: UnitOfWork, action: contracts_policy.Action, version: int, at: datetime,
+                            order: Order, brands: contracts_policy.Brands) -> None:
+    """The one way an order event leaves the gateway (POST, PUT, DELETE): v2 and, during v1's deprecation
+    period, v1, in the caller's unit of work, under the order's correlation id."""
+    rows = await uow.session.execute(select(enterprises.c.code, enterprises.c.country).where(
+        enterprises.c.code.in_({order.platform_code, order.ecommerce_code})))
+    # A registration never changes its country, so a cancellation finds the countries of the original.
+    country = {r.code: r.country for r in rows}
+    s = service.settings
+    for event in contracts_policy.order_events(
+            action, version, at, order, country[order.platform_code], country[order.ecommerce_code], brands,
+            v1_until=s.sw_order_v1_until, v2_enabled=s.sw_order_v2_enabled):
+        uow.emit(event, correlation_id=order_key(order.platform_code, order.order_no))
 
 
 @router.post("/orders", status_code=202, tags=["documents"])
@@ -194,7 +209,7 @@ async def submit_order(caller: CallerDep, body: JsonBody):
                 logistics={}, **order_columns(doc, event_doc, fp),
             ))
             await mark_complete_if_all_documents(uow, doc.platform_code, doc.order_no, doc.direction, at)
-            uow.emit(OrderSubmitted(action="new", version=1, submitted_at=at, order=event_doc), correlation_id=key)
+            await emit_order_events(uow, "new", 1, at, event_doc, contracts_policy.brands_of(doc.items))
             await add_trace(uow.session, key, at, "gateway", "order.received", f"order received ({doc.direction}, {doc.trade_mode})")
     except IntegrityError:
         return await submit_order(caller, body)  # a concurrent identical submission won the race
@@ -288,7 +303,7 @@ async def correct_order(platform_code: str, order_no: str, caller: CallerDep, bo
             orders.c.platform_code == platform_code, orders.c.order_no == order_no)).values(
             version=version, updated_at=at, customs_status="pending", customs_channel=None, customs_reasons=[],
             tax={}, fx={}, **order_columns(doc, event_doc, fp)))
-        uow.emit(OrderSubmitted(action="corrected", version=version, submitted_at=at, order=event_doc), correlation_id=key)
+        await emit_order_events(uow, "corrected", version, at, event_doc, contracts_policy.brands_of(doc.items))
         await add_trace(uow.session, key, at, "gateway", "order.corrected", f"order corrected (version {version})")
     return JSONResponse({**answer, "version": version}, status_code=202)
 
@@ -312,8 +327,8 @@ async def cancel_order(platform_code: str, order_no: str, caller: CallerDep):
         await uow.session.execute(update(orders).where(and_(
             orders.c.platform_code == platform_code, orders.c.order_no == order_no)).values(
             version=version, updated_at=at, customs_status="cancelled", customs_channel=None))
-        uow.emit(OrderSubmitted(action="cancelled", version=version, submitted_at=at,
-                                order=Order.model_validate(row.document)), correlation_id=key)
+        await emit_order_events(uow, "cancelled", version, at, Order.model_validate(row.document),
+                                contracts_policy.stored_brands(row.document))
         await add_trace(uow.session, key, at, "gateway", "order.cancelled", "order cancelled by the platform")
     return JSONResponse(answer, status_code=202)
 
@@ -456,6 +471,8 @@ async def stats(caller: CallerDep, from_: Annotated[datetime | None, Query(alias
                 to: Annotated[datetime | None, Query()] = None):
     if not caller.is_operator:
         raise Problem(403, "Forbidden", "statistics are for the operator")
+    # A time without an offset is read as UTC rather than refused.
+    from_, to = (t.replace(tzinfo=timezone.utc) if t and t.tzinfo is None else t for t in (from_, to))
     query = select(orders)
     if from_:
         query = query.where(orders.c.submitted_at >= from_)

@@ -20,7 +20,9 @@ CANCELLABLE = ("pending", "inspection", "rejected")
 
 def fingerprint(document: BaseModel) -> str:
     """Same document, same fingerprint, whatever the key order or number formatting it was sent with."""
-    canonical = json.dumps(document.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    # Absent and null are the same submission: a field added later as optional must not turn an old
+    # document's identical resubmission into a conflict.
+    canonical = json.dumps(document.model_dump(mode="json", exclude_none=True), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

@@ -22,11 +22,11 @@ from contracts.envelope import Envelope
 from contracts.v1.events import (
     CustomsDecision,
     LogisticsAnomaly,
-    OrderSubmitted,
     ShipmentStatusChanged,
     WaybillSubmitted,
     WaybillTracked,
 )
+from contracts.v2.events import OrderSubmittedV2
 from services.logistics.rules import (
     Shipment,
     apply_customs_release,
@@ -233,9 +233,10 @@ async def on_customs_decision(uow: UnitOfWork, event: Envelope, d: CustomsDecisi
         await _save(uow, before, row, now)
 
 
-@handlers.on(OrderSubmitted)
-async def on_order_submitted(uow: UnitOfWork, event: Envelope, o: OrderSubmitted) -> None:
+@handlers.on(OrderSubmittedV2)
+async def on_order_submitted(uow: UnitOfWork, event: Envelope, submitted: OrderSubmittedV2) -> None:
     # New, corrected or cancelled: any of them means the order exists, which is all the watchdog asks.
+    o = submitted.as_v1()
     p, n = o.order.platform_code, o.order.order_no
     if not await insert_if_absent(uow.session, orders_seen, {"platform_code": p, "order_no": n,
                                                           "seen_at": o.submitted_at}):

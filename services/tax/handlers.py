@@ -11,7 +11,8 @@ from typing import Any
 from sqlalchemy import and_, literal, select
 
 from contracts.envelope import Envelope
-from contracts.v1.events import CustomsDecision, Order, OrderSubmitted, TaxAssessment, TaxLine
+from contracts.v1.events import CustomsDecision, Order, TaxAssessment, TaxLine
+from contracts.v2.events import OrderSubmittedV2
 from services.tax import rules
 from services.tax.tables import assessments, decisions, export_revenue, insert_once, orders, upsert
 from shared.reference import MissingRate, fx_rates, hs_catalogue
@@ -88,8 +89,9 @@ class _Row:
 # --- consumed events ------------------------------------------------------------------------
 
 
-@handlers.on(OrderSubmitted)
-async def on_order_submitted(uow: UnitOfWork, event: Envelope, e: OrderSubmitted) -> None:
+@handlers.on(OrderSubmittedV2)
+async def on_order_submitted(uow: UnitOfWork, event: Envelope, submitted: OrderSubmittedV2) -> None:
+    e = submitted.as_v1()  # the tax rules, and the order document kept for them, are v1's
     o = e.order
     case = await load_case(uow, o.platform_code, o.order_no)
     if case.order is not None and case.order.version >= e.version:
