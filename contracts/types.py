@@ -74,7 +74,11 @@ Quantity = Annotated[
     Decimal,
     BeforeValidator(_parse_quantity),
     PlainSerializer(_format_quantity, return_type=str, when_used="json"),
-    WithJsonSchema({"type": "string", "pattern": r"^\d+(\.\d{1,4})?$", "examples": ["2"]}),
+    # Accepted as an integer or a decimal string; always written as a string.
+    WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 1},
+                              {"type": "string", "pattern": r"^\d+(\.\d{1,4})?$"}], "examples": [2, "0.45"]},
+                   mode="validation"),
+    WithJsonSchema({"type": "string", "pattern": r"^\d+(\.\d{1,4})?$", "examples": ["2"]}, mode="serialization"),
 ]
 
 
@@ -84,7 +88,7 @@ def _hs_code(value: str) -> str:
     return value
 
 
-HsCode = Annotated[str, AfterValidator(_hs_code)]
+HsCode = Annotated[str, AfterValidator(_hs_code), WithJsonSchema({"type": "string", "pattern": r"^\d{10}$"})]
 
 
 def _country(value: str) -> str:
@@ -93,7 +97,7 @@ def _country(value: str) -> str:
     return value
 
 
-Country = Annotated[str, AfterValidator(_country)]
+Country = Annotated[str, AfterValidator(_country), WithJsonSchema({"type": "string", "pattern": "^[A-Z]{2}$"})]
 
 
 def _currency(value: str) -> str:
@@ -102,7 +106,7 @@ def _currency(value: str) -> str:
     return value
 
 
-Currency = Annotated[str, AfterValidator(_currency)]
+Currency = Annotated[str, AfterValidator(_currency), WithJsonSchema({"type": "string", "pattern": "^[A-Z]{3}$"})]
 
 
 def _masked(value: str) -> str:

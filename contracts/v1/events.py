@@ -11,7 +11,6 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from contracts.types import Country, Currency, MaskedIdNumber, Money, Quantity
 from contracts.v1.documents import (
-    Consignee,
     CustomsCredit,
     Direction,
     IdType,
@@ -62,6 +61,15 @@ class EnterpriseRegistered(Payload):
 
 
 # --- sw.order.submitted.v1 -------------------------------------------------------------------
+
+
+class Consignee(Payload):
+    """Where the parcel goes, as it travels on topics (readers ignore fields added later)."""
+
+    name: str
+    phone: str
+    address: str
+    country: Country = "CN"
 
 
 class SealedPerson(Payload):

@@ -14,8 +14,8 @@ from pydantic import AwareDatetime, Field, model_validator
 
 from contracts.types import Country, Currency, Money, Quantity
 from contracts.v1 import events as v1
-from contracts.v1.documents import Consignee, Direction, TradeMode
-from contracts.v1.events import Payload, SealedPerson
+from contracts.v1.documents import Direction, TradeMode
+from contracts.v1.events import Consignee, Payload, SealedPerson
 
 
 class Amount(Payload):

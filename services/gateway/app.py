@@ -273,7 +273,7 @@ async def order_trace(platform_code: str, order_no: str, caller: CallerDep):
             "events": [{"at": r.at.isoformat(), "source": r.source, "type": r.type, "summary": r.summary} for r in rows]}
 
 
-@router.put("/orders/{platform_code}/{order_no}", tags=["documents"])
+@router.put("/orders/{platform_code}/{order_no}", status_code=202, tags=["documents"])
 async def correct_order(platform_code: str, order_no: str, caller: CallerDep, body: JsonBody):
     caller.require_role("platform")
     caller.require_self(platform_code, "platform_code")
@@ -308,7 +308,7 @@ async def correct_order(platform_code: str, order_no: str, caller: CallerDep, bo
     return JSONResponse({**answer, "version": version}, status_code=202)
 
 
-@router.delete("/orders/{platform_code}/{order_no}", tags=["documents"])
+@router.delete("/orders/{platform_code}/{order_no}", status_code=202, tags=["documents"])
 async def cancel_order(platform_code: str, order_no: str, caller: CallerDep):
     caller.require_role("platform")
     caller.require_self(platform_code, "platform_code")
