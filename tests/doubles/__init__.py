@@ -1,0 +1,1 @@
+"""Test doubles: deliberately wrong implementations that tests run to prove a check can fail."""
