@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     document_timeout_hours: Decimal = Decimal("72")
     customs_base_inspection_rate: Decimal = Decimal("0.03")
     customs_selection_salt: str = ""
-    customs_sweep_seconds: float = 30.0
+    customs_sweep_seconds: float = 5.0
     logistics_order_grace_hours: Decimal = Decimal("72")
     log_level: str = Field(default="INFO")
     sw_order_v1_until: date | None = date(2027, 6, 30)

@@ -120,7 +120,7 @@ async def enterprise_view(code: str, caller: CallerDep):
     return {
         "code": row.code, "name": row.name, "roles": row.roles, "country": row.country,
         "customs_credit": row.customs_credit, "registered_at": row.registered_at.isoformat(),
-        "customs": {"credit_category": row.customs_credit},
+        "customs": {"credit_category": row.customs_credit, "customs_credit": row.customs_credit},
         "tax": {"registered": True},
         "fx": {
             "directory_status": row.fx_directory_status or "exempt",
@@ -131,6 +131,7 @@ async def enterprise_view(code: str, caller: CallerDep):
             "score": str(row.credit_score) if row.credit_score is not None else None,
             "grade": row.credit_grade,
             "negative_listed": bool(row.negative_listed),
+            "on_negative_list": bool(row.negative_listed),
         },
     }
 
