@@ -200,7 +200,12 @@ def test_a_rejected_order_can_be_corrected_and_a_released_one_cannot(api, partie
     r = api.http.put(url, json=corrected, headers=parties.platform.auth)
     assert r.status_code == 202, r.text
     view = wait_for(lambda: (v := api.status(parties.platform, body["order_no"]))["customs"]["status"] == "released" and v)
-    assert view["customs"]["reasons"] == []
+    assert view["customs"]["reasons"] == [] and view["version"] == 2
+    # the correction replaced the rejected version's not_applicable with one assessment of version 2
+    tax = wait_for(lambda: (t := api.status(parties.platform, body["order_no"])["tax"])["status"] == "assessed" and t)
+    assert (tax["dutiable_value"], tax["vat"], tax["consumption_tax"], tax["total"]) == ("352.00", "37.68", "43.48", "81.16")
+    assessment = api.agency("tax").get(f"/v1/assessments/{parties.platform.code}/{body['order_no']}").json()
+    assert assessment["order_version"] == 2 and assessment["status"] == "assessed"
     assert api.http.put(url, json=corrected, headers=parties.platform.auth).status_code == 200  # same again
     assert api.http.put(url, json={**corrected, "tax_total": "86.50", "actual_paid": "438.50"},
                         headers=parties.platform.auth).status_code == 409
@@ -221,3 +226,50 @@ def test_cancelling_a_pending_order(api, parties):
     view = wait_for(lambda: (v := api.status(parties.platform, body["order_no"]))["tax"]["status"] == "not_applicable" and v)
     assert view["customs"]["status"] == "cancelled"
     assert api.http.delete(f"/v1/orders/{parties.platform.code}/NOPE", headers=parties.platform.auth).status_code == 404
+
+
+def test_a_party_customs_never_heard_of_is_rejected_at_the_timeout(api, mesh, parties):
+    """Only reachable around the gateway (which refuses unregistered parties with 422): documents
+    produced straight onto the topics, naming a seller that never registered."""
+    import asyncio
+    from datetime import datetime, timezone
+
+    from aiokafka import AIOKafkaProducer
+
+    from contracts.identifiers import mask_id_number
+    from contracts.v1.events import Order, OrderSubmitted, Payment, PaymentSubmitted, SealedPerson, Waybill, WaybillSubmitted
+    from contracts.v2.events import OrderSubmittedV2
+    from shared.outbox import outbox_row
+    from shared.sealing import seal
+    from tests.support import new_uscc
+
+    body = order_body(parties.platform.code, new_uscc(), released_order_no(parties.platform.code))
+    buyer = body["buyer"]
+    sealed = SealedPerson(name=buyer["name"], id_type="resident_id", id_number_masked=mask_id_number(buyer["id_number"]),
+                          id_number_sealed=seal(buyer["id_number"], "dev-customs-id-key"))
+    now = datetime.now(timezone.utc)
+    order = OrderSubmitted(action="new", version=1, submitted_at=now, order=Order(**{**body, "buyer": sealed}))
+    payment = payment_body(parties.payment.code, body)
+    waybill = waybill_body(parties.logistics.code, body)
+    key = f"{parties.platform.code}:{body['order_no']}"
+    events = [OrderSubmittedV2.from_v1(order, "CN", "CN"),
+              PaymentSubmitted(submitted_at=now, payment=Payment(**{**payment, "payer": sealed})),
+              WaybillSubmitted(submitted_at=now, waybill=Waybill(**waybill))]
+
+    async def produce() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=mesh.bootstrap)
+        await producer.start()
+        try:
+            for event in events:
+                row = outbox_row(event, "gateway", key)
+                headers = [(k, str(v).encode()) for k, v in __import__("json").loads(row["headers"]).items()]
+                await producer.send_and_wait(row["topic"], row["value"], key=row["key"].encode(), headers=headers)
+        finally:
+            await producer.stop()
+
+    asyncio.run(produce())
+    customs = api.agency("customs")
+    decided = wait_for(lambda: (r := customs.get(f"/v1/orders/{parties.platform.code}/{body['order_no']}")).status_code == 200
+                       and r.json()["status"] != "pending" and r.json(), timeout=120, what="the timeout decision")
+    assert decided["status"] == "rejected"
+    assert "PARTY_NOT_REGISTERED" in {r["code"] for r in decided["reasons"]}
