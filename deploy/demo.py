@@ -48,6 +48,7 @@ class Demo:
         self.orders: list[dict] = []  # {"platform", "order_no", "story", "ecommerce"}
         self.sem = asyncio.Semaphore(16)
         self.numbers = iter(range(1, 10**9))
+        self.latencies: list[float] = []  # seconds per request, measured inside the concurrency limit
         self.run_id = f"{int(time.time()) % 10**6:06d}"
 
     async def register(self, label: str, roles: list[str], credit: str = "general") -> str:
@@ -63,7 +64,9 @@ class Demo:
 
     async def post(self, path: str, code: str, body: dict) -> httpx.Response:
         async with self.sem:
+            started = time.perf_counter()
             r = await self.http.post(path, json=body, headers=self.auth(code))
+            self.latencies.append(time.perf_counter() - started)
         if r.status_code not in (200, 202):
             raise RuntimeError(f"{path} answered {r.status_code}: {r.text}")
         return r
