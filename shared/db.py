@@ -11,15 +11,17 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-def create_engine(url: str) -> AsyncEngine:
+def create_engine(url: str, *, read_only: bool = False) -> AsyncEngine:
+    """`read_only` engines are for queries: on SQLite their transactions are deferred, so readers never
+    queue for the write lock (WAL lets them read beside the writer)."""
     if is_sqlite(url):
         engine = create_async_engine(url, connect_args={"timeout": 30}, pool_size=5, max_overflow=5)
-        _make_sqlite_transactional(engine)
+        _make_sqlite_transactional(engine, "BEGIN" if read_only else "BEGIN IMMEDIATE")
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
 
 
-def _make_sqlite_transactional(engine: AsyncEngine) -> None:
+def _make_sqlite_transactional(engine: AsyncEngine, begin: str) -> None:
     # The sqlite3 driver manages transactions itself and breaks SAVEPOINT; take over (SQLAlchemy's
     # documented recipe). BEGIN IMMEDIATE takes the write lock up front, so two writers queue on
     # busy_timeout instead of deadlocking on a lock upgrade.
@@ -35,7 +37,7 @@ def _make_sqlite_transactional(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _begin(conn):  # noqa: ANN001
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql(begin)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from contracts.envelope import Envelope
 from contracts.topics import EVENT_TYPES, TOPICS, event_type_of
 from shared import logs, metrics
-from shared.db import create_engine, session_factory
+from shared.db import create_engine, is_sqlite, session_factory
 from shared.migrations import upgrade
 from shared.outbox import OutboxRelay, dead_letter_row, outbox_row, stage_rows
 from shared.settings import Settings, settings
@@ -126,6 +126,8 @@ class Service:
         self.settings = settings()
         self.engine = None
         self.sessions: async_sessionmaker[AsyncSession] | None = None
+        self.reader_engine = None
+        self.readers: async_sessionmaker[AsyncSession] | None = None  # for queries that write nothing
         self.producer: AIOKafkaProducer | None = None
         self.consumer: AIOKafkaConsumer | None = None
         self.relay: OutboxRelay | None = None
@@ -161,6 +163,11 @@ class Service:
         await asyncio.to_thread(upgrade, self.name, url)
         self.engine = create_engine(url)
         self.sessions = session_factory(self.engine)
+        if is_sqlite(url):
+            self.reader_engine = create_engine(url, read_only=True)
+            self.readers = session_factory(self.reader_engine)
+        else:
+            self.readers = self.sessions
         for hook in self.on_start:
             await hook(self)
         self.producer = AIOKafkaProducer(
@@ -194,6 +201,8 @@ class Service:
             await self.producer.stop()
         if self.engine:
             await self.engine.dispose()
+        if self.reader_engine:
+            await self.reader_engine.dispose()
 
     @staticmethod
     async def _retry_until_up(start: Callable[[], Awaitable[None]], attempts: int = 60) -> None:
@@ -339,7 +348,7 @@ class Service:
     async def health(self) -> tuple[bool, dict]:
         checks = {"database": "ok", "broker": "ok"}
         try:
-            async with self.sessions() as session:  # type: ignore[misc]
+            async with self.readers() as session:  # type: ignore[misc]
                 await asyncio.wait_for(session.execute(text("SELECT 1")), 3)
         except Exception as err:
             checks["database"] = f"down: {type(err).__name__}"

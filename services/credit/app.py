@@ -45,7 +45,7 @@ def not_found(code: str) -> Problem:
 
 @router.get("/credit/{code}")
 async def credit_file(code: str, _: Operator):
-    async with service.sessions() as session:
+    async with service.readers() as session:
         row = await load_file(session, code, for_update=False)
         if row is None:
             raise not_found(code)
@@ -59,7 +59,7 @@ async def credit_file(code: str, _: Operator):
 
 @router.get("/negative-list")
 async def negative_list(_: Operator):
-    async with service.sessions() as session:
+    async with service.readers() as session:
         rows = (await session.execute(select(credit_files).where(credit_files.c.negative_listed.is_(True))
                                       .order_by(credit_files.c.listed_at, credit_files.c.code))).all()
     return {"count": len(rows), "enterprises": [file_view(r) for r in rows]}

@@ -95,7 +95,7 @@ def _person(person: Any) -> dict | None:
 @router.get("/orders/{platform_code}/{order_no}")
 async def order_file(platform_code: Code, order_no: OrderNo, _: Operator):
     """Customs' own file on a parcel: the documents it holds, the decision and why."""
-    async with service.sessions() as session:
+    async with service.readers() as session:
         row = (await session.execute(select(order_files).where(and_(
             order_files.c.platform_code == platform_code, order_files.c.order_no == order_no)))).mappings().first()
         if row is None:
@@ -162,7 +162,7 @@ async def declarations(_: Operator, month: Annotated[str | None, Query()] = None
     """The month's consolidated export declarations as they stand: one per (ecommerce enterprise, HS
     code, destination country, currency), from the 9610 exports released that month (China time)."""
     month = _month(month)
-    async with service.sessions() as session:
+    async with service.readers() as session:
         lines = await _consolidated(session, month)
         run = (await session.execute(select(declaration_runs).where(declaration_runs.c.month == month))).first()
     return {"month": month, "declarations": _lines_json(lines),
@@ -194,7 +194,7 @@ async def publish_declarations(_: Operator, month: Annotated[str | None, Query()
                                                         consolidated_at=at), correlation_id=code, key=code)
     except IntegrityError:
         # Another request published this month at the same moment: answer with what it published.
-        async with service.sessions() as session:
+        async with service.readers() as session:
             run = (await session.execute(select(declaration_runs).where(declaration_runs.c.month == month))).first()
         return JSONResponse(_run_answer(month, run.declarations, run.published_at), status_code=200)
     return JSONResponse(_run_answer(month, stored, at), status_code=201)

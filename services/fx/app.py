@@ -91,7 +91,7 @@ async def enterprise(code: Code, _: Operator):
     """The enterprise's settled USD and directory status, per calendar year. An enterprise FX has not
     settled anything for is simply at zero and exempt."""
     year = china_day(now()).year
-    async with service.sessions() as session:
+    async with service.readers() as session:
         registered_at = await session.scalar(
             select(directory_registrations.c.registered_at).where(directory_registrations.c.code == code))
         rows = (await session.execute(select(enterprise_years).where(enterprise_years.c.code == code)
@@ -117,7 +117,7 @@ async def enterprise(code: Code, _: Operator):
 @router.get("/settlements/{platform_code}/{order_no}")
 async def settlement(platform_code: Code, order_no: OrderNo, _: Operator):
     """The order's settlement as published on fx.settlement.v1 (plus the order version it settled)."""
-    async with service.sessions() as session:
+    async with service.readers() as session:
         row = (await session.execute(select(settlements.c.document, settlements.c.order_version).where(and_(
             settlements.c.platform_code == platform_code, settlements.c.order_no == order_no)))).first()
     if row is None:

@@ -113,7 +113,7 @@ async def register_enterprise(caller: CallerDep, body: JsonBody):
 async def enterprise_view(code: str, caller: CallerDep):
     if not caller.is_operator and caller.code != code:
         raise Problem(403, "Forbidden", "an enterprise may only look at its own registration")
-    async with service.sessions() as session:
+    async with service.readers() as session:
         row = (await session.execute(select(enterprises).where(enterprises.c.code == code))).first()
     if row is None:
         raise Problem(404, "Not found", f"no enterprise {code}")
@@ -230,7 +230,7 @@ def may_read_order(caller: Caller, row) -> bool:  # noqa: ANN001
 async def order_status(platform_code: str, order_no: str, caller: CallerDep):
     if not caller.is_operator and "platform" in caller.roles and caller.code != platform_code and "ecommerce" not in caller.roles:
         raise Problem(403, "Forbidden", "you may only look at your own orders")
-    async with service.sessions() as session:
+    async with service.readers() as session:
         row = await load_order(session, platform_code, order_no)
         if row is None:
             raise Problem(404, "Not found", f"no order {order_no} of platform {platform_code}")
@@ -260,7 +260,7 @@ async def order_status(platform_code: str, order_no: str, caller: CallerDep):
 
 @router.get("/orders/{platform_code}/{order_no}/trace", tags=["documents"])
 async def order_trace(platform_code: str, order_no: str, caller: CallerDep):
-    async with service.sessions() as session:
+    async with service.readers() as session:
         row = await load_order(session, platform_code, order_no)
         if row is None:
             if not caller.is_operator and caller.code != platform_code:
@@ -479,7 +479,7 @@ async def stats(caller: CallerDep, from_: Annotated[datetime | None, Query(alias
         query = query.where(orders.c.submitted_at >= from_)
     if to:
         query = query.where(orders.c.submitted_at < to)
-    async with service.sessions() as session:
+    async with service.readers() as session:
         rows = (await session.execute(query)).all()
 
     def facts(r) -> rules.OrderFacts:  # noqa: ANN001

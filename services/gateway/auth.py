@@ -30,17 +30,30 @@ class Caller:
             raise Problem(403, "Forbidden", f"{field} must be your own enterprise code ({self.code})")
 
 
+# An enterprise's key and roles never change once registered, so a key seen once needs no second
+# database round trip. Unknown keys are not cached (a registration may come a moment later).
+_known_callers: dict[str, Caller] = {}
+_KNOWN_CALLERS_MAX = 100_000
+
+
 async def current_caller(request: Request, token: BearerToken) -> Caller:
     if is_operator_token(token):
         return Caller(None, frozenset())
+    key_hash = api_key_hash(token)
+    caller = _known_callers.get(key_hash)
+    if caller is not None:
+        return caller
     service = request.app.state.service
-    async with service.sessions() as session:
+    async with service.readers() as session:
         row = (await session.execute(
-            select(enterprises.c.code, enterprises.c.roles).where(enterprises.c.api_key_hash == api_key_hash(token))
+            select(enterprises.c.code, enterprises.c.roles).where(enterprises.c.api_key_hash == key_hash)
         )).first()
     if row is None:
         raise Problem(401, "Unauthorized", "unknown API key", headers={"WWW-Authenticate": "Bearer"})
-    return Caller(row.code, frozenset(row.roles))
+    if len(_known_callers) >= _KNOWN_CALLERS_MAX:
+        _known_callers.clear()
+    caller = _known_callers[key_hash] = Caller(row.code, frozenset(row.roles))
+    return caller
 
 
 CallerDep = Annotated[Caller, Depends(current_caller)]

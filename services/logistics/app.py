@@ -37,7 +37,7 @@ def _iso(value) -> str | None:  # noqa: ANN001
 
 @router.get("/shipments/{logistics_code}/{waybill_no}")
 async def shipment_view(logistics_code: str, waybill_no: str, _: Operator):
-    async with service.sessions() as session:
+    async with service.readers() as session:
         row = (await session.execute(select(shipments).where(and_(
             shipments.c.logistics_code == logistics_code, shipments.c.waybill_no == waybill_no)))).first()
         reports = (await session.execute(select(tracking_events).where(and_(

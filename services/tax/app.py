@@ -33,7 +33,7 @@ async def deemed_income(code: Code, _: Operator, quarter: Annotated[str | None, 
     except ValueError as err:
         raise unprocessable([{"field": "quarter", "code": "invalid_quarter", "message": str(err)}],
                             f"quarter must look like 2026Q4, not {quarter!r}") from None
-    async with service.sessions() as session:
+    async with service.readers() as session:
         revenues = (await session.execute(select(export_revenue.c.revenue_cny).where(and_(
             export_revenue.c.ecommerce_code == code, export_revenue.c.quarter == quarter)))).scalars().all()
     # Summed here, not in SQL: SQLite would add the amounts as floats.
@@ -51,7 +51,7 @@ async def deemed_income(code: Code, _: Operator, quarter: Annotated[str | None, 
 @router.get("/assessments/{platform_code}/{order_no}")
 async def assessment(platform_code: Code, order_no: Annotated[str, Path(min_length=1, max_length=64)], _: Operator):
     """The order's current assessment, exactly as published on tax.assessment.v1."""
-    async with service.sessions() as session:
+    async with service.readers() as session:
         document = await session.scalar(select(assessments.c.document).where(and_(
             assessments.c.platform_code == platform_code, assessments.c.order_no == order_no)))
     if document is None:
