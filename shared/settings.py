@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     customs_selection_salt: str = ""
     customs_sweep_seconds: float = 5.0
     logistics_order_grace_hours: Decimal = Decimal("72")
+    # Unset: a quarter of the grace period, between 1 and 60 seconds.
+    logistics_sweep_seconds: float | None = None
+    # How often FX looks for rates loaded by `python -m services.fx.load_rates` from another process.
+    fx_rates_refresh_seconds: float = 30.0
     log_level: str = Field(default="INFO")
     sw_order_v1_until: date | None = date(2027, 6, 30)
     sw_order_v2_enabled: bool = True

@@ -3,7 +3,6 @@ back office: directory registrations, an enterprise's year totals, an order's se
 from __future__ import annotations
 
 import logging
-import os
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Annotated
@@ -49,7 +48,7 @@ async def load_rates_if_empty(svc: Service) -> None:
 service.on_start.append(load_rates_if_empty)
 
 
-@service.every(lambda s: float(os.environ.get("FX_RATES_REFRESH_SECONDS", "30")))
+@service.every(lambda s: s.fx_rates_refresh_seconds)
 async def refresh_rates(uow: UnitOfWork) -> None:
     if await RATES.refresh(uow.session):
         log.info("FX rates reloaded from the rates table")

@@ -2,7 +2,6 @@
 whose order never came."""
 from __future__ import annotations
 
-import os
 
 from fastapi import APIRouter
 from sqlalchemy import and_, select
@@ -20,9 +19,8 @@ router = APIRouter(prefix="/v1", tags=["logistics"])
 def sweep_seconds(s: Settings) -> float:
     """How often the watchdog looks: LOGISTICS_SWEEP_SECONDS if set, else a quarter of the grace period
     between 1 and 60 seconds, so that a short grace (in tests) is noticed promptly."""
-    configured = os.environ.get("LOGISTICS_SWEEP_SECONDS")
-    if configured:
-        return max(float(configured), 0.1)
+    if s.logistics_sweep_seconds:
+        return max(s.logistics_sweep_seconds, 0.1)
     return min(60.0, max(1.0, grace_period(s.logistics_order_grace_hours).total_seconds() / 4))
 
 
