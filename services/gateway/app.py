@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from contracts.types import format_money
@@ -209,7 +209,7 @@ async def submit_order(caller: CallerDep, body: JsonBody):
                 customs_status="pending", customs_reasons=[], customs_version=0, tax={}, tax_version=0, fx={},
                 logistics={}, **order_columns(doc, event_doc, fp),
             ))
-            await mark_complete_if_all_documents(uow, doc.platform_code, doc.order_no, doc.direction, at)
+            await mark_complete_if_all_documents(uow, doc.platform_code, doc.order_no, at)
             await emit_order_events(uow, "new", 1, at, event_doc, contracts_policy.brands_of(doc.items))
             await add_trace(uow.session, key, at, "gateway", "order.received", f"order received ({doc.direction}, {doc.trade_mode})")
     except IntegrityError:
@@ -334,20 +334,17 @@ async def cancel_order(platform_code: str, order_no: str, caller: CallerDep):
     return JSONResponse(answer, status_code=202)
 
 
-async def mark_complete_if_all_documents(uow: UnitOfWork, platform_code: str, order_no: str,
-                                         direction: str | None, at: datetime) -> None:
-    """Records when the last needed document arrived (the start of the decision-time statistic)."""
-    row = (await uow.session.execute(select(orders.c.direction, orders.c.documents_complete_at).where(and_(
-        orders.c.platform_code == platform_code, orders.c.order_no == order_no)))).first()
-    if row is None or row.documents_complete_at is not None:
-        return
-    has_waybill = await uow.session.scalar(select(waybills.c.waybill_no).where(and_(
-        waybills.c.platform_code == platform_code, waybills.c.order_no == order_no)).limit(1))
-    has_payment = row.direction == "export" or await uow.session.scalar(select(payments.c.payment_no).where(and_(
-        payments.c.platform_code == platform_code, payments.c.order_no == order_no)).limit(1))
-    if has_waybill and has_payment:
-        await uow.session.execute(update(orders).where(and_(
-            orders.c.platform_code == platform_code, orders.c.order_no == order_no)).values(documents_complete_at=at))
+async def mark_complete_if_all_documents(uow: UnitOfWork, platform_code: str, order_no: str, at: datetime) -> None:
+    """Records when the last needed document arrived (the start of the decision-time statistic), in one
+    statement: the order's row is stamped once, when its waybill and (imports) its payment are there."""
+    same_order = and_(orders.c.platform_code == platform_code, orders.c.order_no == order_no)
+    has_waybill = select(waybills.c.waybill_no).where(and_(
+        waybills.c.platform_code == platform_code, waybills.c.order_no == order_no)).exists()
+    has_payment = select(payments.c.payment_no).where(and_(
+        payments.c.platform_code == platform_code, payments.c.order_no == order_no)).exists()
+    await uow.session.execute(update(orders).where(
+        same_order, orders.c.documents_complete_at.is_(None), has_waybill,
+        or_(orders.c.direction == "export", has_payment)).values(documents_complete_at=at))
 
 
 # --- payments and waybills -------------------------------------------------------------------
@@ -383,7 +380,7 @@ async def submit_payment(caller: CallerDep, body: JsonBody):
             await uow.session.execute(insert(payments).values(
                 payment_code=doc.payment_code, payment_no=doc.payment_no, platform_code=doc.platform_code,
                 order_no=doc.order_no, content_hash=fp, document=event_doc.model_dump(mode="json"), received_at=at))
-            await mark_complete_if_all_documents(uow, doc.platform_code, doc.order_no, direction, at)
+            await mark_complete_if_all_documents(uow, doc.platform_code, doc.order_no, at)
             uow.emit(PaymentSubmitted(submitted_at=at, payment=event_doc), correlation_id=key)
             await add_trace(uow.session, key, at, "gateway", "payment.received",
                             f"payment {doc.payment_no} of {format_money(doc.amount)} {doc.currency} received")
@@ -417,7 +414,7 @@ async def submit_waybill(caller: CallerDep, body: JsonBody):
             await uow.session.execute(insert(waybills).values(
                 logistics_code=doc.logistics_code, waybill_no=doc.waybill_no, platform_code=doc.platform_code,
                 order_no=doc.order_no, content_hash=fp, document=event_doc.model_dump(mode="json"), received_at=at))
-            await mark_complete_if_all_documents(uow, doc.platform_code, doc.order_no, None, at)
+            await mark_complete_if_all_documents(uow, doc.platform_code, doc.order_no, at)
             uow.emit(WaybillSubmitted(submitted_at=at, waybill=event_doc), correlation_id=key)
             await add_trace(uow.session, key, at, "gateway", "waybill.received", f"waybill {doc.waybill_no} received")
     except IntegrityError:
