@@ -41,15 +41,13 @@ from services.credit.rules import (
 from services.credit.tables import credit_files, score_events
 from shared.db import insert_if_absent
 from shared.runtime import Handlers, UnitOfWork
+from shared.clock import utcnow
 
 handlers = Handlers()
 
 PROVISIONAL_CATEGORY = "general"
 _TENTH = Decimal("0.1")
 
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def display_score(score: Decimal) -> Decimal:

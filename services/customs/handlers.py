@@ -32,7 +32,6 @@ from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from cryptography.fernet import InvalidToken
 from sqlalchemy import and_, delete, insert, select, update
@@ -70,28 +69,21 @@ from shared.db import insert_if_absent
 from shared.runtime import Handlers, TransientError, UnitOfWork
 from shared.sealing import pseudonym, unseal
 from shared.settings import settings
+from shared.clock import china_date, utcnow
 
 log = logging.getLogger(__name__)
 handlers = Handlers()
 
-CHINA = ZoneInfo("Asia/Shanghai")
 ZERO = Decimal("0")
 SWEEP_BATCH = 500
 # Files blocked on a missing FX rate are retried once per process: the rates are read once per process.
 PROCESS_STARTED_AT = datetime.now(timezone.utc)
-# PostgreSQL: deadlock, serialization failure, lock not available. The whole batch is retried.
 
 
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def china_date(at: datetime) -> date:
-    return at.astimezone(CHINA).date()
 
 
 def china_month(at: datetime) -> str:
-    return at.astimezone(CHINA).strftime("%Y-%m")
+    return china_date(at).strftime("%Y-%m")
 
 
 def order_key(platform_code: str, order_no: str) -> str:

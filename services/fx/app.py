@@ -3,7 +3,7 @@ back office: directory registrations, an enterprise's year totals, an order's se
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
@@ -14,10 +14,11 @@ from sqlalchemy import and_, func, select
 from contracts.types import format_money
 from contracts.v1.events import FxDirectoryStatusChanged
 from services.fx import load_rates, rules
-from services.fx.handlers import RATES, china_day, handlers, year_to_date
+from services.fx.handlers import RATES, handlers, year_to_date
 from services.fx.tables import directory_registrations, enterprise_years, insert_once, rates, settlements
 from shared.http import Operator, Problem
 from shared.runtime import Service, UnitOfWork
+from shared.clock import china_date, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +28,6 @@ router = APIRouter(prefix="/v1", tags=["fx back office"])
 Code = Annotated[str, Path(min_length=1, max_length=32)]
 OrderNo = Annotated[str, Path(min_length=1, max_length=64)]
 
-
-def now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 # --- the rate table -------------------------------------------------------------------------
@@ -65,8 +63,8 @@ def _iso(at: datetime | None) -> str | None:
 async def register_in_directory(code: Code, _: Operator):
     """Records the enterprise's trade FX directory registration (名录登记). It holds from now on, for
     every year; the first time, `FxDirectoryStatusChanged` to `registered` is published for this year."""
-    at = now()
-    year = china_day(at).year
+    at = utcnow()
+    year = china_date(at).year
     async with service.unit_of_work() as uow:
         first_time = await insert_once(uow.session, directory_registrations, dict(code=code, registered_at=at))
         registered_at = at if first_time else await uow.session.scalar(
@@ -89,7 +87,7 @@ async def register_in_directory(code: Code, _: Operator):
 async def enterprise(code: Code, _: Operator):
     """The enterprise's settled USD and directory status, per calendar year. An enterprise FX has not
     settled anything for is simply at zero and exempt."""
-    year = china_day(now()).year
+    year = china_date(utcnow()).year
     async with service.readers() as session:
         registered_at = await session.scalar(
             select(directory_registrations.c.registered_at).where(directory_registrations.c.code == code))

@@ -7,7 +7,7 @@ latest version, and an import also needs its payment."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -30,11 +30,11 @@ from services.fx.tables import (
 )
 from shared.reference import FxRates, MissingRate
 from shared.runtime import Handlers, UnitOfWork
+from shared.clock import china_date, utcnow
 
 handlers = Handlers()
 
 # Settlement days and years are China's calendar; China has no daylight saving.
-CHINA = timezone(timedelta(hours=8), "Asia/Shanghai")
 CENT = Decimal("0.01")
 ZERO = Decimal("0")
 
@@ -46,12 +46,6 @@ class UnsettleableOrder(LookupError):
     """No rate to settle an order with: dead-lettered with this message, the service keeps going."""
 
 
-def china_day(at: datetime) -> date:
-    return at.astimezone(CHINA).date()
-
-
-def now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class _Row:
@@ -167,9 +161,9 @@ async def decide(uow: UnitOfWork, case: Case) -> None:
         if order.direction == "import":
             if case.payment is None:
                 return  # settled from the payment: wait for it
-            amount, currency, day = case.payment.amount, case.payment.currency, china_day(case.payment.paid_at)
+            amount, currency, day = case.payment.amount, case.payment.currency, china_date(case.payment.paid_at)
         else:
-            amount, currency, day = order.actual_paid, order.currency, china_day(order.submitted_at)
+            amount, currency, day = order.actual_paid, order.currency, china_date(order.submitted_at)
         await settle(uow, case, amount, currency, day)
     # pending / inspection: nothing to settle yet
 
@@ -180,7 +174,7 @@ async def not_applicable(uow: UnitOfWork, case: Case) -> None:
         return
     await record(uow, case, FxSettled(
         platform_code=case.platform_code, order_no=case.order_no, ecommerce_code=case.order.ecommerce_code,
-        status="not_applicable", settled_at=now()))
+        status="not_applicable", settled_at=utcnow()))
 
 
 async def record(uow: UnitOfWork, case: Case, settled: FxSettled) -> None:
@@ -215,7 +209,7 @@ async def settlement_of(uow: UnitOfWork, case: Case, amount: Decimal, currency: 
 
 async def settle(uow: UnitOfWork, case: Case, amount: Decimal, currency: str, day: date) -> None:
     s = await settlement_of(uow, case, amount, currency, day)
-    code, year, at = case.order.ecommerce_code, day.year, now()
+    code, year, at = case.order.ecommerce_code, day.year, utcnow()
     registered = await is_registered(uow, code)
     before = await year_to_date(uow, code, year, registered)
     after = before.year_to_date_usd + s.amount_usd
@@ -253,6 +247,6 @@ async def year_to_date(uow: UnitOfWork, code: str, year: int, registered: bool =
     if row is None:
         await insert_once(uow.session, enterprise_years, dict(
             code=code, year=year, year_to_date_usd=ZERO, settlements=0,
-            directory_status=rules.directory_status(ZERO, registered), updated_at=now()))
+            directory_status=rules.directory_status(ZERO, registered), updated_at=utcnow()))
         row = (await uow.session.execute(query)).one()
     return row

@@ -33,13 +33,11 @@ from shared.http import Problem, problem_from_validation, unprocessable
 from shared.reference import MissingRate, fx_rates
 from shared.runtime import Service, UnitOfWork
 from shared.sealing import seal
+from shared.clock import utcnow
 
 service = Service("gateway", handlers=handlers)
 router = APIRouter(prefix="/v1")
 
-
-def now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def parse(model: type[BaseModel], body: Any) -> Any:
@@ -92,7 +90,7 @@ async def register_enterprise(caller: CallerDep, body: JsonBody):
         raise Problem(403, "Forbidden", "only the operator registers enterprises")
     reg: EnterpriseRegistration = parse(EnterpriseRegistration, body)
     api_key = "sw_" + secrets.token_urlsafe(32)
-    registered_at = now()
+    registered_at = utcnow()
     try:
         async with service.unit_of_work() as uow:
             exists = await uow.session.scalar(select(enterprises.c.code).where(enterprises.c.code == reg.code))
@@ -203,7 +201,7 @@ async def submit_order(caller: CallerDep, body: JsonBody):
                               f"use PUT {status_url(doc.platform_code, doc.order_no)} to correct it")
             await check_order_parties(uow, doc)
             event_doc = order_event_document(doc)
-            at = now()
+            at = utcnow()
             await uow.session.execute(insert(orders).values(
                 platform_code=doc.platform_code, order_no=doc.order_no, version=1, submitted_at=at, updated_at=at,
                 customs_status="pending", customs_reasons=[], customs_version=0, tax={}, tax_version=0, fx={},
@@ -298,7 +296,7 @@ async def correct_order(platform_code: str, order_no: str, caller: CallerDep, bo
             raise unprocessable([{"field": "direction", "code": "immutable", "message": "a correction cannot change the direction"}])
         await check_order_parties(uow, doc)
         event_doc = order_event_document(doc)
-        at = now()
+        at = utcnow()
         version = row.version + 1
         await uow.session.execute(update(orders).where(and_(
             orders.c.platform_code == platform_code, orders.c.order_no == order_no)).values(
@@ -323,7 +321,7 @@ async def cancel_order(platform_code: str, order_no: str, caller: CallerDep):
             return JSONResponse(answer, status_code=200)
         if not rules.cancellation_allowed(row.customs_status):
             raise Problem(409, "Conflict", f"the order is {row.customs_status} and can no longer be cancelled")
-        at = now()
+        at = utcnow()
         version = row.version + 1
         await uow.session.execute(update(orders).where(and_(
             orders.c.platform_code == platform_code, orders.c.order_no == order_no)).values(
@@ -375,7 +373,7 @@ async def submit_payment(caller: CallerDep, body: JsonBody):
             if direction == "export":
                 raise unprocessable([{"field": "order_no", "code": "export_order",
                                       "message": "payments are for import orders only"}])
-            at = now()
+            at = utcnow()
             event_doc = Payment(**doc.model_dump(exclude={"payer"}), payer=sealed(doc.payer, False))
             await uow.session.execute(insert(payments).values(
                 payment_code=doc.payment_code, payment_no=doc.payment_no, platform_code=doc.platform_code,
@@ -409,7 +407,7 @@ async def submit_waybill(caller: CallerDep, body: JsonBody):
                 raise Problem(409, "Conflict", f"waybill {doc.waybill_no} was already submitted with different content")
             require_registered(await registered_roles(uow, {doc.platform_code}),
                                [("platform_code", doc.platform_code, "platform")])
-            at = now()
+            at = utcnow()
             event_doc = Waybill(**doc.model_dump())
             await uow.session.execute(insert(waybills).values(
                 logistics_code=doc.logistics_code, waybill_no=doc.waybill_no, platform_code=doc.platform_code,
@@ -440,7 +438,7 @@ async def track_waybill(logistics_code: str, waybill_no: str, caller: CallerDep,
                 tracking_events.c.content_hash == fp)))
             if seen:
                 return JSONResponse(answer, status_code=200)
-            at = now()
+            at = utcnow()
             await uow.session.execute(insert(tracking_events).values(
                 logistics_code=logistics_code, waybill_no=waybill_no, content_hash=fp, event=doc.event, at=doc.at,
                 received_at=at))

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from typing import Literal
-from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
 
 from contracts.v1.documents import OrderItem
 from contracts.v1.events import Order, OrderSubmitted
 from contracts.v2.events import OrderSubmittedV2
-
-CHINA = ZoneInfo("Asia/Shanghai")
+from shared.clock import china_date
 
 Action = Literal["new", "corrected", "cancelled"]
 Brands = dict[str, str | None]
@@ -27,7 +25,7 @@ def publishes_order_v1(at: datetime, v1_until: date | None, v2_enabled: bool = T
     With v2 switched off v1 is the only contract left, so it goes out whatever the date."""
     if not v2_enabled or v1_until is None:
         return True
-    return at.astimezone(CHINA).date() <= v1_until
+    return china_date(at) <= v1_until
 
 
 def order_events(action: Action, version: int, at: datetime, order: Order, platform_country: str,

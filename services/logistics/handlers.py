@@ -12,7 +12,7 @@ What arrives, on which topic, and in what order:
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import and_, bindparam, exists, func, insert, select, tuple_, update
@@ -37,15 +37,13 @@ from services.logistics.rules import (
 from services.logistics.tables import customs_releases, orders_seen, shipments, tracking_events
 from shared.db import insert_if_absent
 from shared.runtime import Handlers, UnitOfWork
+from shared.clock import utcnow
 
 handlers = Handlers()
 log = logging.getLogger(__name__)
 
 WATCHDOG_BATCH = 500
 
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def order_key(platform_code: str, order_no: str) -> str:

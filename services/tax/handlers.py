@@ -4,7 +4,7 @@ different topics, so whichever arrives second triggers the assessment."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -17,23 +17,17 @@ from services.tax import rules
 from services.tax.tables import assessments, decisions, export_revenue, insert_once, orders, upsert
 from shared.reference import MissingRate, fx_rates, hs_catalogue
 from shared.runtime import Handlers, UnitOfWork
+from shared.clock import china_date, utcnow
 
 handlers = Handlers()
 
 # §7/§8 dates (the rate day, the quarter) are China's calendar days; China has no daylight saving.
-CHINA = timezone(timedelta(hours=8), "Asia/Shanghai")
 # What stays standing when a cancellation races a release: the goods are gone, the tax is due.
 RELEASED_STATUSES = ("assessed", "general_trade", "exempt")
 # Line amounts are exact quotients; ten decimals is plenty for anyone checking the sums.
 _LINE_QUANTUM = Decimal("1e-10")
 
 
-def china_day(at: datetime) -> date:
-    return at.astimezone(CHINA).date()
-
-
-def now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 @dataclass
@@ -150,7 +144,7 @@ async def decide(uow: UnitOfWork, case: Case) -> None:
 def base_assessment(case: Case, status: str, **amounts: Any) -> TaxAssessment:
     return TaxAssessment(
         platform_code=case.platform_code, order_no=case.order_no, order_version=case.order.version,
-        ecommerce_code=case.order.ecommerce_code, status=status, assessed_at=now(), **amounts,
+        ecommerce_code=case.order.ecommerce_code, status=status, assessed_at=utcnow(), **amounts,
     )
 
 
@@ -168,7 +162,7 @@ def cny_per_unit(case: Case, currency: str, day: date) -> Decimal:
 
 def assess_import(case: Case) -> TaxAssessment:
     order = Order.model_validate(case.order.document)
-    rate = cny_per_unit(case, order.currency, china_day(case.order.submitted_at))
+    rate = cny_per_unit(case, order.currency, china_date(case.order.submitted_at))
     a = rules.assess_import(order, case.decision.tax_mode or "retail", hs_catalogue(), rate)
     return base_assessment(
         case, a.status, dutiable_value=a.dutiable_value, customs_duty=a.customs_duty, vat=a.vat,
@@ -191,10 +185,10 @@ def _line_amount(amount: Decimal) -> Decimal:
 
 async def record_export_revenue(uow: UnitOfWork, case: Case) -> None:
     order, decision = case.order, case.decision
-    revenue = rules.round_money(order.actual_paid * cny_per_unit(case, order.currency, china_day(order.submitted_at)))
+    revenue = rules.round_money(order.actual_paid * cny_per_unit(case, order.currency, china_date(order.submitted_at)))
     await insert_once(uow.session, export_revenue, dict(
         platform_code=case.platform_code, order_no=case.order_no, ecommerce_code=order.ecommerce_code,
-        quarter=rules.quarter_of(china_day(decision.decided_at)), revenue_cny=revenue,
+        quarter=rules.quarter_of(china_date(decision.decided_at)), revenue_cny=revenue,
         order_version=order.version, decided_at=decision.decided_at,
     ))
 

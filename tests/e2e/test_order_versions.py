@@ -16,7 +16,8 @@ from contracts.topics import ORDER_SUBMITTED, ORDER_SUBMITTED_V2
 from contracts.v1.events import OrderSubmitted
 from contracts.v2.events import OrderSubmittedV2
 from deploy.mesh import free_port
-from services.gateway.contracts_policy import CHINA, publishes_order_v1
+from services.gateway.contracts_policy import publishes_order_v1
+from shared.clock import CHINA
 from shared.settings import Settings
 from tests.e2e.conftest import ADMIN, Enterprise, Parties, released_order_no
 from tests.support import order_body, payment_body, unique, wait_for, waybill_body
