@@ -11,10 +11,10 @@ from services.credit.handlers import (
     handlers,
     load_file,
     negative_list_changed,
-    utcnow,
 )
 from services.credit.rules import grade, remove_from_negative_list
 from services.credit.tables import credit_files, score_events
+from shared.clock import utcnow
 from shared.http import Operator, Problem
 from shared.runtime import Service
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 from sqlalchemy import and_, select
 
-from services.logistics.handlers import grace_period, handlers, report_orders_never_came, utcnow
+from services.logistics.handlers import grace_period, handlers, report_orders_never_came
 from services.logistics.tables import shipments, tracking_events
+from shared.clock import utcnow
 from shared.http import Operator, Problem
 from shared.runtime import Service, UnitOfWork
 from shared.settings import Settings

@@ -2,7 +2,6 @@
 their revenue for deemed income tax. Its officers' back office: deemed income and assessments."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Annotated
 
@@ -11,8 +10,9 @@ from sqlalchemy import and_, select
 
 from contracts.types import format_money
 from services.tax import rules
-from services.tax.handlers import china_day, handlers
+from services.tax.handlers import handlers
 from services.tax.tables import assessments, export_revenue
+from shared.clock import china_date, utcnow
 from shared.http import Operator, Problem, unprocessable
 from shared.runtime import Service
 
@@ -27,7 +27,7 @@ async def deemed_income(code: Code, _: Operator, quarter: Annotated[str | None, 
     """§8: an ecommerce enterprise's export revenue in a quarter (default: the current one, China time)
     and the deemed taxable income, 4% of it. No exports is an answer (zero), not a 404."""
     if quarter is None:
-        quarter = rules.quarter_of(china_day(datetime.now(timezone.utc)))
+        quarter = rules.quarter_of(china_date(utcnow()))
     try:
         rules.parse_quarter(quarter)
     except ValueError as err:
