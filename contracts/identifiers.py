@@ -51,3 +51,8 @@ def mask_id_number(number: str) -> str:
     if len(number) <= 8:
         return "*" * len(number)
     return number[:4] + "*" * (len(number) - 8) + number[-4:]
+
+
+def order_key(platform_code: str, order_no: str) -> str:
+    """An order's key across the mesh (spec §6): the correlation id and Kafka key of its events."""
+    return f"{platform_code}:{order_no}"

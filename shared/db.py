@@ -44,9 +44,32 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=True)
 
 
+def _insert(session: AsyncSession, table):  # noqa: ANN001, ANN202
+    return (pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert)(table)
+
+
+def _primary_key(table) -> list[str]:  # noqa: ANN001
+    return [c.name for c in table.primary_key.columns]
+
+
 async def insert_if_absent(session: AsyncSession, table, values: dict | list[dict],  # noqa: ANN001
-                           keys: list[str] | None = None) -> bool:
-    """INSERT ... ON CONFLICT DO NOTHING on PostgreSQL and SQLite; True when a row was written."""
-    builder = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    result = await session.execute(builder(table).values(values).on_conflict_do_nothing(index_elements=keys))
-    return bool(result.rowcount)
+                           keys: list[str] | None = None) -> int:
+    """One `INSERT … ON CONFLICT (keys) DO NOTHING` for one row or many (no keys: any unique conflict);
+    returns how many rows were written (truthy when a single row was)."""
+    if isinstance(values, list) and not values:
+        return 0
+    stmt = _insert(session, table).values(values).on_conflict_do_nothing(index_elements=keys)
+    return (await session.execute(stmt)).rowcount or 0
+
+
+async def upsert(session: AsyncSession, table, rows: dict | list[dict], keys: list[str] | None = None) -> None:  # noqa: ANN001
+    """One `INSERT … ON CONFLICT (keys) DO UPDATE` for one row or many: a row whose key exists has every
+    other column given overwritten. All rows must name the same columns. Keys: the primary key unless given.
+    Two rows with one key in the same call are refused by PostgreSQL: fold them first (last one wins)."""
+    rows = [rows] if isinstance(rows, dict) else rows
+    if not rows:
+        return
+    keys = keys or _primary_key(table)
+    stmt = _insert(session, table).values(rows)
+    await session.execute(stmt.on_conflict_do_update(
+        index_elements=keys, set_={c: stmt.excluded[c] for c in rows[0] if c not in keys}))

@@ -3,12 +3,10 @@
 A service is its tables, its handlers (one per consumed event type), its periodic jobs and its HTTP
 routes. The runtime around them:
 
-- consumes its topics in batches (`getmany`), handles a batch in ONE database transaction, with a
-  savepoint per record, and commits offsets only after that transaction is committed;
-- skips events whose `event_id` is already in the inbox (written in the same transaction as the effects);
-- sends a record that cannot be parsed, or whose handler keeps failing, to `<topic>.dlq` (through the
-  outbox, in the same transaction) with the error in headers, so the partition keeps moving;
+- consumes its topics in batches (`getmany`) and hands each batch to the exactly-once batch core
+  (shared/batch.py: one transaction, inbox, dead letters), committing offsets only after it committed;
 - relays the outbox to Kafka (see shared/outbox.py);
+- runs periodic jobs, each in a unit of work;
 - serves /healthz and /metrics.
 """
 from __future__ import annotations
@@ -16,11 +14,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -29,89 +25,23 @@ from aiokafka.structs import ConsumerRecord
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ValidationError
-from sqlalchemy import exc as sa_exc
-from sqlalchemy import insert, select, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from contracts.envelope import Envelope
-from contracts.topics import EVENT_TYPES, TOPICS, event_type_of
 from shared import logs, metrics
+from shared.batch import BatchProcessor, Handlers, Received, TransientError, UnitOfWork, is_transient
 from shared.db import create_engine, is_sqlite, session_factory
 from shared.migrations import upgrade
-from shared.outbox import OutboxRelay, dead_letter_row, outbox_row, stage_rows
+from shared.outbox import OutboxRelay
 from shared.settings import Settings, settings
-from shared.tables import INBOX
-from shared.tracing import continue_trace, end_trace
 
 log = logging.getLogger(__name__)
-
-# Registrations and ratings first: an order in the same batch may name the enterprise they describe.
-_TOPIC_PRIORITY = {t.name: i for i, t in enumerate(
-    sorted(TOPICS, key=lambda t: 0 if t.name.startswith(("sw.enterprise", "credit.")) else 1))}
-
-
-class UnitOfWork:
-    """One database transaction and the events it will publish; nothing is visible until it commits."""
-
-    def __init__(self, session: AsyncSession, source: str):
-        self.session = session
-        self.source = source
-        self._staged: list[dict] = []
-
-    def emit(self, payload: BaseModel, correlation_id: str, key: str | None = None) -> None:
-        self._staged.append(outbox_row(payload, self.source, correlation_id, key))
-
-    async def flush_events(self) -> int:
-        staged, self._staged = self._staged, []
-        await stage_rows(self.session, staged)
-        return len(staged)
-
-
-Handler = Callable[[UnitOfWork, Envelope, Any], Awaitable[None]]
-
-
-class Handlers:
-    """Handlers by event type: `@handlers.on(OrderSubmitted)`; the type's topic is subscribed to."""
-
-    def __init__(self) -> None:
-        self.by_type: dict[tuple[str, int], Handler] = {}  # (event type, version): one version of a type has one handler
-        self.topics: set[str] = set()
-
-    def on(self, model: type[BaseModel]) -> Callable[[Handler], Handler]:
-        et = event_type_of(model)
-
-        def register(fn: Handler) -> Handler:
-            self.by_type[(et.name, et.version)] = fn
-            self.topics.add(et.topic)
-            return fn
-
-        return register
 
 
 @dataclass
 class PeriodicJob:
     seconds: Callable[[Settings], float]
     run: Callable[[UnitOfWork], Awaitable[None]]
-
-
-class TransientError(Exception):
-    """The database or broker is unreachable: retry the whole batch later, do not dead-letter."""
-
-
-def _is_transient(err: BaseException) -> bool:
-    if isinstance(err, (OSError, asyncio.TimeoutError, ConnectionError)):
-        return True
-    if isinstance(err, sa_exc.DBAPIError) and err.connection_invalidated:
-        return True
-    if isinstance(err, (sa_exc.OperationalError, sa_exc.InterfaceError)):
-        return True
-    if isinstance(err, sa_exc.DBAPIError):
-        # A deadlock, serialization failure or lock timeout is about timing, not the record: retry the whole batch.
-        code = getattr(err.orig, "sqlstate", None) or getattr(err.orig, "pgcode", None)
-        if code in ("40P01", "40001", "55P03"):
-            return True
-    return isinstance(err, TransientError)
 
 
 @dataclass
@@ -131,6 +61,7 @@ class Service:
         self.producer: AIOKafkaProducer | None = None
         self.consumer: AIOKafkaConsumer | None = None
         self.relay: OutboxRelay | None = None
+        self.processor: BatchProcessor | None = None
         self._tasks: list[asyncio.Task] = []
 
     # --- units of work --------------------------------------------------------------------
@@ -155,11 +86,11 @@ class Service:
 
     # --- lifecycle ------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def open_database(self, url: str | None = None) -> None:
+        """Migrate and open the service's own database (`url`, default from the settings), and make the
+        batch core ready: all a service needs to handle events, without a broker (shared/testing.py)."""
         s = self.settings
-        s.refuse_unsafe_production_defaults()
-        logs.configure_logging(self.name, s.log_level)
-        url = s.database_url(self.name)
+        url = url or s.database_url(self.name)
         await asyncio.to_thread(upgrade, self.name, url)
         self.engine = create_engine(url)
         self.sessions = session_factory(self.engine)
@@ -168,8 +99,21 @@ class Service:
             self.readers = session_factory(self.reader_engine)
         else:
             self.readers = self.sessions
+        self.processor = BatchProcessor(self.name, self.handlers, self.sessions, s.sw_handler_retries)
         for hook in self.on_start:
             await hook(self)
+
+    async def close_database(self) -> None:
+        for engine in (self.engine, self.reader_engine):
+            if engine is not None:
+                await engine.dispose()
+        self.engine = self.reader_engine = None
+
+    async def start(self) -> None:
+        s = self.settings
+        s.refuse_unsafe_production_defaults()
+        logs.configure_logging(self.name, s.log_level)
+        await self.open_database()
         self.producer = AIOKafkaProducer(
             bootstrap_servers=s.kafka_bootstrap_servers, enable_idempotence=True, acks="all",
             linger_ms=5, max_batch_size=262144, client_id=f"{self.name}-producer",
@@ -199,10 +143,7 @@ class Service:
             await self.consumer.stop()
         if self.producer:
             await self.producer.stop()
-        if self.engine:
-            await self.engine.dispose()
-        if self.reader_engine:
-            await self.reader_engine.dispose()
+        await self.close_database()
 
     @staticmethod
     async def _retry_until_up(start: Callable[[], Awaitable[None]], attempts: int = 60) -> None:
@@ -218,15 +159,14 @@ class Service:
     # --- consuming ------------------------------------------------------------------------
 
     async def _consume(self) -> None:
-        assert self.consumer is not None
+        assert self.consumer is not None and self.processor is not None
         while True:
             batch = await self.consumer.getmany(
                 timeout_ms=self.settings.sw_batch_wait_ms, max_records=self.settings.sw_batch_max_records
             )
             if not batch:
                 continue
-            records = [r for tp in sorted(batch, key=lambda tp: (_TOPIC_PRIORITY.get(tp.topic, 9), tp.partition))
-                       for r in batch[tp]]
+            records = self.processor.consumption_order(batch)
             metrics.BATCH_SIZE.labels(self.name).observe(len(records))
             delay = 0.5
             while True:
@@ -250,85 +190,11 @@ class Service:
                 log.warning("offset commit failed", extra={"error": repr(err)})
 
     async def handle_batch(self, records: Iterable[ConsumerRecord]) -> None:
-        records = list(records)
-        assert self.sessions is not None
-        parsed: list[tuple[ConsumerRecord, Envelope | None, str | None]] = []
-        for record in records:
-            try:
-                parsed.append((record, Envelope.model_validate_json(record.value), None))
-            except (ValidationError, ValueError, TypeError) as err:
-                parsed.append((record, None, f"not an event envelope: {_short(err)}"))
-        async with self.sessions() as session:
-            async with session.begin():
-                ids = [str(e.event_id) for _, e, _ in parsed if e is not None]
-                seen: set[str] = set()
-                if ids:
-                    seen = set((await session.execute(
-                        select(INBOX.c.event_id).where(INBOX.c.event_id.in_(ids)))).scalars())
-                inbox_rows: list[dict] = []
-                dead_letters: list[dict] = []
-                uow = UnitOfWork(session, self.name)
-                for record, envelope, problem in parsed:
-                    if envelope is None:
-                        dead_letters.append(self._dead_letter(record, problem or "unparseable"))
-                        continue
-                    event_id = str(envelope.event_id)
-                    if event_id in seen:
-                        metrics.EVENTS_DUPLICATE.labels(self.name, record.topic).inc()
-                        continue
-                    seen.add(event_id)
-                    outcome, problem = await self._handle_record(uow, record, envelope)
-                    if outcome == "dead_letter":
-                        dead_letters.append(self._dead_letter(record, problem or "failed"))
-                    inbox_rows.append({"event_id": event_id, "topic": record.topic, "outcome": outcome,
-                                       "handled_at": datetime.now(timezone.utc)})
-                await uow.flush_events()
-                if inbox_rows:
-                    await session.execute(insert(INBOX), inbox_rows)
-                await stage_rows(session, dead_letters)
+        """One batch, exactly once in effect (shared/batch.py), then wake the relay for what it emitted."""
+        assert self.processor is not None, "database not open"
+        await self.processor.handle_batch(records)
         if self.relay:
             self.relay.wake.set()
-
-    async def _handle_record(self, uow: UnitOfWork, record: ConsumerRecord, envelope: Envelope) -> tuple[str, str | None]:
-        metrics.EVENTS_CONSUMED.labels(self.name, record.topic, envelope.type).inc()
-        et = EVENT_TYPES.get((envelope.type, envelope.version))
-        if et is None or et.topic != record.topic:
-            return "dead_letter", f"unknown event type {envelope.type} v{envelope.version} on {record.topic}"
-        handler = self.handlers.by_type.get((envelope.type, envelope.version))
-        if handler is None:
-            return "ignored", None
-        try:
-            payload = et.model.model_validate(envelope.payload)
-        except ValidationError as err:
-            return "dead_letter", f"payload does not match {et.name} v{et.version}: {_short(err)}"
-        cid_token = logs.correlation_id.set(envelope.correlation_id)
-        headers = dict(record.headers or [])
-        trace_token = continue_trace((headers.get("traceparent") or b"").decode() or None)
-        try:
-            last_error = None
-            for _ in range(max(1, self.settings.sw_handler_retries)):
-                staged_before = len(uow._staged)
-                started = time.perf_counter()
-                try:
-                    async with uow.session.begin_nested():
-                        await handler(uow, envelope, payload)
-                    metrics.HANDLER_SECONDS.labels(self.name, envelope.type).observe(time.perf_counter() - started)
-                    return "handled", None
-                except Exception as err:
-                    del uow._staged[staged_before:]
-                    if _is_transient(err):
-                        raise
-                    last_error = err
-                    log.warning("handler failed", extra={"event_type": envelope.type, "error": repr(err)})
-            return "dead_letter", f"{type(last_error).__name__}: {last_error}"
-        finally:
-            logs.correlation_id.reset(cid_token)
-            end_trace(trace_token)
-
-    def _dead_letter(self, record: ConsumerRecord, problem: str) -> dict:
-        log.error("dead-lettering a record", extra={"topic": record.topic, "error": problem})
-        return dead_letter_row(record.topic, record.key, record.value, list(record.headers or []),
-                               problem, self.name, record.partition, record.offset)
 
     # --- jobs -------------------------------------------------------------------------------
 
@@ -391,14 +257,8 @@ class Service:
         return app
 
 
-def _short(err: Exception) -> str:
-    if isinstance(err, ValidationError):
-        return "; ".join(f"{'.'.join(map(str, e['loc'])) or '(body)'}: {e['msg']}" for e in err.errors()[:5])
-    return str(err)[:500]
-
-
 def json_dumps(value: Any) -> str:
     return json.dumps(value, default=str, separators=(",", ":"))
 
 
-__all__ = ["Service", "Handlers", "UnitOfWork", "TransientError", "Path"]
+__all__ = ["Service", "Handlers", "UnitOfWork", "Received", "TransientError", "is_transient", "Path"]

@@ -1,0 +1,325 @@
+"""The exactly-once batch core: a batch of consumed records in, one database transaction out.
+
+This is the part of the runtime that decides what a batch of records does to a service's database, with
+no broker in sight, so it can be driven in tests on SQLite with synthetic records (shared/testing.py):
+
+- each record is parsed as an envelope, checked against its contract, and looked up in the inbox
+  (one query for the whole batch); a record seen before has no second effect;
+- the records to handle are cut into runs of one event type, in the order they are consumed, and each
+  run goes to its handler at once: `@handlers.on_batch(Model)` receives the run as a list of `Received`,
+  so it can load the state of every key with one query per table and write with one statement per table;
+- the happy path is ONE transaction with no savepoint per record: effects, emitted events (the outbox),
+  inbox rows and dead letters commit together, or nothing does;
+- when a handler raises an error that is not about the database being unreachable, the transaction is
+  rolled back and the batch is handled again record by record, each in a savepoint with a few tries:
+  the offending record is dead-lettered alone, with its reason, and the rest are handled;
+- an outage (`is_transient`) propagates: the caller keeps the batch and its offsets and tries again.
+
+Events of one key keep their offset order: Kafka keeps a key in one partition, a run never reorders
+records, and a handler given several events of one key must apply them in list order.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Generic, TypeVar
+
+from aiokafka.structs import ConsumerRecord
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from contracts.envelope import Envelope
+from contracts.topics import EVENT_TYPES, TOPICS, EventType, event_type_of
+from shared import logs, metrics
+from shared.outbox import dead_letter_row, outbox_row, stage_rows
+from shared.tables import INBOX
+from shared.tracing import continue_trace, end_trace
+
+log = logging.getLogger(__name__)
+
+P = TypeVar("P", bound=BaseModel)
+
+# Registrations and ratings first: an order in the same batch may name the enterprise they describe.
+TOPIC_PRIORITY = {t.name: i for i, t in enumerate(
+    sorted(TOPICS, key=lambda t: 0 if t.name.startswith(("sw.enterprise", "credit.")) else 1))}
+
+
+@dataclass(frozen=True)
+class Received(Generic[P]):
+    """One consumed event: its envelope, its payload parsed as its contract, and the trace context it
+    carried (`traceparent`, W3C), which events emitted because of it continue."""
+
+    envelope: Envelope
+    payload: P
+    traceparent: str | None = None
+
+    @property
+    def correlation_id(self) -> str:
+        return self.envelope.correlation_id
+
+
+class UnitOfWork:
+    """One database transaction and the events it will publish; nothing is visible until it commits."""
+
+    def __init__(self, session: AsyncSession, source: str):
+        self.session = session
+        self.source = source
+        self._staged: list[dict] = []
+
+    def emit(self, payload: BaseModel, correlation_id: str, key: str | None = None,
+             cause: Received | None = None) -> None:
+        """Stage `payload` for publication after commit, keyed by `key` (default: the correlation id).
+        `cause`: the event that led to it, whose trace it continues (per-record handlers get that from
+        the context)."""
+        if cause is not None:
+            token = continue_trace(cause.traceparent)
+            try:
+                self._staged.append(outbox_row(payload, self.source, correlation_id, key))
+            finally:
+                end_trace(token)
+        else:
+            self._staged.append(outbox_row(payload, self.source, correlation_id, key))
+
+    async def flush_events(self) -> int:
+        staged, self._staged = self._staged, []
+        await stage_rows(self.session, staged)
+        return len(staged)
+
+
+BatchHandler = Callable[[UnitOfWork, list[Received[Any]]], Awaitable[None]]
+RecordHandler = Callable[[UnitOfWork, Envelope, Any], Awaitable[None]]
+
+
+class Handlers:
+    """Handlers by event type and version; the type's topic is subscribed to.
+
+    `@handlers.on_batch(OrderSubmittedV2)`: the handler takes `(uow, events: list[Received])`, a run of
+    consecutive events of that type, oldest first. `@handlers.on(Model)`: the handler takes
+    `(uow, envelope, payload)`, one event at a time (simple, for low-volume types)."""
+
+    def __init__(self) -> None:
+        self.by_type: dict[tuple[str, int], BatchHandler] = {}
+        self.topics: set[str] = set()
+
+    def on_batch(self, model: type[BaseModel]) -> Callable[[BatchHandler], BatchHandler]:
+        et = event_type_of(model)
+
+        def register(fn: BatchHandler) -> BatchHandler:
+            key = (et.name, et.version)
+            if key in self.by_type:
+                raise ValueError(f"{et.name} v{et.version} already has a handler")
+            self.by_type[key] = fn
+            self.topics.add(et.topic)
+            return fn
+
+        return register
+
+    def on(self, model: type[BaseModel]) -> Callable[[RecordHandler], RecordHandler]:
+        def register(fn: RecordHandler) -> RecordHandler:
+            async def one_by_one(uow: UnitOfWork, events: list[Received[Any]]) -> None:
+                for event in events:
+                    cid = logs.correlation_id.set(event.correlation_id)
+                    trace = continue_trace(event.traceparent)
+                    try:
+                        await fn(uow, event.envelope, event.payload)
+                    finally:
+                        logs.correlation_id.reset(cid)
+                        end_trace(trace)
+
+            one_by_one.__name__ = fn.__name__
+            self.on_batch(model)(one_by_one)
+            return fn
+
+        return register
+
+
+class TransientError(Exception):
+    """The database or broker is unreachable: retry the whole batch later, do not dead-letter."""
+
+
+def is_transient(err: BaseException) -> bool:
+    """True when `err` is about reaching the database (or broker), not about the record: the batch is
+    kept and retried whole. Deadlocks, serialization failures and lock timeouts are about timing."""
+    if isinstance(err, (OSError, asyncio.TimeoutError, ConnectionError)):
+        return True
+    if isinstance(err, sa_exc.DBAPIError) and err.connection_invalidated:
+        return True
+    if isinstance(err, (sa_exc.OperationalError, sa_exc.InterfaceError)):
+        return True
+    if isinstance(err, sa_exc.DBAPIError):
+        code = getattr(err.orig, "sqlstate", None) or getattr(err.orig, "pgcode", None)
+        if code in ("40P01", "40001", "55P03"):
+            return True
+    return isinstance(err, TransientError)
+
+
+@dataclass
+class _Item:
+    """A record of the batch and what the core made of it."""
+
+    record: ConsumerRecord
+    envelope: Envelope | None = None
+    event_type: EventType | None = None
+    received: Received | None = None
+    outcome: str = "pending"  # handled | ignored | dead_letter | duplicate
+    problem: str | None = None
+
+
+class BatchProcessor:
+    """Handles batches of consumed records for one service, exactly once in effect (see the module)."""
+
+    def __init__(self, name: str, handlers: Handlers, sessions: async_sessionmaker[AsyncSession],
+                 retries: int = 3):
+        self.name = name
+        self.handlers = handlers
+        self.sessions = sessions
+        self.retries = max(1, retries)
+
+    @staticmethod
+    def consumption_order(batch: dict[Any, list[ConsumerRecord]]) -> list[ConsumerRecord]:
+        """The records of a `getmany` result in the order they are handled: topics by priority (see
+        TOPIC_PRIORITY), then partition, each partition in offset order."""
+        return [r for tp in sorted(batch, key=lambda tp: (TOPIC_PRIORITY.get(tp.topic, 9), tp.topic, tp.partition))
+                for r in batch[tp]]
+
+    async def handle_batch(self, records: Iterable[ConsumerRecord]) -> None:
+        """Handle `records` (in this order) in one transaction; raises only what `is_transient` calls an
+        outage, after which nothing of the batch was committed."""
+        records = list(records)
+        try:
+            await self._transaction(records, isolate=False)
+        except Exception as err:
+            if is_transient(err):
+                raise
+            log.warning("a batch failed; handling it record by record to isolate the cause",
+                        extra={"error": repr(err)[:500]})
+            await self._transaction(records, isolate=True)
+
+    async def _transaction(self, records: list[ConsumerRecord], isolate: bool) -> None:
+        items = [self._classify(record) for record in records]
+        async with self.sessions() as session:
+            async with session.begin():
+                await self._drop_duplicates(session, items)
+                uow = UnitOfWork(session, self.name)
+                for run in self._runs(items):
+                    if isolate:
+                        for item in run:
+                            await self._handle_alone(uow, item)
+                    else:
+                        await self._handle_run(uow, run)
+                await uow.flush_events()
+                inbox_rows = [{"event_id": str(i.envelope.event_id), "topic": i.record.topic, "outcome": i.outcome,
+                               "handled_at": datetime.now(timezone.utc)}
+                              for i in items if i.envelope is not None and i.outcome != "duplicate"]
+                if inbox_rows:
+                    await session.execute(insert(INBOX), inbox_rows)
+                await stage_rows(session, [self._dead_letter(i) for i in items if i.outcome == "dead_letter"])
+        self._count(items)
+
+    def _classify(self, record: ConsumerRecord) -> _Item:
+        item = _Item(record)
+        try:
+            item.envelope = Envelope.model_validate_json(record.value)
+        except (ValidationError, ValueError, TypeError) as err:
+            item.outcome, item.problem = "dead_letter", f"not an event envelope: {short_error(err)}"
+            return item
+        envelope = item.envelope
+        et = EVENT_TYPES.get((envelope.type, envelope.version))
+        if et is None or et.topic != record.topic:
+            item.outcome, item.problem = "dead_letter", f"unknown event type {envelope.type} v{envelope.version} on {record.topic}"
+            return item
+        item.event_type = et
+        if (et.name, et.version) not in self.handlers.by_type:
+            item.outcome = "ignored"
+            return item
+        try:
+            payload = et.model.model_validate(envelope.payload)
+        except ValidationError as err:
+            item.outcome, item.problem = "dead_letter", f"payload does not match {et.name} v{et.version}: {short_error(err)}"
+            return item
+        headers = dict(record.headers or [])
+        traceparent = (headers.get("traceparent") or b"").decode() or None
+        item.received = Received(envelope, payload, traceparent)
+        return item
+
+    @staticmethod
+    async def _drop_duplicates(session: AsyncSession, items: list[_Item]) -> None:
+        ids = {str(i.envelope.event_id) for i in items if i.envelope is not None}
+        seen: set[str] = set()
+        if ids:
+            seen = set((await session.execute(select(INBOX.c.event_id).where(INBOX.c.event_id.in_(ids)))).scalars())
+        for item in items:
+            if item.envelope is None:
+                continue
+            event_id = str(item.envelope.event_id)
+            if event_id in seen:
+                item.outcome = "duplicate"
+            seen.add(event_id)  # a second copy inside the batch is a duplicate too
+
+    @staticmethod
+    def _runs(items: list[_Item]) -> list[list[_Item]]:
+        """Consecutive items to handle of one event type, in consumption order."""
+        runs: list[list[_Item]] = []
+        for item in items:
+            if item.outcome != "pending":
+                continue
+            if runs and runs[-1][0].event_type is item.event_type:
+                runs[-1].append(item)
+            else:
+                runs.append([item])
+        return runs
+
+    def _handler(self, item: _Item) -> BatchHandler:
+        assert item.event_type is not None
+        return self.handlers.by_type[(item.event_type.name, item.event_type.version)]
+
+    async def _handle_run(self, uow: UnitOfWork, run: list[_Item]) -> None:
+        started = time.perf_counter()
+        await self._handler(run[0])(uow, [i.received for i in run])  # type: ignore[misc]
+        elapsed = time.perf_counter() - started
+        for item in run:
+            item.outcome = "handled"
+        metrics.HANDLER_SECONDS.labels(self.name, run[0].event_type.name).observe(elapsed / len(run))
+
+    async def _handle_alone(self, uow: UnitOfWork, item: _Item) -> None:
+        """One record in its own savepoint, a few tries; dead-lettered with the last error if it keeps failing."""
+        last_error: Exception | None = None
+        for _ in range(self.retries):
+            staged_before = len(uow._staged)
+            try:
+                async with uow.session.begin_nested():
+                    await self._handle_run(uow, [item])
+                return
+            except Exception as err:
+                del uow._staged[staged_before:]
+                if is_transient(err):
+                    raise
+                last_error = err
+                log.warning("handler failed", extra={"event_type": item.envelope.type, "error": repr(err)[:500]})
+        item.outcome, item.problem = "dead_letter", f"{type(last_error).__name__}: {last_error}"
+
+    def _dead_letter(self, item: _Item) -> dict:
+        record = item.record
+        log.error("dead-lettering a record", extra={"topic": record.topic, "error": item.problem})
+        return dead_letter_row(record.topic, record.key, record.value, list(record.headers or []),
+                               item.problem or "failed", self.name, record.partition, record.offset)
+
+    def _count(self, items: Sequence[_Item]) -> None:
+        for item in items:
+            kind = item.envelope.type if item.envelope else "(unparseable)"
+            if item.outcome == "duplicate":
+                metrics.EVENTS_DUPLICATE.labels(self.name, item.record.topic).inc()
+            else:
+                metrics.EVENTS_CONSUMED.labels(self.name, item.record.topic, kind).inc()
+
+
+def short_error(err: Exception) -> str:
+    if isinstance(err, ValidationError):
+        return "; ".join(f"{'.'.join(map(str, e['loc'])) or '(body)'}: {e['msg']}" for e in err.errors()[:5])
+    return str(err)[:500]
