@@ -19,6 +19,9 @@ from shared.tracing import continue_trace
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1024 * 1024
+# A batch twin of a document endpoint (`POST /v1/orders:batch`, spec §7.1) carries up to 500 documents.
+MAX_BATCH_BODY_BYTES = 8 * 1024 * 1024
+BATCH_SUFFIX = ":batch"
 PROBLEM_JSON = "application/problem+json"
 
 
@@ -32,13 +35,18 @@ class Problem(Exception):
         self.type = type_ or f"/problems/{title.lower().replace(' ', '-')}"
         self.headers = headers
 
-    def response(self, instance: str | None = None) -> JSONResponse:
+    def body(self, instance: str | None = None) -> dict[str, Any]:
+        """The problem details document (what `response` sends; a batch result's `body`)."""
         body: dict[str, Any] = {"type": self.type, "title": self.title, "status": self.status, "detail": self.detail}
         if instance:
             body["instance"] = instance
         if self.errors is not None:
             body["errors"] = self.errors
-        return JSONResponse(body, status_code=self.status, media_type=PROBLEM_JSON, headers=self.headers)
+        return body
+
+    def response(self, instance: str | None = None) -> JSONResponse:
+        return JSONResponse(self.body(instance), status_code=self.status, media_type=PROBLEM_JSON,
+                            headers=self.headers)
 
 
 def field_path(loc: tuple | list) -> str:
@@ -82,18 +90,20 @@ def problem_from_validation(err: ValidationError | RequestValidationError, prefi
 
 
 class BodySizeLimit:
-    """413 for bodies over 1 MiB, whether or not Content-Length is sent."""
+    """413 for bodies over 1 MiB (8 MiB for a `…:batch` path), whether or not Content-Length is sent."""
 
-    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES):
-        self.app, self.limit = app, limit
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES, batch_limit: int = MAX_BATCH_BODY_BYTES):
+        self.app, self.limit, self.batch_limit = app, limit, batch_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        # The limit follows the path, so a single document keeps its 1 MiB even beside the batch twin.
+        limit = self.batch_limit if scope.get("path", "").endswith(BATCH_SUFFIX) else self.limit
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        too_large = Problem(413, "Payload too large", f"the body is over {self.limit} bytes")
-        if declared and declared.isdigit() and int(declared) > self.limit:
+        too_large = Problem(413, "Payload too large", f"the body is over {limit} bytes")
+        if declared and declared.isdigit() and int(declared) > limit:
             await too_large.response()(scope, receive, send)
             return
         received = 0
@@ -103,7 +113,7 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.limit:
+                if received > limit:
                     raise _TooLarge()
             return message
 
