@@ -106,25 +106,37 @@ class BodySizeLimit:
         if declared and declared.isdigit() and int(declared) > limit:
             await too_large.response()(scope, receive, send)
             return
+        # The body is read here, up to the limit, and handed on whole. (Raising from inside the app's own
+        # receive does not work: FastAPI turns any exception met while reading a body into a 400.)
+        chunks: list[bytes] = []
         received = 0
-
-        async def limited() -> Message:
-            nonlocal received
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise _TooLarge()
-            return message
+            if message["type"] != "http.request":  # the client went away: let the app see it
+                await self.app(scope, _replay([], message, receive), send)
+                return
+            chunk = message.get("body", b"")
+            received += len(chunk)
+            if received > limit:
+                await too_large.response()(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        await self.app(scope, _replay(chunks, None, receive), send)
 
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await too_large.response()(scope, receive, send)
 
+def _replay(chunks: list[bytes], first: Message | None, receive: Receive) -> Receive:
+    """A receive that gives the body already read (or the message already taken), then the client's own."""
+    pending: list[Message] = [first] if first is not None else [
+        {"type": "http.request", "body": b"".join(chunks), "more_body": False}]
 
-class _TooLarge(Exception):
-    pass
+    async def replayed() -> Message:
+        if pending:
+            return pending.pop()
+        return await receive()
+
+    return replayed
 
 
 def install_problem_details(app: FastAPI) -> None:
