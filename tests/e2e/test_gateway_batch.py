@@ -175,3 +175,23 @@ def test_concurrent_single_submissions_each_get_their_answer_and_are_published_o
     for b in bad:
         assert api.http.get(f"/v1/orders/{p.platform.code}/{b['order_no']}", headers=api.admin).status_code == 404
     assert api.produced() == mid + per_order * 51  # each accepted order exactly once, nothing for the rest
+
+
+def test_the_contract_suites_platform_mode_submits_through_the_batch_endpoints(api, tmp_path, capsys):
+    from contracts.suite.__main__ import main
+
+    me = api.register(["platform", "ecommerce", "payment", "logistics"])
+    good = order_body(me.code, me.code, released_order_no(me.code))
+    bad = {**order_body(me.code, me.code, unique("BAD")), "actual_paid": "1.00"}
+    (tmp_path / "orders.json").write_text(json.dumps([good, bad]))
+    (tmp_path / "payment.json").write_text(json.dumps(payment_body(me.code, good)))
+    (tmp_path / "waybill.json").write_text(json.dumps(waybill_body(me.code, good)))
+    code = main(["platform", str(tmp_path), "--no-cross-checks", "--gateway", api.mesh.url("gateway"),
+                 "--api-key", me.key, "--json"])
+    report = json.loads(capsys.readouterr().out)
+    answers = [(a["location"].rsplit("/", 1)[-1], a["status"]) for a in report["gateway"]["answers"]]
+    # The bad order is refused beside its good neighbour, which goes on with its payment and waybill.
+    assert answers == [("orders.json[0]", 202), ("orders.json[1]", 422), ("payment.json", 202), ("waybill.json", 202)]
+    assert report["gateway"]["answers"][1]["errors"][0]["field"] == "actual_paid"
+    assert code == 1  # a refused document fails the run
+    assert api.wait_customs(me, good["order_no"])["customs"]["status"] == "released"
