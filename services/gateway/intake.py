@@ -471,14 +471,16 @@ class GroupCommit:
                     await asyncio.sleep(self.window)
                 while len(group) < self.max_size and not self.queue.empty():
                     group.append(self.queue.get_nowait())
-                await self.commit(group)
+                try:
+                    await self.commit(group)
+                except Exception:  # never let the writer die: every later request would wait forever
+                    log.exception("group commit writer failed", extra={"event_type": "group_commit"})
+                    self._unavailable(group)
                 group = []
         except asyncio.CancelledError:
             while not self.queue.empty():
                 group.append(self.queue.get_nowait())
-            for item, future in group:
-                if not future.done():
-                    future.set_result(Outcome.refused(unavailable(), item.kind.path))
+            self._unavailable(group)
             raise
 
     async def commit(self, group: list[tuple[Prepared, asyncio.Future]]) -> None:
@@ -490,15 +492,20 @@ class GroupCommit:
             results = await run_lots(self.unit_of_work, [[item for _, item in lot] for lot in lots])
         except Exception:
             log.exception("a group commit failed", extra={"event_type": "group_commit"})
-            for item, future in group:
-                if not future.done():
-                    future.set_result(Outcome.refused(unavailable(), item.kind.path))
+            self._unavailable(group)
             return
         for lot, outcomes in zip(lots, results):
             for (i, _), outcome in zip(lot, outcomes):
                 future = group[i][1]
                 if not future.done():  # a client that went away no longer waits
                     future.set_result(outcome)
+
+    @staticmethod
+    def _unavailable(group: list[tuple[Prepared, asyncio.Future]]) -> None:
+        """503 to every request of a group whose transaction did not commit (nothing of it was stored)."""
+        for item, future in group:
+            if not future.done():
+                future.set_result(Outcome.refused(unavailable(), item.kind.path))
 
 
 async def submit_one(intake: "GroupCommit | None", unit_of_work: UnitOfWorkFactory, caller: Caller, kind: Kind,
