@@ -195,3 +195,26 @@ def test_the_contract_suites_platform_mode_submits_through_the_batch_endpoints(a
     assert report["gateway"]["answers"][1]["errors"][0]["field"] == "actual_paid"
     assert code == 1  # a refused document fails the run
     assert api.wait_customs(me, good["order_no"])["customs"]["status"] == "released"
+
+
+def test_the_same_document_in_concurrent_batches_is_accepted_once(api, parties):
+    # Batches are transactions of their own, side by side (on PostgreSQL, truly concurrent): the document
+    # they share is stored by one (202), the others find it (200), whoever commits first.
+    p = parties
+    shared = order_body(p.platform.code, p.ecommerce.code, unique("RACE"), direction="export")
+    own = [order_body(p.platform.code, p.ecommerce.code, unique("OWN"), direction="export") for _ in range(6)]
+    before = api.produced()
+    assert api.order(p.platform, order_body(p.platform.code, p.ecommerce.code, unique("ONE"),
+                                            direction="export")).status_code == 202
+    mid = api.produced()
+    per_order = mid - before  # v2, and v1 during its deprecation period
+
+    async def fire() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=api.mesh.url("gateway"), timeout=60, headers=p.platform.auth) as client:
+            return await asyncio.gather(*(client.post("/v1/orders:batch", json={"documents": [o, shared]}) for o in own))
+
+    answers = [results(r) for r in asyncio.run(fire())]
+    assert [a[0][0] for a in answers] == [202] * 6
+    assert sorted(a[1][0] for a in answers) == [200] * 5 + [202]
+    assert all(a[1][1] == answers[0][1][1] for a in answers)
+    assert api.produced() == mid + 7 * per_order  # each of the 7 orders published once
