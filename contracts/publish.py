@@ -415,7 +415,12 @@ REQUEST_BODIES: dict[tuple[str, str], type[BaseModel]] = {
     ("post", "/v1/payments"): documents.PaymentIn,
     ("post", "/v1/waybills"): documents.WaybillIn,
     ("post", "/v1/waybills/{logistics_code}/{waybill_no}/events"): documents.TrackingEventIn,
+    ("post", "/v1/orders:batch"): documents.OrderBatchIn,
+    ("post", "/v1/payments:batch"): documents.PaymentBatchIn,
+    ("post", "/v1/waybills:batch"): documents.WaybillBatchIn,
 }
+# Batch twins (spec §7.1): their body may be 8 MiB, and a refused document is a result, not the answer.
+BATCHES = {key for key in REQUEST_BODIES if key[1].endswith(":batch")}
 # Beyond 401/403 (every /v1 route) and 400/413/422 (every body): what the gateway answers when.
 CONFLICTS: dict[tuple[str, str], str] = {
     ("post", "/v1/enterprises"): "the code is already registered",
@@ -459,6 +464,8 @@ PROBLEMS = {
     "404": "Not found",
     "409": "Conflict",
     "413": "Payload too large: the body is over 1 MiB",
+    "413-batch": "Payload too large: the body is over 8 MiB",
+    "503": "Service unavailable: the submission could not be stored, and nothing of it was; submit it again",
     "422": "Validation failed: `errors` names every field",
 }
 
@@ -467,7 +474,8 @@ def _problem_response(status: str, detail: str | None = None, example: dict | No
     media: dict[str, Any] = {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}
     if example is not None:
         media["example"] = example
-    return {"description": f"{PROBLEMS[status]}: {detail}" if detail else PROBLEMS[status],
+    description = PROBLEMS.get(status) or PROBLEMS[status.split("-")[0]]
+    return {"description": f"{description}: {detail}" if detail else description,
             "content": {"application/problem+json": media}}
 
 
@@ -535,9 +543,14 @@ def openapi_document() -> dict:
                 "examples": {c.name: {"summary": c.summary, "value": c.body} for c in cases_by_model.get(model, [])},
             }}}
             responses["400"] = _problem_response("400")
-            responses["413"] = _problem_response("413")
+            responses["413"] = _problem_response("413-batch" if key in BATCHES else "413")
             responses["422"] = _problem_response("422", example=validation_example if key == ("post", "/v1/orders")
                                                  else None)
+            if key in BATCHES:
+                responses["422"]["description"] += " (the body is not `{\"documents\": [1-500 documents]}`; " \
+                                                   "a document's own problems are its result's)"
+            if key[0] == "post" and (key in BATCHES or (path + ":batch") in {p for _, p in BATCHES}):
+                responses["503"] = _problem_response("503")
         elif "422" in responses:  # FastAPI's own validation (query parameters) answers with problem details too
             responses["422"] = _problem_response("422")
         if path.startswith("/v1/"):

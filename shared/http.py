@@ -19,6 +19,9 @@ from shared.tracing import continue_trace
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1024 * 1024
+# A batch twin of a document endpoint (`POST /v1/orders:batch`, spec §7.1) carries up to 500 documents.
+MAX_BATCH_BODY_BYTES = 8 * 1024 * 1024
+BATCH_SUFFIX = ":batch"
 PROBLEM_JSON = "application/problem+json"
 
 
@@ -32,13 +35,18 @@ class Problem(Exception):
         self.type = type_ or f"/problems/{title.lower().replace(' ', '-')}"
         self.headers = headers
 
-    def response(self, instance: str | None = None) -> JSONResponse:
+    def body(self, instance: str | None = None) -> dict[str, Any]:
+        """The problem details document (what `response` sends; a batch result's `body`)."""
         body: dict[str, Any] = {"type": self.type, "title": self.title, "status": self.status, "detail": self.detail}
         if instance:
             body["instance"] = instance
         if self.errors is not None:
             body["errors"] = self.errors
-        return JSONResponse(body, status_code=self.status, media_type=PROBLEM_JSON, headers=self.headers)
+        return body
+
+    def response(self, instance: str | None = None) -> JSONResponse:
+        return JSONResponse(self.body(instance), status_code=self.status, media_type=PROBLEM_JSON,
+                            headers=self.headers)
 
 
 def field_path(loc: tuple | list) -> str:
@@ -82,39 +90,53 @@ def problem_from_validation(err: ValidationError | RequestValidationError, prefi
 
 
 class BodySizeLimit:
-    """413 for bodies over 1 MiB, whether or not Content-Length is sent."""
+    """413 for bodies over 1 MiB (8 MiB for a `…:batch` path), whether or not Content-Length is sent."""
 
-    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES):
-        self.app, self.limit = app, limit
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES, batch_limit: int = MAX_BATCH_BODY_BYTES):
+        self.app, self.limit, self.batch_limit = app, limit, batch_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        # The limit follows the path, so a single document keeps its 1 MiB even beside the batch twin.
+        limit = self.batch_limit if scope.get("path", "").endswith(BATCH_SUFFIX) else self.limit
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        too_large = Problem(413, "Payload too large", f"the body is over {self.limit} bytes")
-        if declared and declared.isdigit() and int(declared) > self.limit:
+        too_large = Problem(413, "Payload too large", f"the body is over {limit} bytes")
+        if declared and declared.isdigit() and int(declared) > limit:
             await too_large.response()(scope, receive, send)
             return
+        # The body is read here, up to the limit, and handed on whole. (Raising from inside the app's own
+        # receive does not work: FastAPI turns any exception met while reading a body into a 400.)
+        chunks: list[bytes] = []
         received = 0
-
-        async def limited() -> Message:
-            nonlocal received
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.limit:
-                    raise _TooLarge()
-            return message
+            if message["type"] != "http.request":  # the client went away: let the app see it
+                await self.app(scope, _replay([], message, receive), send)
+                return
+            chunk = message.get("body", b"")
+            received += len(chunk)
+            if received > limit:
+                await too_large.response()(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        await self.app(scope, _replay(chunks, None, receive), send)
 
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await too_large.response()(scope, receive, send)
 
+def _replay(chunks: list[bytes], first: Message | None, receive: Receive) -> Receive:
+    """A receive that gives the body already read (or the message already taken), then the client's own."""
+    pending: list[Message] = [first] if first is not None else [
+        {"type": "http.request", "body": b"".join(chunks), "more_body": False}]
 
-class _TooLarge(Exception):
-    pass
+    async def replayed() -> Message:
+        if pending:
+            return pending.pop()
+        return await receive()
+
+    return replayed
 
 
 def install_problem_details(app: FastAPI) -> None:

@@ -56,6 +56,14 @@ class Settings(BaseSettings):
     log_level: str = Field(default="INFO")
     sw_order_v1_until: date | None = date(2027, 6, 30)
     sw_order_v2_enabled: bool = True
+    # Group commit (gateway): single-document submissions arriving within this many milliseconds share one
+    # transaction (one fsync) of at most `sw_group_commit_max` documents. 0 gives every request its own.
+    sw_group_commit_ms: float = Field(default=3.0, ge=0)
+    sw_group_commit_max: int = Field(default=200, ge=1)
+    # How long the gateway trusts its memory of an API key: a revoked or changed key stops working within
+    # `sw_api_key_cache_seconds`; an unknown key is answered 401 from memory for the (shorter) negative TTL.
+    sw_api_key_cache_seconds: float = Field(default=5.0, ge=0)
+    sw_api_key_negative_cache_seconds: float = Field(default=1.0, ge=0)
 
     @field_validator("sw_order_v1_until", mode="before")
     @classmethod

@@ -175,4 +175,49 @@ class InspectionResultIn(Strict):
     note: str = Field(default="", max_length=500)
 
 
+# --- batch submission (spec §7.1) -------------------------------------------------------------------
+
+BATCH_MAX_DOCUMENTS = 500
+
+
+class BatchIn(Strict):
+    """The batch envelope as the gateway reads it: each document is judged on its own afterwards (a bad
+    document is a 422 *result*, never a refusal of the batch), so here a document is any JSON value."""
+
+    documents: list[object] = Field(min_length=1, max_length=BATCH_MAX_DOCUMENTS)
+
+
+class OrderBatchIn(Strict):
+    """`POST /v1/orders:batch`: 1-500 bodies of `POST /v1/orders`, each judged on its own."""
+
+    documents: list[OrderIn] = Field(min_length=1, max_length=BATCH_MAX_DOCUMENTS)
+
+
+class PaymentBatchIn(Strict):
+    """`POST /v1/payments:batch`: 1-500 bodies of `POST /v1/payments`, each judged on its own."""
+
+    documents: list[PaymentIn] = Field(min_length=1, max_length=BATCH_MAX_DOCUMENTS)
+
+
+class WaybillBatchIn(Strict):
+    """`POST /v1/waybills:batch`: 1-500 bodies of `POST /v1/waybills`, each judged on its own."""
+
+    documents: list[WaybillIn] = Field(min_length=1, max_length=BATCH_MAX_DOCUMENTS)
+
+
+class BatchResult(BaseModel):
+    """What the single endpoint would have answered for the document at `index`, alone."""
+
+    index: int = Field(ge=0, description="the document's position in `documents`")
+    status: int = Field(description="202 accepted, 200 already accepted (identical), 409 conflict, "
+                                    "422 invalid, 403 not yours to file")
+    body: dict = Field(description="the single endpoint's JSON body: its answer, or problem details (RFC 9457)")
+
+
+class BatchResults(BaseModel):
+    """200 to a batch: one result per document, in order; every 202/200 is durable before it is sent."""
+
+    results: list[BatchResult]
+
+
 __all__ = [n for n in dir() if not n.startswith("_")] + ["datetime"]

@@ -1,6 +1,7 @@
 """The single window (spec §2-§5): one submission per document, durable before 202, published once."""
 from __future__ import annotations
 
+import asyncio
 import secrets
 from datetime import date, datetime, timezone
 from decimal import Decimal
@@ -8,61 +9,51 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ValidationError
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from contracts.types import format_money
-from contracts.v1.documents import EnterpriseRegistration, OrderIn, PaymentIn, TrackingEventIn, WaybillIn
-from contracts.v1.events import (
-    EnterpriseRegistered,
-    Order,
-    Payment,
-    PaymentSubmitted,
-    SealedPerson,
-    Waybill,
-    WaybillSubmitted,
-    WaybillTracked,
-)
-from contracts.identifiers import mask_id_number
-from services.gateway import contracts_policy, rules
-from services.gateway.auth import Caller, CallerDep
+from contracts.v1.documents import BatchIn, BatchResults, EnterpriseRegistration, OrderIn, TrackingEventIn
+from contracts.v1.events import EnterpriseRegistered, Order, WaybillTracked
+from services.gateway import contracts_policy, intake, rules
+from services.gateway.auth import Caller, CallerDep, caller_cache
 from services.gateway.handlers import add_trace, handlers
+from services.gateway.intake import (
+    emit_order_events,
+    order_columns,
+    order_event_document,
+    order_key,
+    parse,
+    status_url,
+)
 from services.gateway.tables import enterprises, orders, payments, trace, tracking_events, waybills
-from shared.http import Problem, problem_from_validation, unprocessable
+from shared.clock import utcnow
+from shared.http import Problem, unprocessable
 from shared.reference import MissingRate, fx_rates
 from shared.runtime import Service, UnitOfWork
-from shared.sealing import seal
-from shared.clock import utcnow
 
 service = Service("gateway", handlers=handlers)
 router = APIRouter(prefix="/v1")
+# The writer that gives concurrent single-document submissions one transaction each few milliseconds
+# (services/gateway/intake.py); None until the service starts, and when SW_GROUP_COMMIT_MS is 0.
+group_commit: intake.GroupCommit | None = None
 
 
+async def _start_group_commit(svc: Service) -> None:
+    global group_commit
+    s = svc.settings
+    if s.sw_group_commit_ms <= 0:
+        return
+    group_commit = intake.GroupCommit(svc.unit_of_work, s.sw_group_commit_ms / 1000, s.sw_group_commit_max)
+    # Among the service's tasks, so that stopping the service stops the writer (waiting requests get 503).
+    svc._tasks.append(asyncio.create_task(group_commit.run(), name="gateway-group-commit"))
 
-def parse(model: type[BaseModel], body: Any) -> Any:
-    # Bodies are validated here rather than by FastAPI so that cross-field problems name their field.
-    if not isinstance(body, dict):
-        raise unprocessable([{"field": "(body)", "code": "type", "message": "expected a JSON object"}])
-    try:
-        return model.model_validate(body)
-    except ValidationError as err:
-        raise problem_from_validation(err) from None
+
+service.on_start.append(_start_group_commit)
+
 
 
 JsonBody = Annotated[Any, Body()]
-
-
-def sealed(person, with_phone: bool) -> SealedPerson:  # noqa: ANN001
-    return SealedPerson(
-        name=person.name, id_type=person.id_type, id_number_masked=mask_id_number(person.id_number),
-        id_number_sealed=seal(person.id_number), phone=getattr(person, "phone", None) if with_phone else None,
-    )
-
-
-def order_event_document(doc: OrderIn) -> Order:
-    data = doc.model_dump(exclude={"buyer"})
-    return Order(**data, buyer=sealed(doc.buyer, True) if doc.buyer else None)
 
 
 async def registered_roles(uow: UnitOfWork, codes: set[str]) -> dict[str, set[str]]:
@@ -102,6 +93,8 @@ async def register_enterprise(caller: CallerDep, body: JsonBody):
                 registered_at=registered_at, negative_listed=0,
             ))
             uow.emit(EnterpriseRegistered(**reg.model_dump(), registered_at=registered_at), correlation_id=reg.code)
+        # Usable at once: forget a brief "unknown key" this process may remember for it.
+        caller_cache.forget(rules.api_key_hash(api_key))
     except IntegrityError:
         raise Problem(409, "Conflict", f"enterprise {reg.code} is already registered") from None
     return {"code": reg.code, "api_key": api_key, "registered_at": registered_at.isoformat()}
@@ -137,82 +130,43 @@ async def enterprise_view(code: str, caller: CallerDep):
 # --- orders ---------------------------------------------------------------------------------
 
 
-def order_key(platform_code: str, order_no: str) -> str:
-    return f"{platform_code}:{order_no}"
-
-
-def status_url(platform_code: str, order_no: str) -> str:
-    return f"/v1/orders/{platform_code}/{order_no}"
-
-
 async def check_order_parties(uow: UnitOfWork, doc: OrderIn) -> None:
     found = await registered_roles(uow, {doc.platform_code, doc.ecommerce_code})
     require_registered(found, [("platform_code", doc.platform_code, "platform"),
                                ("ecommerce_code", doc.ecommerce_code, "ecommerce")])
 
 
-def order_country(doc: OrderIn) -> str | None:
-    if doc.direction == "export":
-        return doc.destination_country
-    return max(doc.items, key=lambda i: i.line_value).origin_country
+DOCUMENT_RESPONSES: dict = {200: {"description": "already accepted: the same document was submitted before"}}
+BATCH_RESPONSES: dict = {200: {"model": BatchResults, "description": (
+    "one result per document, in order: what the single endpoint would have answered for it alone; every "
+    "202 and 200 is durable before this is sent")}}
 
 
-def order_columns(doc: OrderIn, event_doc: Order, fp: str) -> dict:
-    return dict(
-        content_hash=fp, document=contracts_policy.stored_document(event_doc, contracts_policy.brands_of(doc.items)),
-        ecommerce_code=doc.ecommerce_code,
-        direction=doc.direction, trade_mode=doc.trade_mode, currency=doc.currency, actual_paid=doc.actual_paid,
-        country=order_country(doc),
-    )
+def _answer(outcome: intake.Outcome) -> JSONResponse:
+    if outcome.problem is not None:
+        raise outcome.problem  # rendered by shared.http with the request's path, like any other problem
+    return JSONResponse(outcome.body, status_code=outcome.status)
 
 
-async def emit_order_events(uow: UnitOfWork, action: contracts_policy.Action, version: int, at: datetime,
-                            order: Order, brands: contracts_policy.Brands) -> None:
-    """The one way an order event leaves the gateway (POST, PUT, DELETE): v2 and, during v1's deprecation
-    period, v1, in the caller's unit of work, under the order's correlation id."""
-    rows = await uow.session.execute(select(enterprises.c.code, enterprises.c.country).where(
-        enterprises.c.code.in_({order.platform_code, order.ecommerce_code})))
-    # A registration never changes its country, so a cancellation finds the countries of the original.
-    country = {r.code: r.country for r in rows}
-    s = service.settings
-    for event in contracts_policy.order_events(
-            action, version, at, order, country[order.platform_code], country[order.ecommerce_code], brands,
-            v1_until=s.sw_order_v1_until, v2_enabled=s.sw_order_v2_enabled):
-        uow.emit(event, correlation_id=order_key(order.platform_code, order.order_no))
+async def _submit(caller: Caller, kind: intake.Kind, body: Any) -> JSONResponse:
+    return _answer(await intake.submit_one(group_commit, service.unit_of_work, caller, kind, body))
 
 
-@router.post("/orders", status_code=202, tags=["documents"])
+async def _submit_batch(caller: Caller, kind: intake.Kind, body: Any) -> JSONResponse:
+    envelope: BatchIn = intake.parse(BatchIn, body)
+    outcomes = await intake.accept_batch(service.unit_of_work, caller, kind, envelope.documents)
+    return JSONResponse({"results": [{"index": i, "status": o.status, "body": o.body} for i, o in enumerate(outcomes)]})
+
+
+@router.post("/orders", status_code=202, tags=["documents"], responses=DOCUMENT_RESPONSES)
 async def submit_order(caller: CallerDep, body: JsonBody):
-    caller.require_role("platform")
-    doc: OrderIn = parse(OrderIn, body)
-    caller.require_self(doc.platform_code, "platform_code")
-    fp = rules.fingerprint(doc)
-    answer = {"order_no": doc.order_no, "status_url": status_url(doc.platform_code, doc.order_no)}
-    key = order_key(doc.platform_code, doc.order_no)
-    try:
-        async with service.unit_of_work() as uow:
-            stored = (await uow.session.execute(select(orders.c.content_hash, orders.c.version).where(
-                and_(orders.c.platform_code == doc.platform_code, orders.c.order_no == doc.order_no)))).first()
-            outcome = rules.submission_outcome(stored.content_hash if stored else None, fp)
-            if outcome == "same":
-                return JSONResponse(answer, status_code=200)
-            if outcome == "conflict":
-                raise Problem(409, "Conflict", f"order {doc.order_no} was already submitted with different content; "
-                              f"use PUT {status_url(doc.platform_code, doc.order_no)} to correct it")
-            await check_order_parties(uow, doc)
-            event_doc = order_event_document(doc)
-            at = utcnow()
-            await uow.session.execute(insert(orders).values(
-                platform_code=doc.platform_code, order_no=doc.order_no, version=1, submitted_at=at, updated_at=at,
-                customs_status="pending", customs_reasons=[], customs_version=0, tax={}, tax_version=0, fx={},
-                logistics={}, **order_columns(doc, event_doc, fp),
-            ))
-            await mark_complete_if_all_documents(uow, doc.platform_code, doc.order_no, at)
-            await emit_order_events(uow, "new", 1, at, event_doc, contracts_policy.brands_of(doc.items))
-            await add_trace(uow.session, key, at, "gateway", "order.received", f"order received ({doc.direction}, {doc.trade_mode})")
-    except IntegrityError:
-        return await submit_order(caller, body)  # a concurrent identical submission won the race
-    return answer
+    return await _submit(caller, intake.ORDER, body)
+
+
+@router.post("/orders:batch", tags=["documents"], responses=BATCH_RESPONSES)
+async def submit_orders(caller: CallerDep, body: JsonBody):
+    """Spec §7.1: up to 500 orders, each with exactly the checks and answer of `POST /v1/orders`."""
+    return await _submit_batch(caller, intake.ORDER, body)
 
 
 async def load_order(session, platform_code: str, order_no: str):  # noqa: ANN001
@@ -332,92 +286,29 @@ async def cancel_order(platform_code: str, order_no: str, caller: CallerDep):
     return JSONResponse(answer, status_code=202)
 
 
-async def mark_complete_if_all_documents(uow: UnitOfWork, platform_code: str, order_no: str, at: datetime) -> None:
-    """Records when the last needed document arrived (the start of the decision-time statistic), in one
-    statement: the order's row is stamped once, when its waybill and (imports) its payment are there."""
-    same_order = and_(orders.c.platform_code == platform_code, orders.c.order_no == order_no)
-    has_waybill = select(waybills.c.waybill_no).where(and_(
-        waybills.c.platform_code == platform_code, waybills.c.order_no == order_no)).exists()
-    has_payment = select(payments.c.payment_no).where(and_(
-        payments.c.platform_code == platform_code, payments.c.order_no == order_no)).exists()
-    await uow.session.execute(update(orders).where(
-        same_order, orders.c.documents_complete_at.is_(None), has_waybill,
-        or_(orders.c.direction == "export", has_payment)).values(documents_complete_at=at))
-
-
 # --- payments and waybills -------------------------------------------------------------------
 
 
-@router.post("/payments", status_code=202, tags=["documents"])
+@router.post("/payments", status_code=202, tags=["documents"], responses=DOCUMENT_RESPONSES)
 async def submit_payment(caller: CallerDep, body: JsonBody):
-    caller.require_role("payment")
-    doc: PaymentIn = parse(PaymentIn, body)
-    caller.require_self(doc.payment_code, "payment_code")
-    fp = rules.fingerprint(doc)
-    key = order_key(doc.platform_code, doc.order_no)
-    answer = {"payment_no": doc.payment_no, "order_no": doc.order_no,
-              "status_url": status_url(doc.platform_code, doc.order_no)}
-    try:
-        async with service.unit_of_work() as uow:
-            stored = await uow.session.scalar(select(payments.c.content_hash).where(and_(
-                payments.c.payment_code == doc.payment_code, payments.c.payment_no == doc.payment_no)))
-            outcome = rules.submission_outcome(stored, fp)
-            if outcome == "same":
-                return JSONResponse(answer, status_code=200)
-            if outcome == "conflict":
-                raise Problem(409, "Conflict", f"payment {doc.payment_no} was already submitted with different content")
-            require_registered(await registered_roles(uow, {doc.platform_code}),
-                               [("platform_code", doc.platform_code, "platform")])
-            direction = await uow.session.scalar(select(orders.c.direction).where(and_(
-                orders.c.platform_code == doc.platform_code, orders.c.order_no == doc.order_no)))
-            if direction == "export":
-                raise unprocessable([{"field": "order_no", "code": "export_order",
-                                      "message": "payments are for import orders only"}])
-            at = utcnow()
-            event_doc = Payment(**doc.model_dump(exclude={"payer"}), payer=sealed(doc.payer, False))
-            await uow.session.execute(insert(payments).values(
-                payment_code=doc.payment_code, payment_no=doc.payment_no, platform_code=doc.platform_code,
-                order_no=doc.order_no, content_hash=fp, document=event_doc.model_dump(mode="json"), received_at=at))
-            await mark_complete_if_all_documents(uow, doc.platform_code, doc.order_no, at)
-            uow.emit(PaymentSubmitted(submitted_at=at, payment=event_doc), correlation_id=key)
-            await add_trace(uow.session, key, at, "gateway", "payment.received",
-                            f"payment {doc.payment_no} of {format_money(doc.amount)} {doc.currency} received")
-    except IntegrityError:
-        return await submit_payment(caller, body)
-    return answer
+    return await _submit(caller, intake.PAYMENT, body)
 
 
-@router.post("/waybills", status_code=202, tags=["documents"])
+@router.post("/payments:batch", tags=["documents"], responses=BATCH_RESPONSES)
+async def submit_payments(caller: CallerDep, body: JsonBody):
+    """Spec §7.1: up to 500 payments, each with exactly the checks and answer of `POST /v1/payments`."""
+    return await _submit_batch(caller, intake.PAYMENT, body)
+
+
+@router.post("/waybills", status_code=202, tags=["documents"], responses=DOCUMENT_RESPONSES)
 async def submit_waybill(caller: CallerDep, body: JsonBody):
-    caller.require_role("logistics")
-    doc: WaybillIn = parse(WaybillIn, body)
-    caller.require_self(doc.logistics_code, "logistics_code")
-    fp = rules.fingerprint(doc)
-    key = order_key(doc.platform_code, doc.order_no)
-    answer = {"waybill_no": doc.waybill_no, "order_no": doc.order_no,
-              "status_url": status_url(doc.platform_code, doc.order_no)}
-    try:
-        async with service.unit_of_work() as uow:
-            stored = await uow.session.scalar(select(waybills.c.content_hash).where(and_(
-                waybills.c.logistics_code == doc.logistics_code, waybills.c.waybill_no == doc.waybill_no)))
-            outcome = rules.submission_outcome(stored, fp)
-            if outcome == "same":
-                return JSONResponse(answer, status_code=200)
-            if outcome == "conflict":
-                raise Problem(409, "Conflict", f"waybill {doc.waybill_no} was already submitted with different content")
-            require_registered(await registered_roles(uow, {doc.platform_code}),
-                               [("platform_code", doc.platform_code, "platform")])
-            at = utcnow()
-            event_doc = Waybill(**doc.model_dump())
-            await uow.session.execute(insert(waybills).values(
-                logistics_code=doc.logistics_code, waybill_no=doc.waybill_no, platform_code=doc.platform_code,
-                order_no=doc.order_no, content_hash=fp, document=event_doc.model_dump(mode="json"), received_at=at))
-            await mark_complete_if_all_documents(uow, doc.platform_code, doc.order_no, at)
-            uow.emit(WaybillSubmitted(submitted_at=at, waybill=event_doc), correlation_id=key)
-            await add_trace(uow.session, key, at, "gateway", "waybill.received", f"waybill {doc.waybill_no} received")
-    except IntegrityError:
-        return await submit_waybill(caller, body)
-    return answer
+    return await _submit(caller, intake.WAYBILL, body)
+
+
+@router.post("/waybills:batch", tags=["documents"], responses=BATCH_RESPONSES)
+async def submit_waybills(caller: CallerDep, body: JsonBody):
+    """Spec §7.1: up to 500 waybills, each with exactly the checks and answer of `POST /v1/waybills`."""
+    return await _submit_batch(caller, intake.WAYBILL, body)
 
 
 @router.post("/waybills/{logistics_code}/{waybill_no}/events", status_code=202, tags=["documents"])

@@ -281,18 +281,45 @@ def test_documents_are_submitted_to_a_gateway_and_its_answers_reported(tmp_path,
     seen = []
 
     def gateway(request: httpx.Request) -> httpx.Response:
-        seen.append((request.url.path, request.headers["authorization"]))
-        if request.url.path == "/v1/payments":
-            return httpx.Response(422, json={"type": "/problems/validation-failed", "title": "Validation failed",
-                                             "status": 422, "detail": "the document is not valid: amount",
-                                             "errors": [{"field": "amount", "code": "value_error", "message": "bad"}]})
-        return httpx.Response(202, json={"order_no": "x"})
+        sent = json.loads(request.content)["documents"]
+        seen.append((request.url.path, request.headers["authorization"], len(sent)))
+        if request.url.path == "/v1/payments:batch":
+            return httpx.Response(200, json={"results": [{"index": 0, "status": 422, "body": {
+                "type": "/problems/validation-failed", "title": "Validation failed", "status": 422,
+                "detail": "the document is not valid: amount",
+                "errors": [{"field": "amount", "code": "value_error", "message": "bad"}]}}]})
+        return httpx.Response(200, json={"results": [{"index": 0, "status": 202, "body": {"order_no": "x"}}]})
 
     report = check_platform_documents([tmp_path])
     with httpx.Client(base_url="http://sandbox", transport=httpx.MockTransport(gateway)) as client:
         answers = submit(report.documents, "http://sandbox", "sw_key", client)
-    assert seen == [("/v1/orders", "Bearer sw_key"), ("/v1/payments", "Bearer sw_key")]
+    # Orders, payments and waybills go through the batch twins (spec §7.1).
+    assert seen == [("/v1/orders:batch", "Bearer sw_key", 1), ("/v1/payments:batch", "Bearer sw_key", 1)]
     assert [(Path(a.location).name, a.status) for a in answers] == [
         ("order-import_9610.json", 202), ("payment-import_payment.json", 422), ("tracking-picked_up.json", None)]
     text = answers_text(answers, "http://sandbox")
     assert "422 " in text and "amount: bad [value_error]" in text and "1 refused" in text
+
+
+def test_a_batch_reports_each_documents_own_answer_and_a_refused_batch_for_each(tmp_path, docs):
+    order = docs["order-import_9610.json"]
+    (tmp_path / "orders.json").write_text(json.dumps([order, {**order, "freight": "1.00"}, {**order, "order_no": "O-2"}]))
+
+    def gateway(request: httpx.Request) -> httpx.Response:
+        sent = json.loads(request.content)["documents"]
+        if request.url.path == "/v1/orders:batch":
+            return httpx.Response(200, json={"results": [
+                {"index": i, "status": 409 if i == 1 else 202,
+                 "body": {"type": "/problems/conflict", "title": "Conflict", "status": 409, "detail": "other content"}
+                 if i == 1 else {"order_no": d["order_no"]}} for i, d in enumerate(sent)]})
+        return httpx.Response(401, json={"type": "/problems/unauthorized", "title": "Unauthorized", "status": 401,
+                                         "detail": "unknown API key"})
+
+    write(tmp_path, {"waybill-1.json": docs["waybill-import_waybill.json"], "waybill-2.json": docs["waybill-import_waybill.json"]})
+    report = check_platform_documents([tmp_path], cross=False)
+    with httpx.Client(base_url="http://sandbox", transport=httpx.MockTransport(gateway)) as client:
+        answers = submit(report.documents, "http://sandbox", "sw_key", client)
+    assert [(Path(a.location).name, a.status) for a in answers] == [
+        ("orders.json[0]", 202), ("orders.json[1]", 409), ("orders.json[2]", 202),
+        ("waybill-1.json", 401), ("waybill-2.json", 401)]
+    assert answers[1].title == "Conflict: other content"

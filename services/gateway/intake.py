@@ -1,0 +1,525 @@
+"""Document intake: the one way an order, a payment or a waybill is accepted (spec §2, §4, §7.1).
+
+Three callers share it: the single endpoints (`POST /v1/orders` …, through the group commit), and the
+batch twins (`POST /v1/orders:batch` …). Each document goes through two steps:
+
+1. `prepare` (no database): role, body validation, own-code check, fingerprint. A refusal here is the
+   document's answer at once (403, 422); nothing of it reaches a transaction.
+2. `accept` (in the caller's unit of work, for many documents of one kind at once): registered parties,
+   stored fingerprints and order directions are read with one query each for the whole lot, then every
+   document is decided on its own; its writes (row, completeness stamp) happen inside a SAVEPOINT, so a
+   failing document is undone alone and its neighbours still commit. Events and trace rows are staged and
+   written once for the lot, minus those of documents that failed.
+
+A later document of the same lot sees the earlier ones (200 if identical, 409 if different), exactly as if
+they had been submitted one after the other. Every answer is final only once the unit of work commits:
+`run_lots` commits, and the callers answer only after it returned.
+
+`GroupCommit` collects single-document requests arriving within `SW_GROUP_COMMIT_MS` into one unit of
+work (one transaction, one fsync) and answers each request after that commit; if the commit fails, every
+request in the group gets 503 and nothing is stored.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+
+from contracts.identifiers import mask_id_number
+from contracts.types import format_money
+from contracts.v1.documents import OrderIn, PaymentIn, WaybillIn
+from contracts.v1.events import Order, Payment, PaymentSubmitted, SealedPerson, Waybill, WaybillSubmitted
+from services.gateway import contracts_policy, rules
+from services.gateway.auth import Caller
+from services.gateway.tables import enterprises, orders, payments, trace, waybills
+from shared.clock import utcnow
+from shared.http import Problem, problem_from_validation, unprocessable
+from shared.runtime import UnitOfWork
+from shared.sealing import seal
+from shared.settings import settings
+
+log = logging.getLogger(__name__)
+
+
+# --- what the gateway answers ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One document's answer: the status and JSON body its single endpoint sends."""
+
+    status: int
+    body: dict
+    problem: Problem | None = None  # set for errors: the single endpoint raises it, so headers travel too
+
+    @classmethod
+    def refused(cls, problem: Problem, instance: str) -> "Outcome":
+        return cls(problem.status, problem.body(instance), problem)
+
+
+def unavailable() -> Problem:
+    """The answer to every document of a unit of work that did not commit."""
+    return Problem(503, "Service unavailable", "the submission could not be stored; nothing of it was "
+                   "stored, submit it again", headers={"Retry-After": "1"})
+
+
+def parse(model: type[BaseModel], body: Any) -> Any:
+    """A JSON body as `model`, or a 422 naming every field (cross-field problems name their field)."""
+    if not isinstance(body, dict):
+        raise unprocessable([{"field": "(body)", "code": "type", "message": "expected a JSON object"}])
+    try:
+        return model.model_validate(body)
+    except ValidationError as err:
+        raise problem_from_validation(err) from None
+
+
+def order_key(platform_code: str, order_no: str) -> str:
+    return f"{platform_code}:{order_no}"
+
+
+def status_url(platform_code: str, order_no: str) -> str:
+    return f"/v1/orders/{platform_code}/{order_no}"
+
+
+# --- kinds of document --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str  # order | payment | waybill
+    path: str  # the single endpoint: problem details name it as `instance`
+    model: type[BaseModel]
+    role: str  # the caller's role the endpoint needs
+    own_field: str  # the field that must be the caller's own code
+    number_field: str  # with own_field, the business key
+
+
+ORDER = Kind("order", "/v1/orders", OrderIn, "platform", "platform_code", "order_no")
+PAYMENT = Kind("payment", "/v1/payments", PaymentIn, "payment", "payment_code", "payment_no")
+WAYBILL = Kind("waybill", "/v1/waybills", WaybillIn, "logistics", "logistics_code", "waybill_no")
+KINDS = {k.name: k for k in (ORDER, PAYMENT, WAYBILL)}
+# Orders first: in a group holding an order and its payment, the payment then finds the order's direction.
+KIND_ORDER = (ORDER, PAYMENT, WAYBILL)
+
+
+@dataclass
+class Prepared:
+    """A document that passed the checks needing no database: valid, the caller's own, fingerprinted."""
+
+    kind: Kind
+    doc: Any
+    fingerprint: str
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return getattr(self.doc, self.kind.own_field), getattr(self.doc, self.kind.number_field)
+
+    def answer(self) -> dict:
+        d = self.doc
+        head = {} if self.kind is ORDER else {self.kind.number_field: getattr(d, self.kind.number_field)}
+        return {**head, "order_no": d.order_no, "status_url": status_url(d.platform_code, d.order_no)}
+
+
+def prepare(caller: Caller, kind: Kind, body: Any) -> Prepared | Outcome:
+    """The checks of a single endpoint that need no database, in its order: role (403), body (422), the
+    caller's own code (403). Returns the refusal as an Outcome, or the document ready for `accept`."""
+    try:
+        caller.require_role(kind.role)
+        doc = parse(kind.model, body)
+        caller.require_self(getattr(doc, kind.own_field), kind.own_field)
+    except Problem as problem:
+        return Outcome.refused(problem, kind.path)
+    return Prepared(kind, doc, rules.fingerprint(doc))
+
+
+# --- the order event (shared with PUT and DELETE) ---------------------------------------------------
+
+
+def sealed(person, with_phone: bool) -> SealedPerson:  # noqa: ANN001
+    """A person as published: identity number masked, and sealed for customs alone."""
+    return SealedPerson(
+        name=person.name, id_type=person.id_type, id_number_masked=mask_id_number(person.id_number),
+        id_number_sealed=seal(person.id_number), phone=getattr(person, "phone", None) if with_phone else None,
+    )
+
+
+def order_event_document(doc: OrderIn) -> Order:
+    data = doc.model_dump(exclude={"buyer"})
+    return Order(**data, buyer=sealed(doc.buyer, True) if doc.buyer else None)
+
+
+def order_country(doc: OrderIn) -> str | None:
+    if doc.direction == "export":
+        return doc.destination_country
+    return max(doc.items, key=lambda i: i.line_value).origin_country
+
+
+def order_columns(doc: OrderIn, event_doc: Order, fp: str) -> dict:
+    return dict(
+        content_hash=fp, document=contracts_policy.stored_document(event_doc, contracts_policy.brands_of(doc.items)),
+        ecommerce_code=doc.ecommerce_code,
+        direction=doc.direction, trade_mode=doc.trade_mode, currency=doc.currency, actual_paid=doc.actual_paid,
+        country=order_country(doc),
+    )
+
+
+async def emit_order_events(uow: UnitOfWork, action: contracts_policy.Action, version: int, at: datetime,
+                            order: Order, brands: contracts_policy.Brands,
+                            country: dict[str, str] | None = None) -> None:
+    """The one way an order event leaves the gateway (POST, PUT, DELETE): v2 and, during v1's deprecation
+    period, v1, in the caller's unit of work, under the order's correlation id. `country` (code → country)
+    saves the query when the caller already read the parties."""
+    if country is None:
+        rows = await uow.session.execute(select(enterprises.c.code, enterprises.c.country).where(
+            enterprises.c.code.in_({order.platform_code, order.ecommerce_code})))
+        # A registration never changes its country, so a cancellation finds the countries of the original.
+        country = {r.code: r.country for r in rows}
+    s = settings()
+    for event in contracts_policy.order_events(
+            action, version, at, order, country[order.platform_code], country[order.ecommerce_code], brands,
+            v1_until=s.sw_order_v1_until, v2_enabled=s.sw_order_v2_enabled):
+        uow.emit(event, correlation_id=order_key(order.platform_code, order.order_no))
+
+
+async def mark_complete_if_all_documents(uow: UnitOfWork, platform_code: str, order_no: str, at: datetime) -> None:
+    """Records when the last needed document arrived (the start of the decision-time statistic), in one
+    statement: the order's row is stamped once, when its waybill and (imports) its payment are there."""
+    same_order = and_(orders.c.platform_code == platform_code, orders.c.order_no == order_no)
+    has_waybill = select(waybills.c.waybill_no).where(and_(
+        waybills.c.platform_code == platform_code, waybills.c.order_no == order_no)).exists()
+    has_payment = select(payments.c.payment_no).where(and_(
+        payments.c.platform_code == platform_code, payments.c.order_no == order_no)).exists()
+    await uow.session.execute(update(orders).where(
+        same_order, orders.c.documents_complete_at.is_(None), has_waybill,
+        or_(orders.c.direction == "export", has_payment)).values(documents_complete_at=at))
+
+
+# --- accepting a lot of one kind ---------------------------------------------------------------------
+
+
+TABLES = {"order": orders, "payment": payments, "waybill": waybills}
+
+
+@dataclass
+class Lot:
+    """What the decisions of one lot need, read once for the whole lot, and what it will write at the end."""
+
+    kind: Kind
+    parties: dict[str, tuple[frozenset[str], str]]  # code → (roles, country), the parties the lot names
+    stored: dict[tuple[str, str], str]  # business key → fingerprint, stored or accepted earlier in the lot
+    directions: dict[tuple[str, str], str] = field(default_factory=dict)  # (platform, order_no) → direction
+    traces: list[dict] = field(default_factory=list)
+
+
+def _pairs_query(table, first: str, second: str, keys: set[tuple[str, str]], *columns):  # noqa: ANN001, ANN202
+    # Both IN lists hit the two-column primary key; the few extra pairs they admit are filtered in Python.
+    # (Row-value IN would be exact but is spelled differently across databases.)
+    return select(table.c[first], table.c[second], *columns).where(
+        table.c[first].in_({a for a, _ in keys}), table.c[second].in_({b for _, b in keys}))
+
+
+async def _stored_fingerprints(uow: UnitOfWork, kind: Kind, keys: set[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    table = TABLES[kind.name]
+    rows = await uow.session.execute(_pairs_query(table, kind.own_field, kind.number_field, keys, table.c.content_hash))
+    return {(r[0], r[1]): r.content_hash for r in rows if (r[0], r[1]) in keys}
+
+
+async def _open_lot(uow: UnitOfWork, kind: Kind, items: Sequence[Prepared]) -> Lot:
+    codes = {d.doc.platform_code for d in items} | ({d.doc.ecommerce_code for d in items} if kind is ORDER else set())
+    rows = await uow.session.execute(
+        select(enterprises.c.code, enterprises.c.roles, enterprises.c.country).where(enterprises.c.code.in_(codes)))
+    lot = Lot(kind, {r.code: (frozenset(r.roles), r.country) for r in rows},
+              await _stored_fingerprints(uow, kind, {d.key for d in items}))
+    if kind is PAYMENT:
+        wanted = {(d.doc.platform_code, d.doc.order_no) for d in items}
+        rows = await uow.session.execute(_pairs_query(orders, "platform_code", "order_no", wanted, orders.c.direction))
+        lot.directions = {(r[0], r[1]): r.direction for r in rows}
+    return lot
+
+
+def _require_registered(lot: Lot, checks: list[tuple[str, str, str]]) -> None:
+    errors = []
+    for field_name, code, role in checks:
+        if code not in lot.parties:
+            errors.append({"field": field_name, "code": "not_registered",
+                           "message": f"{code} is not a registered enterprise"})
+        elif role not in lot.parties[code][0]:
+            errors.append({"field": field_name, "code": "wrong_role",
+                           "message": f"{code} is not registered with the {role} role"})
+    if errors:
+        raise unprocessable(errors)
+
+
+def _check(lot: Lot, item: Prepared) -> None:
+    """The checks that need the database (read for the whole lot): 422 naming the field."""
+    d = item.doc
+    if lot.kind is ORDER:
+        _require_registered(lot, [("platform_code", d.platform_code, "platform"),
+                                  ("ecommerce_code", d.ecommerce_code, "ecommerce")])
+        return
+    _require_registered(lot, [("platform_code", d.platform_code, "platform")])
+    if lot.kind is PAYMENT and lot.directions.get((d.platform_code, d.order_no)) == "export":
+        raise unprocessable([{"field": "order_no", "code": "export_order",
+                              "message": "payments are for import orders only"}])
+
+
+def _trace(lot: Lot, key: str, at: datetime, type_: str, summary: str) -> None:
+    lot.traces.append({"correlation_id": key, "at": at, "source": "gateway", "type": type_, "summary": summary[:500]})
+
+
+async def _write(uow: UnitOfWork, lot: Lot, item: Prepared) -> None:
+    """The writes of one new document (inside its savepoint); events and trace rows are staged."""
+    d, at = item.doc, utcnow()
+    key = order_key(d.platform_code, d.order_no)
+    if lot.kind is ORDER:
+        event_doc = order_event_document(d)
+        await uow.session.execute(insert(orders).values(
+            platform_code=d.platform_code, order_no=d.order_no, version=1, submitted_at=at, updated_at=at,
+            customs_status="pending", customs_reasons=[], customs_version=0, tax={}, tax_version=0, fx={},
+            logistics={}, **order_columns(d, event_doc, item.fingerprint),
+        ))
+        await mark_complete_if_all_documents(uow, d.platform_code, d.order_no, at)
+        await emit_order_events(uow, "new", 1, at, event_doc, contracts_policy.brands_of(d.items),
+                                country={code: c for code, (_, c) in lot.parties.items()})
+        _trace(lot, key, at, "order.received", f"order received ({d.direction}, {d.trade_mode})")
+    elif lot.kind is PAYMENT:
+        event_doc = Payment(**d.model_dump(exclude={"payer"}), payer=sealed(d.payer, False))
+        await uow.session.execute(insert(payments).values(
+            payment_code=d.payment_code, payment_no=d.payment_no, platform_code=d.platform_code,
+            order_no=d.order_no, content_hash=item.fingerprint, document=event_doc.model_dump(mode="json"),
+            received_at=at))
+        await mark_complete_if_all_documents(uow, d.platform_code, d.order_no, at)
+        uow.emit(PaymentSubmitted(submitted_at=at, payment=event_doc), correlation_id=key)
+        _trace(lot, key, at, "payment.received",
+               f"payment {d.payment_no} of {format_money(d.amount)} {d.currency} received")
+    else:
+        event_doc = Waybill(**d.model_dump())
+        await uow.session.execute(insert(waybills).values(
+            logistics_code=d.logistics_code, waybill_no=d.waybill_no, platform_code=d.platform_code,
+            order_no=d.order_no, content_hash=item.fingerprint, document=event_doc.model_dump(mode="json"),
+            received_at=at))
+        await mark_complete_if_all_documents(uow, d.platform_code, d.order_no, at)
+        uow.emit(WaybillSubmitted(submitted_at=at, waybill=event_doc), correlation_id=key)
+        _trace(lot, key, at, "waybill.received", f"waybill {d.waybill_no} received")
+
+
+def _conflict(item: Prepared) -> Problem:
+    d, kind = item.doc, item.kind
+    if kind is ORDER:
+        return Problem(409, "Conflict", f"order {d.order_no} was already submitted with different content; "
+                       f"use PUT {status_url(d.platform_code, d.order_no)} to correct it")
+    return Problem(409, "Conflict", f"{kind.name} {getattr(d, kind.number_field)} was already submitted with "
+                   "different content")
+
+
+# A document whose insert keeps losing races to rows that then vanish (rolled back elsewhere) is not
+# decided after this many tries; the unit of work fails instead (503), rather than guessing an answer.
+_RACE_TRIES = 3
+
+
+async def _accept_one(uow: UnitOfWork, lot: Lot, item: Prepared) -> Outcome:
+    for _ in range(_RACE_TRIES):
+        outcome = rules.submission_outcome(lot.stored.get(item.key), item.fingerprint)
+        if outcome == "same":
+            return Outcome(200, item.answer())
+        if outcome == "conflict":
+            return Outcome.refused(_conflict(item), item.kind.path)
+        try:
+            _check(lot, item)
+        except Problem as problem:
+            return Outcome.refused(problem, item.kind.path)
+        staged, traced = len(uow._staged), len(lot.traces)
+        try:
+            async with uow.session.begin_nested():
+                await _write(uow, lot, item)
+        except IntegrityError:
+            # Another transaction committed the same business key after this lot read its fingerprints
+            # (PostgreSQL; SQLite writers queue instead). The savepoint is undone; read what won, decide again.
+            del uow._staged[staged:], lot.traces[traced:]
+            won = await _stored_fingerprints(uow, item.kind, {item.key})
+            lot.stored.pop(item.key, None)
+            lot.stored.update(won)
+            continue
+        except SQLAlchemyError:
+            raise  # the database, not the document: the whole unit of work fails (503)
+        except Exception:
+            # A bug met by this document alone: it is undone and answered 500; its neighbours go on.
+            del uow._staged[staged:], lot.traces[traced:]
+            log.exception("accepting a document failed", extra={"event_type": item.kind.name})
+            return Outcome.refused(Problem(500, "Internal error", "the document could not be accepted; nothing "
+                                           "of it was stored"), item.kind.path)
+        lot.stored[item.key] = item.fingerprint
+        return Outcome(202, item.answer())
+    raise IntegrityError(f"{item.kind.name} {item.key} kept losing insert races", None, Exception("race"))
+
+
+async def accept(uow: UnitOfWork, items: Sequence[Prepared]) -> list[Outcome]:
+    """Decides and stages a lot of prepared documents of one kind, in order, each independently (one
+    SAVEPOINT per new document). The answers hold only if `uow` then commits."""
+    if not items:
+        return []
+    lot = await _open_lot(uow, items[0].kind, items)
+    outcomes = [await _accept_one(uow, lot, item) for item in items]
+    if lot.traces:
+        await uow.session.execute(insert(trace), lot.traces)
+    return outcomes
+
+
+async def accept_order(uow: UnitOfWork, caller: Caller, body: Any) -> tuple[int, dict]:
+    """`POST /v1/orders` for one body in `uow`: (status, JSON body). Valid once `uow` commits."""
+    return await _accept_body(uow, caller, ORDER, body)
+
+
+async def accept_payment(uow: UnitOfWork, caller: Caller, body: Any) -> tuple[int, dict]:
+    """`POST /v1/payments` for one body in `uow`: (status, JSON body). Valid once `uow` commits."""
+    return await _accept_body(uow, caller, PAYMENT, body)
+
+
+async def accept_waybill(uow: UnitOfWork, caller: Caller, body: Any) -> tuple[int, dict]:
+    """`POST /v1/waybills` for one body in `uow`: (status, JSON body). Valid once `uow` commits."""
+    return await _accept_body(uow, caller, WAYBILL, body)
+
+
+async def _accept_body(uow: UnitOfWork, caller: Caller, kind: Kind, body: Any) -> tuple[int, dict]:
+    item = prepare(caller, kind, body)
+    outcome = item if isinstance(item, Outcome) else (await accept(uow, [item]))[0]
+    return outcome.status, outcome.body
+
+
+# --- units of work ---------------------------------------------------------------------------------
+
+
+UnitOfWorkFactory = Callable[[], Any]  # Service.unit_of_work: an async context manager giving a UnitOfWork
+_RETRIED_SQLSTATES = ("40P01", "40001")  # deadlock, serialization failure: about timing, not the documents
+
+
+async def run_lots(unit_of_work: UnitOfWorkFactory, lots: Sequence[Sequence[Prepared]]) -> list[list[Outcome]]:
+    """Accepts several lots (one kind each) in ONE transaction and commits it; returns their outcomes only
+    after the commit. A deadlock or serialization failure re-runs the whole transaction from the start
+    (nothing of a failed attempt was committed); any other failure propagates: nothing was stored."""
+    attempt = 0
+    while True:
+        try:
+            async with unit_of_work() as uow:
+                return [await accept(uow, lot) for lot in lots]
+        except DBAPIError as err:
+            code = getattr(err.orig, "sqlstate", None) or getattr(err.orig, "pgcode", None)
+            attempt += 1
+            if code not in _RETRIED_SQLSTATES or attempt >= 3:
+                raise
+            log.warning("unit of work retried", extra={"error": repr(err)})
+
+
+async def accept_batch(unit_of_work: UnitOfWorkFactory, caller: Caller, kind: Kind,
+                       bodies: Sequence[Any]) -> list[Outcome]:
+    """A batch of bodies of one kind (spec §7.1), in one transaction: one outcome per body, in order.
+    Raises `unavailable()` when the transaction fails (then nothing is stored)."""
+    outcomes: list[Outcome | Prepared] = [prepare(caller, kind, body) for body in bodies]
+    ready = [o for o in outcomes if isinstance(o, Prepared)]
+    if ready:
+        try:
+            (accepted,) = await run_lots(unit_of_work, [ready])
+        except Exception:
+            log.exception("a batch could not be stored")
+            raise unavailable() from None
+        answers = iter(accepted)
+        outcomes = [next(answers) if isinstance(o, Prepared) else o for o in outcomes]
+    return outcomes  # type: ignore[return-value]
+
+
+# --- group commit ----------------------------------------------------------------------------------
+
+
+class GroupCommit:
+    """Single-document submissions share transactions: one writer task takes what arrived within the
+    window (at most `max_size` documents), accepts it with `run_lots` in one unit of work, commits, and
+    only then answers each waiting request. A document refused on its own (409, 422) does not touch its
+    neighbours (savepoints); a failed commit answers 503 to every request of the group.
+
+    Requests that arrive while a group commits wait in the queue and form the next group, so under load
+    groups grow by themselves and the window is only paid when the gateway is idle."""
+
+    def __init__(self, unit_of_work: UnitOfWorkFactory, window_seconds: float, max_size: int):
+        self.unit_of_work = unit_of_work
+        self.window = window_seconds
+        self.max_size = max_size
+        self.queue: asyncio.Queue[tuple[Prepared, asyncio.Future]] = asyncio.Queue()
+        self.groups = 0  # how many transactions were committed or attempted (for tests and metrics)
+
+    async def submit(self, item: Prepared) -> Outcome:
+        """Queues one prepared document and waits for its answer (given after its group's commit)."""
+        future: asyncio.Future = asyncio.get_running_loop().create_future()
+        self.queue.put_nowait((item, future))
+        return await future
+
+    async def run(self) -> None:
+        """The writer: forever, one group per transaction. Cancelled, it answers 503 to whoever waits."""
+        group: list[tuple[Prepared, asyncio.Future]] = []
+        try:
+            while True:
+                group = [await self.queue.get()]
+                if self.queue.qsize() + 1 < self.max_size and self.window > 0:
+                    # Sleeping (rather than waiting on the queue with a timeout) keeps this obviously
+                    # correct: nothing can be taken off the queue and then lost to a timeout.
+                    await asyncio.sleep(self.window)
+                while len(group) < self.max_size and not self.queue.empty():
+                    group.append(self.queue.get_nowait())
+                try:
+                    await self.commit(group)
+                except Exception:  # never let the writer die: every later request would wait forever
+                    log.exception("group commit writer failed", extra={"event_type": "group_commit"})
+                    self._unavailable(group)
+                group = []
+        except asyncio.CancelledError:
+            while not self.queue.empty():
+                group.append(self.queue.get_nowait())
+            self._unavailable(group)
+            raise
+
+    async def commit(self, group: list[tuple[Prepared, asyncio.Future]]) -> None:
+        """One transaction for the group; every request answered after it, never before."""
+        self.groups += 1
+        lots = [[(i, item) for i, (item, _) in enumerate(group) if item.kind is kind] for kind in KIND_ORDER]
+        lots = [lot for lot in lots if lot]
+        try:
+            results = await run_lots(self.unit_of_work, [[item for _, item in lot] for lot in lots])
+        except Exception:
+            log.exception("a group commit failed", extra={"event_type": "group_commit"})
+            self._unavailable(group)
+            return
+        for lot, outcomes in zip(lots, results):
+            for (i, _), outcome in zip(lot, outcomes):
+                future = group[i][1]
+                if not future.done():  # a client that went away no longer waits
+                    future.set_result(outcome)
+
+    @staticmethod
+    def _unavailable(group: list[tuple[Prepared, asyncio.Future]]) -> None:
+        """503 to every request of a group whose transaction did not commit (nothing of it was stored)."""
+        for item, future in group:
+            if not future.done():
+                future.set_result(Outcome.refused(unavailable(), item.kind.path))
+
+
+async def submit_one(intake: "GroupCommit | None", unit_of_work: UnitOfWorkFactory, caller: Caller, kind: Kind,
+                     body: Any) -> Outcome:
+    """A single endpoint: a batch of one, through the group commit when there is one."""
+    item = prepare(caller, kind, body)
+    if isinstance(item, Outcome):
+        return item
+    if intake is not None:
+        return await intake.submit(item)
+    try:
+        (outcomes,) = await run_lots(unit_of_work, [[item]])
+    except Exception:
+        log.exception("a document could not be stored")
+        return Outcome.refused(unavailable(), kind.path)
+    return outcomes[0]
+
