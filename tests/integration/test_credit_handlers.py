@@ -210,3 +210,20 @@ async def test_a_redelivered_event_has_no_second_effect(tmp_path):
         for e in events:
             assert await r.deliver(e) == []
         assert await state(r) == before
+
+
+async def test_the_operator_lifts_a_listing_and_the_score_stays(tmp_path):
+    from services.credit import app
+
+    async with LocalRunner(app.service, tmp_path) as r:
+        await r.deliver(registered("E9"), *[decided("E9", f"L{i}", "rejected", "PROHIBITED_GOODS") for i in range(3)])
+        view = await app.remove_from_list("E9", None)
+        assert (view["negative_listed"], view["score"], view["grade"], view["listed_at"]) == (False, "40.0", "D", None)
+        lifted = said([Envelope.model_validate_json(row.value) for row in await r.new_outbox_rows()])
+        assert listings(lifted) == [("E9", False, "40.0")]
+        assert lifted[0][2]["reason"] == "removed from the negative list by the operator"
+        assert (await app.remove_from_list("E9", None))["negative_listed"] is False
+        assert await r.new_outbox_rows() == []  # not listed: nothing to tell
+        # still at D: the next penalty lists it again
+        again = said(await r.deliver(decided("E9", "L9", "rejected", "ORDER_MISMATCH")))
+        assert listings(again) == [("E9", True, "35.0")]
