@@ -3,16 +3,11 @@ lifts (domain rules §9)."""
 from __future__ import annotations
 
 from fastapi import APIRouter
-from sqlalchemy import select, update
+from sqlalchemy import select
 
-from services.credit.handlers import (
-    display_score,
-    file_of,
-    handlers,
-    load_file,
-    negative_list_changed,
-)
-from services.credit.rules import grade, remove_from_negative_list
+from services.credit import store
+from services.credit.handlers import emit, handlers
+from services.credit.rules import display_score, grade, lift_listing
 from services.credit.tables import credit_files, score_events
 from shared.clock import utcnow
 from shared.http import Operator, Problem
@@ -46,7 +41,7 @@ def not_found(code: str) -> Problem:
 @router.get("/credit/{code}")
 async def credit_file(code: str, _: Operator):
     async with service.readers() as session:
-        row = await load_file(session, code, for_update=False)
+        row = await store.file_row(session, code)
         if row is None:
             raise not_found(code)
         history = (await session.execute(select(score_events).where(score_events.c.enterprise_code == code)
@@ -69,16 +64,15 @@ async def negative_list(_: Operator):
 async def remove_from_list(code: str, _: Operator):
     """Takes the enterprise off the list; the score stays as earned. Idempotent: 200 whether or not it was listed."""
     async with service.unit_of_work() as uow:
-        row = await load_file(uow.session, code)
-        if row is None:
+        account = (await store.accounts(uow.session, [code])).get(code)
+        if account is None:
             raise not_found(code)
-        if row.negative_listed:
+        lifted, notice = lift_listing(account)
+        if notice is not None:
             now = utcnow()
-            lifted = remove_from_negative_list(file_of(row))
-            await uow.session.execute(update(credit_files).where(credit_files.c.code == code).values(
-                negative_listed=False, listed_at=None, updated_at=now))
-            negative_list_changed(uow, lifted, "removed from the negative list by the operator", now)
-        row = await load_file(uow.session, code, for_update=False)
+            await store.save_files(uow.session, {code: lifted}, now)
+            emit(uow, [None], [[notice]], now)
+        row = await store.file_row(uow.session, code)
     return file_view(row)
 
 

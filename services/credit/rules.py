@@ -39,15 +39,40 @@ Decisions where the domain was silent:
   the registration come first (for `general` that is the score it already has). The recount may put the
   enterprise on the negative list (an `untrustworthy` one that was already penalised) but never takes it
   off: only the operator does that.
+
+The second half is what the credit service does with events (domain §9, spec §6 `credit.rating.v1`),
+on its own views (services/credit/domain.py), for a run of events in the order they were consumed, so
+that several events of one enterprise in one run publish exactly what they publish one at a time:
+
+- which decisions and tracking reports score, and their ledger key and reason (`decision_score_event`,
+  `exception_score_event`); which of them were not counted before (`not_counted_yet`);
+- an event about an enterprise without a file opens a provisional `general` file
+  (`provisional_accounts`); the registration then recounts it (`register`);
+- every change of the score is told (not only a change of grade: the gateway's enterprise view shows
+  the score too), with the grade before it; a listing is told as well. A counted event that changes
+  nothing (+0.1 at the cap) is told to no one.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, replace
+import json
+from collections.abc import Iterable, Mapping, Sequence, Set
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from decimal import Decimal
 from typing import get_args
 
+from contracts.identifiers import order_key
 from contracts.v1.documents import CustomsCredit
+from services.credit.domain import (
+    Account,
+    Decision,
+    ListingNotice,
+    Notice,
+    RatingNotice,
+    Registration,
+    Report,
+    ScoreEvent,
+)
 
 EXCEPTION_PENALTY = Decimal("-2")  # waybill exception, to the logistics enterprise
 MISMATCH_PENALTY = Decimal("-5")
@@ -162,3 +187,161 @@ def register_category(f: CreditFile, customs_credit: str, counted: Iterable[Deci
     for delta in counted:
         recounted = apply_score_change(recounted, delta).file
     return replace(recounted, negative_listed=f.negative_listed or recounted.negative_listed)
+
+
+# --- the credit service: scoring events, provisional files, registrations ------------------------------
+
+PROVISIONAL_CATEGORY = "general"
+_TENTH = Decimal("0.1")
+
+
+def display_score(score: Decimal) -> Decimal:
+    """Scores move in tenths; one decimal place whatever the database gave back ("100.0", "99.9")."""
+    tenths = score.quantize(_TENTH)
+    return tenths if tenths == score else score
+
+
+def decision_score_event(d: Decision) -> ScoreEvent | None:
+    """The score event of a customs decision for its ecommerce enterprise, or None when it scores nothing
+    (`decision_score_change`). Keyed by (order, order version, status): a later decision of a corrected
+    order is a new decision; the same one published twice is not."""
+    codes = list(dict.fromkeys(d.reason_codes))
+    delta = decision_score_change(d.status, codes)
+    if delta == 0:
+        return None
+    order = order_key(d.platform_code, d.order_no)
+    if d.status == "rejected":
+        reason = f"order {order} rejected: {', '.join(codes)}"
+    elif codes:  # only SELECTED_FOR_INSPECTION can accompany a scoring release
+        reason = f"order {order} released after an inspection that found nothing"
+    else:
+        reason = f"order {order} released without finding"
+    key = json.dumps(["customs.decision", d.platform_code, d.order_no, d.order_version, d.status])
+    return ScoreEvent(d.ecommerce_code, delta, key, reason, d.decided_at)
+
+
+def exception_score_event(r: Report) -> ScoreEvent | None:
+    """The score event of a waybill `exception` for the logistics enterprise (EXCEPTION_PENALTY), or None
+    for any other report. Keyed by (waybill, instant in UTC): the same exception reported twice, in any
+    time zone, counts once."""
+    if r.event != "exception":
+        return None
+    at = r.at.astimezone(timezone.utc)
+    key = json.dumps(["waybill.exception", r.logistics_code, r.waybill_no, at.isoformat()])
+    note = f": {r.note}" if r.note else ""
+    reason = f"waybill {r.waybill_no} (order {order_key(r.platform_code, r.order_no)}) exception at {at.isoformat()}{note}"
+    return ScoreEvent(r.logistics_code, EXCEPTION_PENALTY, key, reason, r.at)
+
+
+def not_counted_yet(counted: Set[str], events: Sequence[ScoreEvent | None]) -> list[ScoreEvent | None]:
+    """`events` (one per input, None: scores nothing) with those already `counted` (ledger keys), and the
+    second of two with one key, replaced by None: each score event is counted once."""
+    seen = set(counted)
+    kept: list[ScoreEvent | None] = []
+    for e in events:
+        if e is None or e.key in seen:
+            kept.append(None)
+            continue
+        seen.add(e.key)
+        kept.append(e)
+    return kept
+
+
+def provisional_accounts(accounts: Mapping[str, Account], events: Iterable[ScoreEvent | None]) -> dict[str, Account]:
+    """A provisional `general` file for every enterprise of `events` without one in `accounts`: its
+    registration travels on another topic and may come later."""
+    return {e.enterprise_code: Account(open_credit_file(e.enterprise_code, PROVISIONAL_CATEGORY))
+            for e in events if e is not None and e.enterprise_code not in accounts}
+
+
+@dataclass(frozen=True)
+class CreditOutcome:
+    """What a run of events did: `opened`, files to create (final state); `changed`, existing files that
+    changed (final state); `notices`, what to tell, one list per input, in input order."""
+
+    opened: dict[str, Account] = field(default_factory=dict)
+    changed: dict[str, Account] = field(default_factory=dict)
+    notices: list[list[Notice]] = field(default_factory=list)
+
+
+def count_score_events(accounts: Mapping[str, Account], events: Sequence[ScoreEvent | None], now: datetime,
+                       opened: Set[str] = frozenset()) -> CreditOutcome:
+    """Score events (one per input, None: nothing to count) folded in order over the files of their
+    enterprises (`accounts` must hold every one; `opened`: those just opened provisionally). `now` is
+    when a listing happens."""
+    current = dict(accounts)
+    notices: list[list[Notice]] = []
+    for e in events:
+        if e is None:
+            notices.append([])
+            continue
+        a = current[e.enterprise_code]
+        change = apply_score_change(a.file, e.delta)
+        if change.file == a.file:
+            notices.append([])  # e.g. +0.1 at the cap: counted, but nothing to tell anyone
+            continue
+        current[e.enterprise_code] = replace(a, file=change.file,
+                                             listed_at=now if change.newly_negative_listed else a.listed_at)
+        said: list[Notice] = [RatingNotice(change.file, change.previous_grade, e.reason)]
+        if change.newly_negative_listed:
+            said.append(ListingNotice(change.file, f"grade D after {e.reason}"))
+        notices.append(said)
+    return _outcome(accounts, current, opened, notices)
+
+
+def awaiting_registration(accounts: Mapping[str, Account], registrations: Iterable[Registration]) -> set[str]:
+    """Enterprises registering whose file is provisional: their score is recounted from the ledger."""
+    return {r.code for r in registrations if r.code in accounts and accounts[r.code].registered_at is None}
+
+
+def register(accounts: Mapping[str, Account], registrations: Sequence[Registration],
+             ledger: Mapping[str, Sequence[Decimal]], now: datetime) -> CreditOutcome:
+    """Registrations folded in order. An enterprise without a file gets one at its category's start
+    (previous grade None, reason "registered"). A provisional file takes the registered category and is
+    recounted (`register_category`) from `ledger` (every delta counted for it, in counting order); the
+    rating is told even when nothing changed, and a listing the recount causes is told too (`now`: when).
+    A registration of a registered file changes nothing: it is never repeated with other content."""
+    current = dict(accounts)
+    opened: set[str] = set()
+    notices: list[list[Notice]] = []
+    for r in registrations:
+        a = current.get(r.code)
+        if a is None:
+            f = open_credit_file(r.code, r.customs_credit)
+            current[r.code] = Account(f, registered_at=r.registered_at)
+            opened.add(r.code)
+            notices.append([RatingNotice(f, None, "registered")])
+            continue
+        if a.registered_at is not None:
+            notices.append([])
+            continue
+        counted = list(ledger.get(r.code, ()))
+        after = register_category(a.file, r.customs_credit, counted)
+        newly_listed = after.negative_listed and not a.file.negative_listed
+        current[r.code] = Account(after, r.registered_at, now if newly_listed else a.listed_at)
+        reason = "registered"
+        if counted:
+            reason += (f" as {r.customs_credit}; the {len(counted)} score event(s) that came before the "
+                       f"registration counted from its starting score")
+        said: list[Notice] = [RatingNotice(after, grade(a.file.score), reason)]
+        if newly_listed:
+            said.append(ListingNotice(after, f"grade {grade(after.score)} once registered as {r.customs_credit}"))
+        notices.append(said)
+    return _outcome(accounts, current, opened, notices)
+
+
+def lift_listing(a: Account) -> tuple[Account, ListingNotice | None]:
+    """The operator's removal from the negative list (`remove_from_negative_list`); nothing to do, and
+    nothing to tell, when the enterprise is not listed."""
+    if not a.file.negative_listed:
+        return a, None
+    lifted = replace(a, file=remove_from_negative_list(a.file), listed_at=None)
+    return lifted, ListingNotice(lifted.file, "removed from the negative list by the operator")
+
+
+def _outcome(before: Mapping[str, Account], after: Mapping[str, Account], opened: Set[str],
+             notices: list[list[Notice]]) -> CreditOutcome:
+    return CreditOutcome(
+        opened={c: a for c, a in after.items() if c in opened or c not in before},
+        changed={c: a for c, a in after.items() if c in before and c not in opened and before[c] != a},
+        notices=notices)

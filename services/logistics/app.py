@@ -6,7 +6,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 from sqlalchemy import and_, select
 
-from services.logistics.handlers import grace_period, handlers, report_orders_never_came
+from services.logistics.handlers import handlers, report_orders_never_came
+from services.logistics.rules import grace_period
 from services.logistics.tables import shipments, tracking_events
 from shared.clock import utcnow
 from shared.http import Operator, Problem

@@ -62,15 +62,35 @@ a stale exception's time was ever recorded in `exception_at`.
 `order_never_came` is the watchdog for a waybill whose order never arrived (anomaly ORDER_NEVER_CAME):
 it fires once the grace period has fully elapsed (elapsed >= grace), the same way "still missing 72 hours
 after" reads in domain rules §4.
+
+The second half applies the machine to the parcel logistics keeps (services/logistics/domain.py) and
+says what to tell the mesh: one input (`track`, `release`, `receive_waybill`) and a run of inputs in
+the order they were consumed (`track_reports`, `release_parcels`, `receive_waybills`, `first_sightings`,
+`watch`), so that a run holding several events of one waybill or order gives exactly what the same events
+give one at a time. Also here, every decision of when to act: which decisions release, which waybills
+are new, which orders were not seen before, which reports wait for their waybill.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence, Set
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import get_args
 
 from contracts.v1.documents import TrackingEventName
+from services.logistics.domain import (
+    AnomalyNotice,
+    Decision,
+    Notice,
+    OrderKey,
+    OrderSeen,
+    Parcel,
+    Report,
+    StatusNotice,
+    Waybill,
+    WaybillKey,
+)
 
 PROGRESS = ("created", "picked_up", "departed", "arrived_port", "cleared", "delivered")
 EXCEPTION = "exception"
@@ -171,10 +191,236 @@ def apply_customs_release(s: Shipment, at: datetime) -> Transition:
 
 def order_never_came(waybill_received_at: datetime, order_seen: bool, now: datetime, grace_hours: Decimal) -> bool:
     """Whether a waybill has waited the full grace period for an order that never arrived."""
+    if order_seen:
+        grace_period(grace_hours)  # still refuses a negative grace
+        return False
+    return now - waybill_received_at >= grace_period(grace_hours)
+
+
+def grace_period(grace_hours: Decimal) -> timedelta:
+    """LOGISTICS_ORDER_GRACE_HOURS (Decimal hours, >= 0) as a timedelta. Raises ValueError when negative."""
     if grace_hours < 0:
         raise ValueError("grace_hours must be 0 or more")
-    if order_seen:
-        return False
     # timedelta from Decimal hours would go through float; compare whole microseconds instead.
-    grace = timedelta(microseconds=int(grace_hours * 3_600_000_000))
-    return now - waybill_received_at >= grace
+    return timedelta(microseconds=int(grace_hours * 3_600_000_000))
+
+
+# --- the parcel ----------------------------------------------------------------------------------------
+
+ORDER_NEVER_CAME = "ORDER_NEVER_CAME"
+EVENT_FOR_UNKNOWN_WAYBILL = "EVENT_FOR_UNKNOWN_WAYBILL"
+
+
+def is_release(d: Decision) -> bool:
+    """Whether a customs decision moves the parcel: only a release does (rule 8); a cancellation cannot
+    follow one (rule 9), inspection and rejection leave the parcel where it is."""
+    return d.status == "released"
+
+
+def track(p: Parcel, r: Report) -> tuple[Parcel, list[Notice]]:
+    """One firm report applied to a parcel (rules 1-7): the new parcel and what to tell. The location
+    moves with a visible change only. Raises ValueError for an event the firm cannot send (rule 4)."""
+    try:
+        transition = apply_tracking_event(p.shipment, r.event, r.at)
+    except ValueError as err:
+        raise ValueError(f"tracking event refused for waybill {p.ref.waybill_no} of {p.ref.logistics_code}: "
+                         f"{err}") from err
+    new = replace(p, shipment=transition.shipment)
+    notices: list[Notice] = []
+    if transition.changed:
+        new = replace(new, location=r.location)
+        notices.append(StatusNotice(p.ref, new.shipment.status, p.shipment.status, r.at, r.location))
+    if transition.anomaly:
+        notices.append(AnomalyNotice(
+            p.ref, transition.anomaly,
+            f"waybill {p.ref.waybill_no} reported {r.event} at {r.at.isoformat()} before customs released "
+            f"order {p.ref.order_no}", r.at))
+    return new, notices
+
+
+def release(p: Parcel, decided_at: datetime, at: datetime) -> tuple[Parcel, list[Notice]]:
+    """Customs' release applied to a parcel (rule 8); `at` is the time the status change is told with.
+    The first release's time is kept; a cleared parcel's location is "" (clearance happens at customs,
+    not where the firm last scanned it)."""
+    transition = apply_customs_release(p.shipment, decided_at)
+    new = replace(p, shipment=transition.shipment, released_at=p.released_at or decided_at)
+    if not transition.changed:
+        return new, []
+    new = replace(new, location="")
+    return new, [StatusNotice(p.ref, new.shipment.status, p.shipment.status, at, "")]
+
+
+def unknown_waybill(r: Report) -> AnomalyNotice:
+    """A report about a waybill logistics does not have: kept, applied if the waybill turns up."""
+    return AnomalyNotice(
+        r.ref, EVENT_FOR_UNKNOWN_WAYBILL,
+        f"{r.event} reported at {r.at.isoformat()} for waybill {r.ref.waybill_no} of {r.ref.logistics_code}, "
+        "which logistics has not received; the report is kept and applied if the waybill arrives", r.at)
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """A new parcel, what to tell about it, and kept reports the machine refused (with the reason)."""
+
+    parcel: Parcel
+    notices: list[Notice]
+    refused: list[tuple[Report, str]] = field(default_factory=list)
+
+
+def receive_waybill(w: Waybill, order_seen_at: datetime | None, released_at: datetime | None,
+                    kept: Sequence[Report] = ()) -> Arrival:
+    """A parcel for a waybill logistics did not have: `created`, then what happened before the waybill
+    got here replayed in the order it happened: the order's release (`released_at`, if customs released
+    it already; told at the later of the release and the waybill) and the reports `kept` for it. A
+    release at the same instant as a report counts as earlier: customs had decided when the report was
+    made. The watchdog waits for the order unless it was seen (`order_seen_at`)."""
+    p = Parcel(ref=w.ref, shipment=new_shipment(), location="", waybill_received_at=w.submitted_at,
+               order_seen_at=order_seen_at, awaiting_order_since=None if order_seen_at else w.submitted_at)
+    notices: list[Notice] = [StatusNotice(w.ref, p.shipment.status, None, w.submitted_at, "")]
+    refused: list[tuple[Report, str]] = []
+    facts: list[tuple[datetime, int, Report | None]] = [(r.at, 1, r) for r in kept]
+    if released_at is not None:
+        facts.append((released_at, 0, None))
+    for at, _, report in sorted(facts, key=lambda f: (f[0], f[1])):
+        if report is None:
+            p, said = release(p, at, max(at, w.submitted_at))
+        else:
+            try:
+                p, said = track(p, report)
+            except ValueError as err:
+                # Kept reports passed the contract, so this cannot happen today; if it ever does, one bad
+                # report must not cost the waybill itself.
+                refused.append((report, str(err)))
+                continue
+        notices += said
+    return Arrival(p, notices, refused)
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What a run of inputs did. `parcels`: every parcel created or changed, in its final state, by key;
+    `notices`: what to tell, one list per input, in input order; `applied`: per input, whether a report
+    was applied to a parcel (False: kept for a waybill still to come); `refused`: kept reports refused."""
+
+    parcels: dict[WaybillKey, Parcel]
+    notices: list[list[Notice]]
+    applied: list[bool] = field(default_factory=list)
+    refused: list[tuple[Report, str]] = field(default_factory=list)
+
+
+def receive_waybills(waybills: Sequence[Waybill], known: Set[WaybillKey], seen: Mapping[OrderKey, datetime],
+                     released: Mapping[OrderKey, datetime],
+                     kept: Mapping[WaybillKey, Sequence[Report]]) -> RunOutcome:
+    """A run of waybills, in order. A waybill already `known` (or earlier in the run) is the same one
+    published again: its shipment is under way, nothing happens. `seen`: when each order was seen;
+    `released`: when customs released each order; `kept`: reports waiting per waybill (in arrival order)."""
+    created: dict[WaybillKey, Parcel] = {}
+    notices: list[list[Notice]] = []
+    refused: list[tuple[Report, str]] = []
+    for w in waybills:
+        if w.ref.key in known or w.ref.key in created:
+            notices.append([])
+            continue
+        arrival = receive_waybill(w, seen.get(w.ref.order), released.get(w.ref.order), kept.get(w.ref.key, ()))
+        created[w.ref.key] = arrival.parcel
+        notices.append(arrival.notices)
+        refused += arrival.refused
+    return RunOutcome(created, notices, refused=refused)
+
+
+def track_reports(parcels: Mapping[WaybillKey, Parcel], reports: Sequence[Report]) -> RunOutcome:
+    """A run of firm reports folded in order over the `parcels` they name. A report about a waybill not in
+    `parcels` is kept (`applied` False) and announced as EVENT_FOR_UNKNOWN_WAYBILL. Raises ValueError for
+    an event the firm cannot send (rule 4)."""
+    current = dict(parcels)
+    notices: list[list[Notice]] = []
+    applied: list[bool] = []
+    for r in reports:
+        p = current.get(r.ref.key)
+        if p is None:
+            notices.append([unknown_waybill(r)])
+            applied.append(False)
+            continue
+        current[r.ref.key], said = track(p, r)
+        notices.append(said)
+        applied.append(True)
+    return RunOutcome(_changed(parcels, current), notices, applied)
+
+
+def release_parcels(parcels: Mapping[WaybillKey, Parcel], decisions: Sequence[Decision]) -> RunOutcome:
+    """A run of customs decisions folded in order over the parcels of their orders: a release clears every
+    parcel of its order, in waybill-key order, told at the decision's time; other decisions do nothing."""
+    current = dict(parcels)
+    by_order: dict[OrderKey, list[WaybillKey]] = {}
+    for key in sorted(current):
+        by_order.setdefault(current[key].ref.order, []).append(key)
+    notices: list[list[Notice]] = []
+    for d in decisions:
+        said: list[Notice] = []
+        if is_release(d):
+            for key in by_order.get(d.order, ()):
+                current[key], told = release(current[key], d.decided_at, d.decided_at)
+                said += told
+        notices.append(said)
+    return RunOutcome(_changed(parcels, current), notices)
+
+
+def releases_to_remember(decisions: Sequence[Decision]) -> list[Decision]:
+    """The releases among `decisions`, the first per order: a release is final (a released order can be
+    neither corrected nor cancelled), and a waybill that comes after it must start out cleared."""
+    first: dict[OrderKey, Decision] = {}
+    for d in decisions:
+        if is_release(d):
+            first.setdefault(d.order, d)
+    return list(first.values())
+
+
+def first_sightings(held: Set[OrderKey], orders: Sequence[OrderSeen]) -> list[OrderSeen]:
+    """Orders not seen before (`held`), the first event of each: new, corrected or cancelled, any of them
+    means the order exists, which is all the watchdog asks."""
+    first: dict[OrderKey, OrderSeen] = {}
+    for o in orders:
+        if o.order not in held:
+            first.setdefault(o.order, o)
+    return list(first.values())
+
+
+def orders_came(parcels: Mapping[WaybillKey, Parcel], orders: Sequence[OrderSeen]) -> RunOutcome:
+    """Orders seen for the first time (`first_sightings`) reach the parcels of their waybills: a parcel
+    that had not seen its order records when it came, and the watchdog stops waiting for it."""
+    current = dict(parcels)
+    by_order = {o.order: o for o in orders}
+    for key, p in parcels.items():
+        o = by_order.get(p.ref.order)
+        if o is not None and p.order_seen_at is None:
+            current[key] = replace(p, order_seen_at=o.at, awaiting_order_since=None)
+    return RunOutcome(_changed(parcels, current), [[] for _ in orders])
+
+
+def watch(due: Sequence[Parcel], seen: Mapping[OrderKey, datetime], now: datetime,
+          grace_hours: Decimal) -> RunOutcome:
+    """The watchdog over parcels still waiting for their order (`due`): one whose order was seen after all
+    (`seen`) stops waiting; one whose grace period has elapsed raises ORDER_NEVER_CAME, once, and stops
+    waiting; the others wait on. `notices` has one list per parcel of `due`."""
+    parcels: dict[WaybillKey, Parcel] = {}
+    notices: list[list[Notice]] = []
+    for p in due:
+        seen_at = p.order_seen_at or seen.get(p.ref.order)
+        if seen_at is not None:
+            parcels[p.ref.key] = replace(p, order_seen_at=seen_at, awaiting_order_since=None,
+                                         order_never_came_at=None)
+            notices.append([])
+        elif order_never_came(p.waybill_received_at, False, now, grace_hours):
+            parcels[p.ref.key] = replace(p, awaiting_order_since=None, order_never_came_at=now)
+            notices.append([AnomalyNotice(
+                p.ref, ORDER_NEVER_CAME,
+                f"waybill {p.ref.waybill_no} of {p.ref.logistics_code} arrived at "
+                f"{p.waybill_received_at.isoformat()}; no order {p.ref.order_no} of platform {p.ref.platform_code} "
+                f"after {grace_hours} hours", now)])
+        else:
+            notices.append([])
+    return RunOutcome(parcels, notices)
+
+
+def _changed(before: Mapping[WaybillKey, Parcel], after: Mapping[WaybillKey, Parcel]) -> dict[WaybillKey, Parcel]:
+    return {k: p for k, p in after.items() if before.get(k) != p}
