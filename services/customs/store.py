@@ -36,6 +36,8 @@ from shared.reference import fx_rates, hs_catalogue
 from shared.settings import settings
 
 ZERO = Decimal("0")
+# 11 columns a line: stays under the bound parameters one statement may carry (SQLite 32766, asyncpg 32767).
+EXPORT_LINES_PER_STATEMENT = 2000
 FILE_KEY = tuple_(order_files.c.platform_code, order_files.c.order_no)
 HOLDING_KEY = tuple_(quota_holdings.c.platform_code, quota_holdings.c.order_no)
 WAIT_KEY = tuple_(party_waits.c.platform_code, party_waits.c.order_no)
@@ -236,7 +238,8 @@ async def desk(session: AsyncSession, files: dict[Key, OrderFile], *, orders: Se
         codes = _named_codes([*(f.order for f in held), *(e.order for e in orders)],
                              [*(f.payment for f in held), *payments], [*(f.waybill for f in held), *waybills])
         known = await known_parties(session, codes)
-    buyer_years = {identities.buyer_year(f.order, f.order_submitted_at) for f in held}
+    # Only a pending file can be decided on the order it holds; an arriving order brings its own buyer.
+    buyer_years = {identities.buyer_year(f.order, f.order_submitted_at) for f in held if f.status == "pending"}
     buyer_years |= {identities.buyer_year(e.order, e.submitted_at) for e in orders}
     buyer_years.discard(None)
     ledger = await lock_ledger(session, files.keys(), buyer_years)  # type: ignore[arg-type]
@@ -255,4 +258,7 @@ async def save(session: AsyncSession, desk: Desk) -> None:
         for (pc, no), codes in sorted(desk.new_waits.items()) for code in sorted(codes)
     ], ["code", "platform_code", "order_no"])
     await save_ledger(session, desk.ledger)
-    await insert_if_absent(session, released_export_lines, desk.export_lines, ["platform_code", "order_no", "line_no"])
+    lines = desk.export_lines
+    for start in range(0, len(lines), EXPORT_LINES_PER_STATEMENT):  # one statement unless the run is huge
+        await insert_if_absent(session, released_export_lines, lines[start:start + EXPORT_LINES_PER_STATEMENT],
+                               ["platform_code", "order_no", "line_no"])

@@ -129,13 +129,18 @@ async def runner(tmp_path):
         yield r
 
 
-async def fresh(tmp_path, name: str) -> LocalRunner:
+async def delivered(tmp_path, name: str, *batches: list) -> tuple[list[tuple], dict]:
+    """Delivers `batches` (each a list of events: one batch) to a fresh customs database after the
+    registrations; returns the decisions emitted, in order, and the state stored. One database at a time:
+    the service object holds one database."""
     path = tmp_path / name
     path.mkdir()
-    r = LocalRunner(service, path)
-    await r.__aenter__()
-    await r.deliver(*registrations())
-    return r
+    async with LocalRunner(service, path) as runner:
+        await runner.deliver(*registrations())
+        emitted: list[tuple] = []
+        for batch in batches:
+            emitted += decisions(await runner.deliver(*batch))
+        return emitted, await state(runner)
 
 
 # --- documents -------------------------------------------------------------------------------
@@ -196,21 +201,13 @@ async def test_new_corrected_and_cancelled_in_one_run_equal_one_at_a_time(tmp_pa
     stale = order_event(body, 1)  # a redelivered older version, with another event id: ignored
     sequence = [payment_event(corrected), waybill_event(body), order_event(body, 1), order_event(corrected, 2, "corrected"),
                 stale, order_event(corrected, 3, "cancelled")]
-    together = await fresh(tmp_path, "together")
-    one_by_one = await fresh(tmp_path, "one")
-    try:
-        # in one batch: payment and waybill runs, then ONE run of four order events for one key
-        emitted_together = decisions(await together.deliver(*sequence))
-        emitted_alone = []
-        for event in sequence:
-            emitted_alone += decisions(await one_by_one.deliver(event))
-        # v1 rejected (payment of the corrected amount), v2 released, v3: released is final, republished
-        assert [(d[1], d[2]) for d in emitted_together] == [(1, "rejected"), (2, "released"), (3, "released")]
-        assert emitted_together == emitted_alone
-        assert await state(together) == await state(one_by_one)
-    finally:
-        await together.__aexit__(None, None, None)
-        await one_by_one.__aexit__(None, None, None)
+    # in one batch: payment and waybill runs, then ONE run of four order events for one key
+    emitted_together, state_together = await delivered(tmp_path, "together", sequence)
+    emitted_alone, state_alone = await delivered(tmp_path, "one", *([e] for e in sequence))
+    # v1 rejected (payment of the corrected amount), v2 released, v3: released is final, republished
+    assert [(d[1], d[2]) for d in emitted_together] == [(1, "rejected"), (2, "released"), (3, "released")]
+    assert emitted_together == emitted_alone
+    assert state_together == state_alone
 
 
 async def test_a_cancelled_order_gives_its_quota_back_within_the_same_run(runner):
@@ -239,25 +236,16 @@ async def test_a_batch_of_200_keys_equals_one_at_a_time_including_the_annual_lim
     buyers = [new_resident_id("19850101") for _ in range(10)]
     bodies = [an_import(buyer_id=buyers[i % 10], **watch("4990.00")) for i in range(200)]  # 20 x 4,990 per buyer
     events = [order_event(b) for b in bodies] + [payment_event(b) for b in bodies] + [waybill_event(b) for b in bodies]
-    together = await fresh(tmp_path, "together")
-    one_by_one = await fresh(tmp_path, "one")
-    try:
-        emitted_together = decisions(await together.deliver(*events))
-        emitted_alone = []
-        for event in events:
-            emitted_alone += decisions(await one_by_one.deliver(event))
-        assert len(emitted_together) == 200
-        assert sorted(emitted_together) == sorted(emitted_alone)
-        statuses = [d[2] for d in emitted_together]
-        # 5 x 4,990 = 24,950 fits in 26,000; a 6th would be 29,940: the rest of each buyer's orders are rejected
-        assert statuses.count("released") + statuses.count("inspection") == 50
-        assert {d[4] for d in emitted_together if d[2] == "rejected"} == {("OVER_ANNUAL_LIMIT",)}
-        s_together, s_alone = await state(together), await state(one_by_one)
-        assert s_together == s_alone
-        assert set(s_together["totals"].values()) == {Decimal("24950.00")}
-    finally:
-        await together.__aexit__(None, None, None)
-        await one_by_one.__aexit__(None, None, None)
+    emitted_together, s_together = await delivered(tmp_path, "together", events)
+    emitted_alone, s_alone = await delivered(tmp_path, "one", *([e] for e in events))
+    assert len(emitted_together) == 200
+    assert emitted_together == emitted_alone  # orders decided in the order their last document came
+    statuses = [d[2] for d in emitted_together]
+    # 5 x 4,990 = 24,950 fits in 26,000; a 6th would be 29,940: the rest of each buyer's orders are rejected
+    assert statuses.count("released") + statuses.count("inspection") == 50
+    assert {d[4] for d in emitted_together if d[2] == "rejected"} == {("OVER_ANNUAL_LIMIT",)}
+    assert s_together == s_alone
+    assert set(s_together["totals"].values()) == {Decimal("24950.00")}
 
 
 # --- enterprises -----------------------------------------------------------------------------
@@ -328,3 +316,35 @@ async def test_inspection_results(runner):
     assert [(d[2], d[3]) for d in emitted] == [("released", "red"), ("rejected", None)]
     s = await state(runner)
     assert (PLATFORM, failed["order_no"]) not in s["holdings"] and (PLATFORM, passed["order_no"]) in s["holdings"]
+
+
+async def test_a_run_costs_the_same_statements_for_2_keys_as_for_60(tmp_path):
+    """Set-based: the statements a batch executes do not grow with the number of keys in it."""
+    from sqlalchemy import event
+
+    async def statements(runner: LocalRunner, n: int) -> int:
+        bodies = [an_import(**watch("100.00")) for _ in range(n)]
+        events = [order_event(b) for b in bodies] + [payment_event(b) for b in bodies] + [waybill_event(b) for b in bodies]
+        count = 0
+
+        def counted(*_args) -> None:  # noqa: ANN002
+            nonlocal count
+            count += 1
+
+        engine = runner.service.engine.sync_engine
+        event.listen(engine, "before_cursor_execute", counted)
+        try:
+            emitted = await runner.deliver(*events)
+        finally:
+            event.remove(engine, "before_cursor_execute", counted)
+        assert len(emitted) == n
+        return count
+
+    counts = []
+    for n in (2, 60):
+        path = tmp_path / f"n{n}"
+        path.mkdir()
+        async with LocalRunner(service, path) as runner:
+            await runner.deliver(*registrations())
+            counts.append(await statements(runner, n))
+    assert counts[0] == counts[1], counts
