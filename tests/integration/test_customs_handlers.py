@@ -348,3 +348,37 @@ async def test_a_run_costs_the_same_statements_for_2_keys_as_for_60(tmp_path):
             await runner.deliver(*registrations())
             counts.append(await statements(runner, n))
     assert counts[0] == counts[1], counts
+
+
+async def test_a_file_waiting_for_a_registration_is_decided_by_the_sweep_after_the_timeout(runner):
+    body = order_body(PLATFORM, "SELL0009", order_no())
+    assert await runner.deliver(order_event(body), payment_event(body), waybill_event(body)) == []
+    async with runner.service.unit_of_work() as uow:
+        await sweep(uow)  # not yet: it has only just started waiting
+    assert await published(runner) == []
+    async with runner.service.unit_of_work() as uow:
+        await sweep(uow, datetime.now(timezone.utc) + timedelta(hours=float(settings().document_timeout_hours) + 1))
+    emitted = decisions(await published(runner))
+    assert [(d[2], d[4]) for d in emitted] == [("rejected", ("PARTY_NOT_REGISTERED",))]
+    assert (await state(runner))["waits"] == set()
+
+
+async def test_a_file_the_sweep_cannot_process_is_left_as_it_was_and_the_others_are_decided(runner, monkeypatch):
+    from services.customs import rules
+
+    poisoned, healthy = an_import(), an_import()
+    await runner.deliver(order_event(poisoned), payment_event(poisoned), order_event(healthy), payment_event(healthy))
+    before = (await state(runner))["files"][(PLATFORM, poisoned["order_no"])]
+    real = rules.dutiable_value_or_none
+
+    def failing(order, rates, day):  # noqa: ANN001, ANN202
+        if order.order_no == poisoned["order_no"]:
+            raise ValueError("cannot value this order")
+        return real(order, rates, day)
+
+    monkeypatch.setattr(rules, "dutiable_value_or_none", failing)
+    async with runner.service.unit_of_work() as uow:
+        await sweep(uow, T0 + timedelta(hours=float(settings().document_timeout_hours) + 1))
+    emitted = decisions(await published(runner))
+    assert [(d[0].split(":")[1], d[2]) for d in emitted] == [(healthy["order_no"], "rejected")]
+    assert (await state(runner))["files"][(PLATFORM, poisoned["order_no"])] == before
