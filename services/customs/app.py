@@ -18,14 +18,8 @@ from contracts.types import format_money
 from contracts.v1.documents import InspectionResultIn
 from contracts.v1.events import ExportDeclarationLine, ExportDeclarationsConsolidated
 from services.customs import rules
-from services.customs.handlers import (
-    NotFound,
-    NotInInspection,
-    OrderFile,
-    handlers,
-    record_inspection,
-    sweep,
-)
+from services.customs.domain import NotFound, NotInInspection, OrderFile
+from services.customs.handlers import handlers, record_inspection, sweep
 from services.customs.tables import (
     declaration_runs,
     order_files,

@@ -21,7 +21,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 
 from contracts.v1.events import ExportDeclarationLine, Order, Payment, Reason, ReasonCode, Waybill
-from shared.reference import FxRates, HsEntry
+from shared.reference import FxRates, HsEntry, MissingRate
 
 SINGLE_LIMIT_CNY = Decimal("5000")
 ANNUAL_LIMIT_CNY = Decimal("26000")
@@ -409,6 +409,109 @@ def decide(
         )
         return Verdict("inspection", "red", [reason], tax_mode, value_cny, quota)
     return Verdict("released", "green", [], tax_mode, value_cny, quota)
+
+
+# --- when to act ----------------------------------------------------------------------------
+# The choices the domain leaves open (see services/customs/handlers.py), as decisions on plain values
+# the service reads off its file: what an arriving document or a passing sweep does to the file.
+
+
+def order_event_action(held_version: int, status: str, version: int, action: str, order_came_too_late: bool) -> str:
+    """What an order event (`version`, `action`: new | corrected | cancelled) does to the file holding
+    `held_version` (0: no order yet) with `status` (domain §4; spec §4.4):
+
+    - "ignore": the version is not newer than the one held (a redelivery or an overtaken event);
+    - "republish_release": the file is released, which is final: the release is published again under
+      the new version so every reader sees the correction or cancellation came too late;
+    - "ignore_cancelled": a change to a cancelled order;
+    - "cancel": the order is cancelled (its quota and waits given back);
+    - "reject_late": the order arrives after its file timed out without it (`order_came_too_late`): it
+      is rejected at once with that DOCUMENT_TIMEOUT;
+    - "reopen": the file is reopened on this version and decided if its documents are complete."""
+    if version <= held_version:
+        return "ignore"
+    if status == "released":
+        return "republish_release"
+    if status == "cancelled":
+        return "ignore_cancelled"
+    if action == "cancelled":
+        return "cancel"
+    if order_came_too_late:
+        return "reject_late"
+    return "reopen"
+
+
+def second_document_action(held: tuple[str, str] | None, arriving: tuple[str, str]) -> str:
+    """A payment (payment_code, payment_no) or waybill (logistics_code, waybill_no) arriving for a file
+    that holds `held` of its kind: "accept" when none is held, "same" when it is the one held (nothing
+    changes), "ignore_other" when another one is held (the first one is kept)."""
+    if held is None:
+        return "accept"
+    return "same" if held == arriving else "ignore_other"
+
+
+def ready_to_decide(docs: Documents, status: str, order_version: int, decided_version: int | None) -> bool:
+    """True when the file's current order version is still undecided (pending, `decided_version` not
+    `order_version`) and every document it needs is there (domain §4)."""
+    return (docs.order is not None and status == "pending" and decided_version != order_version
+            and not missing_documents(docs))
+
+
+def waits_for_registration(unregistered: list[str], force: bool) -> bool:
+    """A complete file naming enterprises whose registration has not arrived waits for it (the
+    registration travels on another topic), unless `force`: it has waited DOCUMENT_TIMEOUT_HOURS, and is
+    then decided (and rejected PARTY_NOT_REGISTERED)."""
+    return bool(unregistered) and not force
+
+
+def timeout_action(docs: Documents, first_document_at: datetime, now: datetime, timeout_hours: Decimal) -> str | None:
+    """What the sweep does to a pending file (not waiting for a registration, not blocked):
+    "decide" when its documents are complete but it was never decided; "reject" when documents are still
+    missing `timeout_hours` after the first arrived and the order is there; "mark_timed_out" when the
+    order itself never came (nothing to decide or publish); None while there is time left."""
+    if not missing_documents(docs):
+        return "decide"
+    if not document_timed_out(first_document_at, now, timeout_hours):
+        return None
+    return "reject" if docs.order is not None else "mark_timed_out"
+
+
+def timeout_reason(missing: list[str], first_document_at: datetime, timeout_hours: Decimal) -> Reason:
+    """The DOCUMENT_TIMEOUT reason naming what is missing and since when."""
+    return Reason(code="DOCUMENT_TIMEOUT", message=(
+        f"{', '.join(missing)} still missing {timeout_hours.normalize():f} hours after the first document "
+        f"arrived ({first_document_at.isoformat()})"))
+
+
+def dutiable_value_or_none(order: Order, rates: FxRates, day: date) -> Decimal | None:
+    """The dutiable value in CNY reported with a timeout rejection: None for exports or without a rate."""
+    if is_export(order):
+        return None
+    try:
+        return dutiable_value_cny(order, rates, day)
+    except MissingRate:
+        return None
+
+
+def declares_export_lines(direction: str | None, trade_mode: str | None, status: str) -> bool:
+    """A released 9610 export is declared parcel by parcel and consolidated by month (domain §12)."""
+    return direction == "export" and trade_mode == "9610" and status == "released"
+
+
+def inspection_outcome(reasons: list[Reason], passed: bool, note: str) -> tuple[str, str | None, list[Reason]]:
+    """(status, channel, reasons) after an inspector's result on a parcel held for inspection (domain
+    §10): passed → released through the red channel, the selection staying on record; failed → rejected,
+    the finding staying SELECTED_FOR_INSPECTION (no other code says "the inspector found a fault") with
+    what the inspector wrote added to its message."""
+    if passed:
+        return "released", "red", list(reasons)
+    failed = f"inspection failed: {note}" if note else "inspection failed"
+    if any(r.code == "SELECTED_FOR_INSPECTION" for r in reasons):
+        reasons = [Reason(code=r.code, message=f"{r.message}; {failed}") if r.code == "SELECTED_FOR_INSPECTION"
+                   else r for r in reasons]
+    else:
+        reasons = [*reasons, Reason(code="SELECTED_FOR_INSPECTION", message=failed)]
+    return "rejected", None, reasons
 
 
 # --- §12 consolidated export declarations ----------------------------------------------------
