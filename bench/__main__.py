@@ -194,6 +194,15 @@ class Bench:
             pids["postgres"] = (int((pg_dir / "data" / "postmaster.pid").read_text().splitlines()[0]), True)
         return pids
 
+    def idle(self, mesh: Mesh, pg_dir: Path | None, seconds: float = 10.0) -> dict[str, float]:
+        """What the mesh burns doing nothing (consumer polls, relays, sweeps, the broker), CPU ms per second:
+        a run's CPU per declaration includes this for its whole duration, which weighs on slow runs."""
+        time.sleep(2)
+        pids = self.pids(mesh, pg_dir)
+        before = {k: cpu_seconds(pid, tree) for k, (pid, tree) in pids.items()}
+        time.sleep(seconds)
+        return {k: round(1000 * (cpu_seconds(pid, tree) - before[k]) / seconds, 1) for k, (pid, tree) in pids.items()}
+
     # --- the load generator --------------------------------------------------------------------
 
     def load(self, label: str, gateway: str, *, mode: str = "single", loop: str = "closed", declarations: int,
@@ -212,7 +221,8 @@ class Bench:
         env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
         with open(log, "ab") as err, Progress(TextColumn("  {task.description}"), BarColumn(), MofNCompleteColumn(),
                                               TextColumn("{task.fields[decided]}"), TimeElapsedColumn(),
-                                              console=self.console, transient=True, disable=not self.c.progress) as bar:
+                                              console=self.console, transient=True,
+                                              disable=not (self.c.progress and self.console.is_terminal)) as bar:
             accepted = bar.add_task(label, total=declarations, decided="")
             proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=err, text=True)
             for line in proc.stdout:
@@ -279,6 +289,7 @@ class Bench:
             for name in mesh.ports:
                 mesh.start_service(name)
             mesh.wait_healthy(list(mesh.ports), timeout=240)
+            out["idle_cpu_ms_per_s"] = self.idle(mesh, pg_dir)
             runs = out["runs"]
             for size in self.c.sizes:
                 runs.append(self.measured(f"{db} closed single n={size}", "growth", mesh, pg_dir, declarations=size))

@@ -64,6 +64,7 @@ def table(result: dict, console) -> None:  # noqa: ANN001
         head = next((r for r in db["runs"] if r["name"] == db.get("headline")), {})
         per = head.get("cpu_ms_per_declaration") or {}
         console.print("  CPU ms per declaration (headline): " + ", ".join(f"{k} {v:.1f}" for k, v in per.items()))
+        console.print("  idle CPU ms/s: " + ", ".join(f"{k} {v}" for k, v in (db.get("idle_cpu_ms_per_s") or {}).items()))
         console.print("  peak RSS MiB: " + ", ".join(f"{k} {v}" for k, v in (db.get("peak_rss_mb") or {}).items()))
         console.print("  growth (declarations → mesh CPU ms/declaration, decided/s): " + "; ".join(
             f"{g['declarations']} → {_fmt(g['cpu_ms_per_declaration'])}, {_fmt(g['decided_per_s'])}" for g in db.get("growth", [])))
@@ -89,6 +90,7 @@ def plot(result: dict, path: Path) -> Path | None:
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
     drew = False
+    colours = iter(["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown"])
     for db_name, db in result["databases"].items():
         for mode in ("single", "batch"):
             runs = sorted((r for r in db["runs"] if r.get("kind") == "open" and r.get("mode") == mode
@@ -96,15 +98,17 @@ def plot(result: dict, path: Path) -> Path | None:
             if not runs:
                 continue
             drew = True
+            colour = next(colours)
             x = [r["offered_rate"] for r in runs]
             label = f"{db_name} {mode}"
-            left.plot(x, [r.get("accepted_declarations_per_s") for r in runs], "o--", label=f"{label}: accepted")
-            left.plot(x, [r.get("decided_per_s") for r in runs], "s-", label=f"{label}: decided")
+            left.plot(x, [r.get("accepted_declarations_per_s") for r in runs], "o--", color=colour, mfc="none",
+                      label=f"{label}: accepted")
+            left.plot(x, [r.get("decided_per_s") for r in runs], "s-", color=colour, label=f"{label}: decided")
             for q, style in (("p50", "o-"), ("p95", "s--"), ("p99", "^:")):
-                right.plot(x, [(r.get("end_to_end_latency_s") or {}).get(q) for r in runs], style,
+                right.plot(x, [(r.get("end_to_end_latency_s") or {}).get(q) for r in runs], style, color=colour,
                            label=f"{label}: end to end {q}")
             right.plot(x, [(r.get("gateway_latency_ms") or {}).get("p95", 0) / 1000 for r in runs], "x-.",
-                       label=f"{label}: gateway p95")
+                       color=colour, alpha=0.6, label=f"{label}: gateway request p95")
     if not drew:
         plt.close(fig)
         return None
