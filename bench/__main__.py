@@ -365,8 +365,10 @@ class Bench:
         try:
             for n, db in enumerate(self.c.databases):
                 self.result["databases"][db] = self.database(db, ceilings=self.c.ceilings and n == 0)
-        finally:
-            shutil.rmtree(self.work, ignore_errors=True)
+        except BaseException:
+            self.console.print(f"[red]bench failed[/]: logs kept in {self.work}")
+            raise
+        shutil.rmtree(self.work, ignore_errors=True)
         from bench.report import ratios  # noqa: PLC0415
 
         ratios(self.result)

@@ -126,3 +126,58 @@ def plot(result: dict, path: Path) -> Path | None:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def markdown(result: dict) -> str:
+    """The figures as Markdown, for docs/benchmarks.md: `python -m bench.report [RESULT.json]`."""
+    m = result["machine"]
+    lines = [f"Run of {result['started_at']} on {m.get('cpus')} cores ({m.get('cpu_model', '?')}), "
+             f"{m.get('memory_gib', '?')} GiB, load average {m.get('load_average')} at the start; "
+             f"sizes {result['config']['sizes']}, {result['config']['concurrency']} clients.", ""]
+    for name, db in result["databases"].items():
+        pg = db.get("postgres_settings")
+        lines += [f"**{name}**" + (f" (PostgreSQL {pg['server_version'].split()[0]}, fsync={pg['fsync']}, "
+                                   f"synchronous_commit={pg['synchronous_commit']}, full_page_writes={pg['full_page_writes']})"
+                                   if pg else " (one file per service)"), "",
+                  "| run | declarations | offered/s | documents/s accepted | declarations/s decided | decided | "
+                  "gateway ms p50 / p95 / p99 | end to end s p50 / p95 / p99 | mesh CPU ms/declaration |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for r in db["runs"]:
+            label = r["name"].removeprefix(name + " ")
+            if not r.get("available", True):
+                lines.append(f"| {label} | | | not available | | | | | |")
+                continue
+            g, e = r.get("gateway_latency_ms", {}), r.get("end_to_end_latency_s", {})
+            lines.append(f"| {label} | {r['declarations']} | {_fmt(r.get('offered_rate'))} | "
+                         f"{_fmt(r.get('accepted_docs_per_s'))} | {_fmt(r.get('decided_per_s'))} | "
+                         f"{r.get('declarations_decided')}/{r['declarations']} | "
+                         f"{_fmt(g.get('p50'), 0)} / {_fmt(g.get('p95'), 0)} / {_fmt(g.get('p99'), 0)} | "
+                         f"{_fmt(e.get('p50'), 2)} / {_fmt(e.get('p95'), 2)} / {_fmt(e.get('p99'), 2)} | "
+                         f"{_fmt((r.get('cpu_ms_per_declaration') or {}).get('mesh_total'))} |")
+        head = next((r for r in db["runs"] if r["name"] == db.get("headline")), {})
+        per = head.get("cpu_ms_per_declaration") or {}
+        lines += ["", "CPU ms per declaration in the headline run (" + head.get("name", "") + "): " +
+                  ", ".join(f"{k} {v:.1f}" for k, v in per.items()) + ".",
+                  "Idle CPU ms/s: " + ", ".join(f"{k} {v}" for k, v in (db.get("idle_cpu_ms_per_s") or {}).items()) + ".",
+                  "Peak RSS MiB: " + ", ".join(f"{k} {v}" for k, v in (db.get("peak_rss_mb") or {}).items()) + ".",
+                  "Growth (declarations: mesh CPU ms/declaration, decided/s): " + "; ".join(
+                      f"{g['declarations']}: {_fmt(g['cpu_ms_per_declaration'])}, {_fmt(g['decided_per_s'])}"
+                      for g in db.get("growth", [])) + ".",
+                  "Against the ceilings: " + ", ".join(f"{k} {v}" for k, v in (db.get("ratios") or {}).items()) + ".", ""]
+    c = result.get("ceilings", {})
+    if c.get("bare_fastapi"):
+        b = c["bare_fastapi"]
+        lines.append(f"Ceiling (b), bare FastAPI endpoint: {_fmt(b.get('accepted_docs_per_s'))} documents/s, "
+                     f"request latency p50 {_fmt(b['gateway_latency_ms']['p50'], 0)} ms, p95 {_fmt(b['gateway_latency_ms']['p95'], 0)} ms.")
+    if c.get("kafka_pipe"):
+        k = c["kafka_pipe"]
+        lines.append(f"Ceiling (a), raw Kafka pipe: {k['messages']} messages of {k['message_bytes']} bytes, fan-out "
+                     f"{k['fanout']}: {_fmt(k['messages_per_s'])} messages/s.")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import sys
+
+    source = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parent / "results" / "latest.json"
+    print(markdown(json.loads(source.read_text())))
