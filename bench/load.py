@@ -442,6 +442,8 @@ class Load:
                 "decided_seconds": round(decided_s, 3),
                 "decided_per_s": round(len(decided) / decided_s, 2) if decided_s > 0 else None,
                 "end_to_end_latency_s": percentiles([t.decided - t.accepted for t in decided]),
+                # from the first request (open loop: from when the declaration was due) to decided
+                "start_to_decided_s": percentiles([t.decided - t.started for t in decided]),
                 "customs_outcomes": dict(Counter(t.customs for t in accepted)),
                 "status_polls": self.polls,
                 "poll_interval_s": a.poll_interval,
