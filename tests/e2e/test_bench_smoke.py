@@ -24,7 +24,7 @@ def test_bench_runs_small_and_every_declaration_is_decided(tmp_path):
     runs = {r["name"]: r for r in saved["databases"]["sqlite"]["runs"]}
     head = runs["sqlite closed single n=20"]
     for key in ("accepted_docs_per_s", "decided_per_s", "gateway_latency_ms", "end_to_end_latency_s",
-                "cpu_ms_per_declaration", "events_produced"):
+                "start_to_decided_s", "cpu_ms_per_declaration", "events_produced"):
         assert key in head, key
     assert head["declarations_decided"] == 20 and head["declarations_undecided"] == 0
     assert head["documents_accepted"] == head["documents_sent"]
