@@ -103,7 +103,8 @@ class Mesh:
         port = port or self.ports[name]
         log = open(self.run_dir / "logs" / f"{label}.log", "ab")
         proc = subprocess.Popen(
-            uvicorn_command(app or f"services.{name}.app:app", port), cwd=ROOT, env=self.service_env(extra_env), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            uvicorn_command(app or f"services.{name}.app:app", port), cwd=ROOT, env=self.service_env(extra_env),
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         pid_file.write_text(str(proc.pid))
         return proc.pid
