@@ -5,7 +5,7 @@ export PYTHONPATH := $(CURDIR)
 .PHONY: install up down demo test test-unit test-e2e bench status clean
 
 install:            ## Python dependencies (pinned by constraints.txt)
-	$(PYTHON) -m pip install -q -c constraints.txt -e '.[test]'
+	$(PYTHON) -m pip install -q -c constraints.txt -e '.[test,bench]'
 
 up:                 ## broker + every service in the background, SQLite files under .run/
 	$(PYTHON) -m deploy.mesh up
@@ -25,8 +25,8 @@ test:               ## everything: unit tests, then integration and end-to-end o
 test-unit:
 	$(PYTHON) -m pytest -q tests/unit
 
-bench: up          ## throughput of the gateway and the mesh, printed as figures
-	$(PYTHON) -m deploy.bench
+bench:             ## its own broker, durable PostgreSQL and SQLite meshes, load generator and ceilings (docs/benchmarks.md)
+	$(PYTHON) -m bench
 
 clean: down
 	rm -rf .run

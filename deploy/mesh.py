@@ -30,6 +30,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def uvicorn_command(app: str, port: int) -> list[str]:
+    """How every service is served (one uvicorn process each); `make bench` serves its bare-endpoint
+    ceiling with the same command so the two compare like for like."""
+    return [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
+            "--no-access-log", "--timeout-graceful-shutdown", "5"]
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -88,7 +95,7 @@ class Mesh:
         return env
 
     def start_service(self, name: str, instance: str | None = None, port: int | None = None,
-                      extra_env: dict[str, str] | None = None) -> int:
+                      extra_env: dict[str, str] | None = None, app: str | None = None) -> int:
         label = f"{name}-{instance}" if instance else name
         pid_file = self.pid_file(label)
         if pid_file.exists() and alive(int(pid_file.read_text())):
@@ -96,9 +103,8 @@ class Mesh:
         port = port or self.ports[name]
         log = open(self.run_dir / "logs" / f"{label}.log", "ab")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", f"services.{name}.app:app", "--host", "127.0.0.1", "--port", str(port),
-             "--no-access-log", "--timeout-graceful-shutdown", "5"],
-            cwd=ROOT, env=self.service_env(extra_env), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            uvicorn_command(app or f"services.{name}.app:app", port), cwd=ROOT, env=self.service_env(extra_env),
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         pid_file.write_text(str(proc.pid))
         return proc.pid

@@ -3,6 +3,8 @@
 # creates one database per service.   deploy/postgres/start.sh DATA_DIR [PORT]
 # PostgreSQL refuses to run as root, so as root it runs as the `postgres` user the package created.
 # Writes DATA_DIR/pg.port and prints the port.
+# Tests run it with fsync, synchronous_commit and full_page_writes off (fast, not crash-safe);
+# SW_PG_DURABLE=1 keeps PostgreSQL's durable defaults (all three on), as `make bench` does.
 set -euo pipefail
 dir="$(mkdir -p "$1" && cd "$1" && pwd)"
 bindir="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
@@ -13,8 +15,13 @@ if [ "$(id -u)" = 0 ]; then chown postgres "$dir"; chmod 700 "$dir"; fi
 if [ ! -f "$dir/data/PG_VERSION" ]; then
   as_pg "$bindir/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --no-locale >"$dir/initdb.log" 2>&1
 fi
+if [ "${SW_PG_DURABLE:-0}" = 1 ]; then
+  durability="-c fsync=on -c synchronous_commit=on -c full_page_writes=on"
+else
+  durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+fi
 as_pg "$bindir/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
-  -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 -c shared_buffers=128MB" start >/dev/null
+  -o "-p $port -k $dir -c listen_addresses=127.0.0.1 $durability -c max_connections=300 -c shared_buffers=128MB" start >/dev/null
 echo "$port" > "$dir/pg.port"
 for db in gateway customs tax fx logistics credit; do
   as_pg "$bindir/psql" -h 127.0.0.1 -p "$port" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='$db'" | grep -q 1 \

@@ -1,0 +1,183 @@
+"""The bench's output: the JSON files, the terminal table and the plot."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+
+def ratios(result: dict) -> None:
+    """The mesh's headline figures as fractions of the ceilings measured in the same run."""
+    bare = result.get("ceilings", {}).get("bare_fastapi") or {}
+    pipe = result.get("ceilings", {}).get("kafka_pipe") or {}
+    for db in result["databases"].values():
+        head = next((r for r in db["runs"] if r["name"] == db.get("headline")), None)
+        if not head:
+            continue
+        r = {}
+        if bare.get("accepted_docs_per_s") and head.get("accepted_docs_per_s"):
+            r["accepted_docs_vs_bare_fastapi"] = round(head["accepted_docs_per_s"] / bare["accepted_docs_per_s"], 4)
+        if bare.get("gateway_latency_ms", {}).get("p50") and head.get("gateway_latency_ms", {}).get("p50"):
+            r["gateway_p50_latency_vs_bare_fastapi"] = round(
+                head["gateway_latency_ms"]["p50"] / bare["gateway_latency_ms"]["p50"], 2)
+        if pipe.get("messages_per_s") and head.get("events_per_s"):
+            r["events_per_s_vs_kafka_pipe"] = round(head["events_per_s"] / pipe["messages_per_s"], 4)
+        db["ratios"] = r
+
+
+def write(result: dict, out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    text = json.dumps(result, indent=2)
+    path = out / f"{stamp}.json"
+    path.write_text(text)
+    (out / "latest.json").write_text(text)
+    return path
+
+
+def _fmt(x, digits: int = 1) -> str:  # noqa: ANN001
+    if x is None:
+        return "–"
+    return f"{x:,.{digits}f}" if isinstance(x, float) else str(x)
+
+
+def table(result: dict, console) -> None:  # noqa: ANN001
+    from rich.table import Table  # noqa: PLC0415
+
+    for name, db in result["databases"].items():
+        t = Table(title=f"{name}" + (f" (fsync={db['postgres_settings']['fsync']}, synchronous_commit="
+                                     f"{db['postgres_settings']['synchronous_commit']})" if "postgres_settings" in db else ""))
+        for col in ("run", "decl.", "offered/s", "docs/s acc.", "decided/s", "decided", "gateway ms p50/p95/p99",
+                    "end to end s p50/p95/p99", "CPU ms/decl."):
+            t.add_column(col, justify="left" if col == "run" else "right")
+        for r in db["runs"]:
+            if not r.get("available", True):
+                t.add_row(r["name"].removeprefix(name + " "), "", "", "not available", "", "", "", "", "")
+                continue
+            g, e = r.get("gateway_latency_ms", {}), r.get("end_to_end_latency_s", {})
+            t.add_row(r["name"].removeprefix(name + " "), str(r["declarations"]), _fmt(r.get("offered_rate")), _fmt(r.get("accepted_docs_per_s")),
+                      _fmt(r.get("decided_per_s")), f"{r.get('declarations_decided')}/{r['declarations']}",
+                      f"{_fmt(g.get('p50'), 0)}/{_fmt(g.get('p95'), 0)}/{_fmt(g.get('p99'), 0)}",
+                      f"{_fmt(e.get('p50'), 2)}/{_fmt(e.get('p95'), 2)}/{_fmt(e.get('p99'), 2)}",
+                      _fmt((r.get("cpu_ms_per_declaration") or {}).get("mesh_total")))
+        console.print(t)
+        head = next((r for r in db["runs"] if r["name"] == db.get("headline")), {})
+        per = head.get("cpu_ms_per_declaration") or {}
+        console.print("  CPU ms per declaration (headline): " + ", ".join(f"{k} {v:.1f}" for k, v in per.items()))
+        console.print("  idle CPU ms/s: " + ", ".join(f"{k} {v}" for k, v in (db.get("idle_cpu_ms_per_s") or {}).items()))
+        console.print("  peak RSS MiB: " + ", ".join(f"{k} {v}" for k, v in (db.get("peak_rss_mb") or {}).items()))
+        console.print("  growth (declarations → mesh CPU ms/declaration, decided/s): " + "; ".join(
+            f"{g['declarations']} → {_fmt(g['cpu_ms_per_declaration'])}, {_fmt(g['decided_per_s'])}" for g in db.get("growth", [])))
+        if db.get("ratios"):
+            console.print("  vs ceilings: " + ", ".join(f"{k} {v}" for k, v in db["ratios"].items()))
+    c = result.get("ceilings", {})
+    if c.get("bare_fastapi"):
+        b = c["bare_fastapi"]
+        console.print(f"ceiling bare FastAPI: {_fmt(b.get('accepted_docs_per_s'))} docs/s, latency ms "
+                      f"p50 {b['gateway_latency_ms']['p50']} p95 {b['gateway_latency_ms']['p95']}")
+    if c.get("kafka_pipe"):
+        k = c["kafka_pipe"]
+        console.print(f"ceiling Kafka pipe: {k['messages']} messages of {k['message_bytes']} B, fan-out {k['fanout']}: "
+                      f"{_fmt(k['messages_per_s'])} messages/s")
+
+
+def plot(result: dict, path: Path) -> Path | None:
+    """Throughput and latency against offered load (the open-loop runs; the closed loop as its maximum)."""
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
+    drew = False
+    colours = iter(["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown"])
+    for db_name, db in result["databases"].items():
+        for mode in ("single", "batch"):
+            runs = sorted((r for r in db["runs"] if r.get("kind") == "open" and r.get("mode") == mode
+                           and r.get("available", True) and r.get("offered_rate")), key=lambda r: r["offered_rate"])
+            if not runs:
+                continue
+            drew = True
+            colour = next(colours)
+            x = [r["offered_rate"] for r in runs]
+            label = f"{db_name} {mode}"
+            left.plot(x, [r.get("accepted_declarations_per_s") for r in runs], "o--", color=colour, mfc="none",
+                      label=f"{label}: accepted")
+            left.plot(x, [r.get("decided_per_s") for r in runs], "s-", color=colour, label=f"{label}: decided")
+            for q, style in (("p50", "o-"), ("p95", "s--"), ("p99", "^:")):
+                right.plot(x, [(r.get("end_to_end_latency_s") or {}).get(q) for r in runs], style, color=colour,
+                           label=f"{label}: end to end {q}")
+            right.plot(x, [(r.get("gateway_latency_ms") or {}).get("p95", 0) / 1000 for r in runs], "x-.",
+                       color=colour, alpha=0.6, label=f"{label}: gateway request p95")
+    if not drew:
+        plt.close(fig)
+        return None
+    top = max(left.get_xlim()[1], left.get_ylim()[1])
+    left.plot([0, top], [0, top], color="grey", lw=0.8, label="offered = served")
+    left.set(xlabel="offered declarations/s", ylabel="declarations/s", title="Throughput against offered load")
+    right.set(xlabel="offered declarations/s", ylabel="seconds", yscale="log", title="Latency against offered load")
+    left.legend(fontsize=7)
+    right.legend(fontsize=6)
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"make bench, {result['machine'].get('cpus')} cores, {result.get('started_at')}", fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def markdown(result: dict) -> str:
+    """The figures as Markdown, for docs/benchmarks.md: `python -m bench.report [RESULT.json]`."""
+    m = result["machine"]
+    lines = [f"Run of {result['started_at']} on {m.get('cpus')} cores ({m.get('cpu_model', '?')}), "
+             f"{m.get('memory_gib', '?')} GiB, load average {m.get('load_average')} at the start; "
+             f"sizes {result['config']['sizes']}, {result['config']['concurrency']} clients.", ""]
+    for name, db in result["databases"].items():
+        pg = db.get("postgres_settings")
+        lines += [f"**{name}**" + (f" (PostgreSQL {pg['server_version'].split()[0]}, fsync={pg['fsync']}, "
+                                   f"synchronous_commit={pg['synchronous_commit']}, full_page_writes={pg['full_page_writes']})"
+                                   if pg else " (one file per service)"), "",
+                  "| run | declarations | offered/s | documents/s accepted | declarations/s decided | decided | "
+                  "gateway ms p50 / p95 / p99 | end to end s p50 / p95 / p99 | mesh CPU ms/declaration |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for r in db["runs"]:
+            label = r["name"].removeprefix(name + " ")
+            if not r.get("available", True):
+                lines.append(f"| {label} | | | not available | | | | | |")
+                continue
+            g, e = r.get("gateway_latency_ms", {}), r.get("end_to_end_latency_s", {})
+            lines.append(f"| {label} | {r['declarations']} | {_fmt(r.get('offered_rate'))} | "
+                         f"{_fmt(r.get('accepted_docs_per_s'))} | {_fmt(r.get('decided_per_s'))} | "
+                         f"{r.get('declarations_decided')}/{r['declarations']} | "
+                         f"{_fmt(g.get('p50'), 0)} / {_fmt(g.get('p95'), 0)} / {_fmt(g.get('p99'), 0)} | "
+                         f"{_fmt(e.get('p50'), 2)} / {_fmt(e.get('p95'), 2)} / {_fmt(e.get('p99'), 2)} | "
+                         f"{_fmt((r.get('cpu_ms_per_declaration') or {}).get('mesh_total'))} |")
+        head = next((r for r in db["runs"] if r["name"] == db.get("headline")), {})
+        per = head.get("cpu_ms_per_declaration") or {}
+        lines += ["", "CPU ms per declaration in the headline run (" + head.get("name", "") + "): " +
+                  ", ".join(f"{k} {v:.1f}" for k, v in per.items()) + ".",
+                  "Idle CPU ms/s: " + ", ".join(f"{k} {v}" for k, v in (db.get("idle_cpu_ms_per_s") or {}).items()) + ".",
+                  "Peak RSS MiB: " + ", ".join(f"{k} {v}" for k, v in (db.get("peak_rss_mb") or {}).items()) + ".",
+                  "Growth (declarations: mesh CPU ms/declaration, decided/s): " + "; ".join(
+                      f"{g['declarations']}: {_fmt(g['cpu_ms_per_declaration'])}, {_fmt(g['decided_per_s'])}"
+                      for g in db.get("growth", [])) + ".",
+                  "Against the ceilings: " + ", ".join(f"{k} {v}" for k, v in (db.get("ratios") or {}).items()) + ".", ""]
+    c = result.get("ceilings", {})
+    if c.get("bare_fastapi"):
+        b = c["bare_fastapi"]
+        lines.append(f"Ceiling (b), bare FastAPI endpoint: {_fmt(b.get('accepted_docs_per_s'))} documents/s, "
+                     f"request latency p50 {_fmt(b['gateway_latency_ms']['p50'], 0)} ms, p95 {_fmt(b['gateway_latency_ms']['p95'], 0)} ms.")
+    if c.get("kafka_pipe"):
+        k = c["kafka_pipe"]
+        lines.append(f"Ceiling (a), raw Kafka pipe: {k['messages']} messages of {k['message_bytes']} bytes, fan-out "
+                     f"{k['fanout']}: {_fmt(k['messages_per_s'])} messages/s.")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import sys
+
+    source = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parent / "results" / "latest.json"
+    print(markdown(json.loads(source.read_text())))
