@@ -22,7 +22,6 @@ from __future__ import annotations
 from contracts.v1.events import CustomsDecision, PaymentSubmitted
 from contracts.v2.events import OrderSubmittedV2
 from services.fx import rules, store
-from services.fx.store import RATES, UnsettleableOrder  # noqa: F401  (the app and tools use them from here)
 from shared.batch import Received
 from shared.clock import utcnow
 from shared.runtime import Handlers, UnitOfWork
