@@ -13,9 +13,11 @@ from sqlalchemy import and_, func, select
 
 from contracts.types import format_money
 from contracts.v1.events import FxDirectoryStatusChanged
-from services.fx import load_rates, rules
-from services.fx.handlers import RATES, handlers, year_to_date
-from services.fx.tables import directory_registrations, enterprise_years, insert_once, rates, settlements
+from services.fx import load_rates, rules, store
+from services.fx.handlers import handlers
+from services.fx.store import RATES
+from services.fx.tables import directory_registrations, enterprise_years, rates, settlements
+from shared.db import insert_if_absent
 from shared.http import Operator, Problem
 from shared.runtime import Service, UnitOfWork
 from shared.clock import china_date, utcnow
@@ -66,10 +68,12 @@ async def register_in_directory(code: Code, _: Operator):
     at = utcnow()
     year = china_date(at).year
     async with service.unit_of_work() as uow:
-        first_time = await insert_once(uow.session, directory_registrations, dict(code=code, registered_at=at))
+        first_time = bool(await insert_if_absent(uow.session, directory_registrations,
+                                                 dict(code=code, registered_at=at), keys=["code"]))
         registered_at = at if first_time else await uow.session.scalar(
             select(directory_registrations.c.registered_at).where(directory_registrations.c.code == code))
-        held = await year_to_date(uow, code, year, registered=not first_time)
+        # The year as it stood before this registration (locked; created at zero when new).
+        held = (await store.lock_years(uow.session, [(code, year)], registered=set() if first_time else {code}))[(code, year)]
         if first_time:
             await uow.session.execute(enterprise_years.update().where(and_(
                 enterprise_years.c.code == code, enterprise_years.c.year == year)).values(

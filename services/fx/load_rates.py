@@ -18,11 +18,14 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.fx.tables import rates, upsert_statement
+from services.fx.tables import rates
+from shared.db import upsert
 from shared.reference import FxRates, parse_fx_rates, reference_dir
 
 RateRow = tuple[date, str, Decimal]
 _QUOTED = Decimal("0.0001")
+# Multi-row upserts stay well under the drivers' bound parameters per statement (32767 on asyncpg).
+_ROWS_PER_STATEMENT = 2000
 
 
 def default_csv() -> Path:
@@ -49,7 +52,8 @@ async def store(session: AsyncSession, rows: list[RateRow]) -> int:
         return 0
     at = datetime.now(timezone.utc)
     values = [{"date": d, "currency": c, "cny_per_unit": r, "loaded_at": at} for d, c, r in rows]
-    await session.execute(upsert_statement(session, rates, list(values[0])), values)
+    for start in range(0, len(values), _ROWS_PER_STATEMENT):
+        await upsert(session, rates, values[start:start + _ROWS_PER_STATEMENT])
     return len(values)
 
 

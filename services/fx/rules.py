@@ -1,10 +1,23 @@
-"""Foreign-exchange rules (domain rules §11): settlement in USD and trade FX directory status. Pure."""
+"""Foreign-exchange rules (domain rules §11): settlement in USD and trade FX directory status. Pure: no
+I/O, no clock (the caller gives the time and the rate table).
+
+Besides the arithmetic, every decision of the service lives here, over FX's own view of an order
+(`FxOrder`, built from the wire by `order_view`), of its payment (`FxPayment`) and of customs' decision
+(`Verdict`): whether an event is newer than what is held (`is_newer_order`, `is_later_payment`,
+`is_current_decision`), what a case calls for now (`next_step`: wait, not applicable, or settle which
+amount on which day), and how a settlement moves the enterprise's year (`settle_order`, folded in order
+over the settlements of one run).
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, replace
+from datetime import date, datetime
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Context, Decimal, localcontext
 
+from contracts.identifiers import order_key
+from contracts.v1.events import CustomsDecision, FxDirectoryStatusChanged, FxSettled, PaymentSubmitted
+from contracts.v2.events import OrderSubmittedV2
+from shared.clock import china_date
 from shared.reference import FxRates
 
 CENT = Decimal("0.01")
@@ -61,3 +74,212 @@ def directory_status_change(before_usd: Decimal, after_usd: Decimal, registered:
     previous = directory_status(before_usd, registered)
     new = directory_status(after_usd, registered)
     return None if previous == new else (previous, new)
+
+
+# --- FX's view of an order ----------------------------------------------------------------------
+
+ZERO = Decimal("0")
+
+
+@dataclass(frozen=True)
+class FxOrder:
+    """One version of an order as FX needs it; `actual_paid` (Decimal) in the order's `currency`."""
+
+    platform_code: str
+    order_no: str
+    version: int
+    action: str  # new | corrected | cancelled
+    ecommerce_code: str
+    direction: str  # import | export
+    currency: str
+    actual_paid: Decimal
+    submitted_at: datetime
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.platform_code, self.order_no
+
+
+def order_view(submitted: OrderSubmittedV2) -> FxOrder:
+    """FX's view of an order event (sw.order.submitted.v2)."""
+    o = submitted.order
+    return FxOrder(platform_code=o.platform.code, order_no=o.order_no, version=submitted.version,
+                   action=submitted.action, ecommerce_code=o.ecommerce.code, direction=o.direction,
+                   currency=o.actual_paid.currency, actual_paid=o.actual_paid.amount, submitted_at=submitted.submitted_at)
+
+
+@dataclass(frozen=True)
+class FxPayment:
+    """The payment of an order (imports settle from it): `amount` (Decimal) in `currency`, paid at `paid_at`."""
+
+    payment_code: str
+    payment_no: str
+    amount: Decimal
+    currency: str
+    paid_at: datetime
+    submitted_at: datetime  # when the payment firm submitted it: a later submission replaces it
+
+
+def payment_view(e: PaymentSubmitted) -> tuple[tuple[str, str], FxPayment]:
+    """The order key and FX's view of a payment event."""
+    p = e.payment
+    return (p.platform_code, p.order_no), FxPayment(payment_code=p.payment_code, payment_no=p.payment_no,
+                                                    amount=p.amount, currency=p.currency, paid_at=p.paid_at,
+                                                    submitted_at=e.submitted_at)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Customs' latest decision about an order, as FX needs it."""
+
+    order_version: int
+    status: str  # pending | released | inspection | rejected | cancelled
+    decided_at: datetime
+
+
+def verdict_view(d: CustomsDecision) -> Verdict:
+    return Verdict(order_version=d.order_version, status=d.status, decided_at=d.decided_at)
+
+
+@dataclass(frozen=True)
+class HeldSettlement:
+    order_version: int
+    status: str  # settled (final) | not_applicable
+
+
+@dataclass
+class FxCase:
+    """What FX holds about one order: latest version, payment, customs' decision, settlement."""
+
+    platform_code: str
+    order_no: str
+    order: FxOrder | None = None
+    payment: FxPayment | None = None
+    verdict: Verdict | None = None
+    settlement: HeldSettlement | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.platform_code, self.order_no
+
+    @property
+    def correlation_id(self) -> str:
+        return order_key(self.platform_code, self.order_no)
+
+
+# --- when to act ------------------------------------------------------------------------------
+
+
+def is_newer_order(held: FxOrder | None, incoming: FxOrder) -> bool:
+    """Only a later version counts: an older one, or the same one again, changes nothing."""
+    return held is None or incoming.version > held.version
+
+
+def is_later_payment(held: FxPayment | None, incoming: FxPayment) -> bool:
+    """A payment replaces the held one unless that one was submitted later (the same time again replaces)."""
+    return held is None or not held.submitted_at > incoming.submitted_at
+
+
+def is_current_decision(held: Verdict | None, incoming: Verdict) -> bool:
+    """A decision replaces the held one unless that one is about a later order version, or the same version
+    but decided later."""
+    return held is None or (held.order_version, held.decided_at) <= (incoming.order_version, incoming.decided_at)
+
+
+@dataclass(frozen=True)
+class NotApplicable:
+    status = "not_applicable"
+
+
+@dataclass(frozen=True)
+class Settle:
+    """Settle `amount` (Decimal) in `currency` at the rates of `day` (China's calendar)."""
+
+    amount: Decimal
+    currency: str
+    day: date
+    status = "settled"
+
+
+Step = NotApplicable | Settle
+
+
+def next_step(case: FxCase) -> Step | None:
+    """What the case calls for, once its order, payment or decision changed (§11); None: nothing (yet).
+
+    - no order yet, or already settled: nothing (settled once, for good: a cancellation cannot unsettle
+      money that moved);
+    - a cancelled order, or customs rejected / cancelled the current version: not applicable, unless this
+      version is already not applicable;
+    - no decision about the order's current version, or pending / inspection: wait;
+    - released import: settle the payment's amount on its payment day (wait for the payment);
+    - released export: settle the order's `actual_paid` on its submission day.
+    """
+    order, verdict, held = case.order, case.verdict, case.settlement
+    if order is None or (held is not None and held.status == "settled"):
+        return None
+    if order.action != "cancelled":
+        if verdict is None or verdict.order_version != order.version:
+            return None  # wait for customs to decide on this version
+        if verdict.status == "released":
+            if order.direction == "export":
+                return Settle(order.actual_paid, order.currency, china_date(order.submitted_at))
+            if case.payment is None:
+                return None  # settled from the payment: wait for it
+            return Settle(case.payment.amount, case.payment.currency, china_date(case.payment.paid_at))
+        if verdict.status not in ("rejected", "cancelled"):
+            return None  # pending / inspection: nothing to settle yet
+    if held is not None and (held.order_version, held.status) == (order.version, "not_applicable"):
+        return None
+    return NotApplicable()
+
+
+def not_applicable(order: FxOrder, now: datetime) -> FxSettled:
+    return FxSettled(platform_code=order.platform_code, order_no=order.order_no, ecommerce_code=order.ecommerce_code,
+                     status="not_applicable", settled_at=now)
+
+
+@dataclass(frozen=True)
+class EnterpriseYear:
+    """An ecommerce enterprise's settled USD (Decimal, 0.01) in a calendar year, how many settlements, the
+    directory status last published, and whether it is registered in the directory."""
+
+    code: str
+    year: int
+    year_to_date_usd: Decimal
+    settlements: int
+    directory_status: str
+    registered: bool
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return self.code, self.year
+
+
+def new_year(code: str, year: int, registered: bool) -> EnterpriseYear:
+    """A year nothing was settled in yet."""
+    return EnterpriseYear(code, year, ZERO, 0, directory_status(ZERO, registered), registered)
+
+
+def settle_order(order: FxOrder, s: Settlement, before: EnterpriseYear, now: datetime
+                 ) -> tuple[FxSettled, EnterpriseYear, FxDirectoryStatusChanged | None]:
+    """§11: the order's settlement, the enterprise's year after it, and the directory status change it
+    makes news of (None when none). Fold it in order over a run's settlements of one enterprise-year.
+
+    The published status, not only the arithmetic, decides whether a change is news: a registration
+    recorded meanwhile already told everyone."""
+    after = before.year_to_date_usd + s.amount_usd
+    status = directory_status(after, before.registered)
+    year = replace(before, year_to_date_usd=after, settlements=before.settlements + 1, directory_status=status)
+    settled = FxSettled(
+        platform_code=order.platform_code, order_no=order.order_no, ecommerce_code=order.ecommerce_code,
+        status="settled", amount=s.amount, currency=s.currency,
+        amount_cny=s.amount_cny.quantize(CENT, rounding=ROUND_HALF_UP), rate=s.usd_rate,
+        rate_date=s.rate_date.isoformat(), amount_usd=s.amount_usd, year=before.year, year_to_date_usd=after,
+        directory_status=status, settled_at=now)
+    change = directory_status_change(before.year_to_date_usd, after, before.registered)
+    news = None
+    if change is not None and change[1] != before.directory_status:
+        news = FxDirectoryStatusChanged(enterprise_code=before.code, year=before.year, status=change[1],
+                                        previous_status=before.directory_status, year_to_date_usd=after, changed_at=now)
+    return settled, year, news

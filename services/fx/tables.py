@@ -4,8 +4,6 @@ each ecommerce enterprise's settled USD per calendar year (§11)."""
 from __future__ import annotations
 
 from sqlalchemy import JSON, Column, Date, Index, Integer, MetaData, String, Table
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.tables import ExactDecimal, UtcDateTime, add_runtime_tables
 
@@ -97,26 +95,3 @@ directory_registrations = Table(
     Column("registered_at", UtcDateTime(), nullable=False),
 )
 
-
-def _insert(session: AsyncSession, table: Table):  # noqa: ANN202
-    dialect = session.bind.dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
-
-
-def upsert_statement(session: AsyncSession, table: Table, columns: list[str]):  # noqa: ANN201
-    """INSERT ... ON CONFLICT (primary key) DO UPDATE every other column, for one row or many."""
-    keys = [c.name for c in table.primary_key.columns]
-    stmt = _insert(session, table)
-    return stmt.on_conflict_do_update(
-        index_elements=keys, set_={c: stmt.excluded[c] for c in columns if c not in keys})
-
-
-async def upsert(session: AsyncSession, table: Table, values: dict) -> None:
-    await session.execute(upsert_statement(session, table, list(values)).values(**values))
-
-
-async def insert_once(session: AsyncSession, table: Table, values: dict) -> bool:
-    """Insert unless a row with that primary key exists; True when this call inserted it."""
-    keys = [c.name for c in table.primary_key.columns]
-    stmt = _insert(session, table).values(**values).on_conflict_do_nothing(index_elements=keys)
-    return (await session.execute(stmt)).rowcount == 1

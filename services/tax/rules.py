@@ -2,17 +2,27 @@
 
 All money is `Decimal`. Intermediate amounts stay unrounded; only the per-order sums are rounded
 half-up to 0.01, because §7 rounds the summed taxes, not each line's.
+
+Besides the arithmetic, every decision of the service lives here, over tax's own view of an order
+(`TaxOrder`, built from the wire by `order_view`) and of customs' decision (`Verdict`):
+whether an order event or a decision is newer than what is held (`is_newer_order`, `is_current_decision`),
+and what the case calls for now (`decide`: wait, not applicable, assess an import, exempt an export and
+keep its revenue). The caller gives the time, the rate table and the HS catalogue.
 """
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import date
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Context, Decimal, localcontext
+from typing import Any, Protocol
 
-from contracts.v1.events import Order
-from shared.reference import HsEntry
+from contracts.identifiers import order_key
+from contracts.v1.events import CustomsDecision, Order, TaxAssessment, TaxLine
+from contracts.v2.events import OrderSubmittedV2
+from shared.clock import china_date
+from shared.reference import FxRates, HsEntry, MissingRate
 
 CENT = Decimal("0.01")
 ZERO = Decimal("0")
@@ -45,6 +55,153 @@ class NegativeDutiableValue(ValueError):
     """Discount exceeds goods + freight + insurance: there is no non-negative transaction price to tax."""
 
 
+class PricedLine(Protocol):
+    """What §7 needs of an order line: quantity and unit price in the order's currency."""
+
+    item_no: str
+    hs_code: str
+    quantity: Decimal
+    unit_price: Decimal
+
+
+class PricedOrder(Protocol):
+    """What §7 needs of an order (a `TaxOrder`; a v1 `Order` has the same shape)."""
+
+    order_no: str
+    items: Sequence[PricedLine]
+    freight: Decimal
+    insurance: Decimal
+    discount: Decimal
+    tax_total: Decimal
+
+
+@dataclass(frozen=True)
+class OrderItem:
+    """One order line as tax sees it; amounts in the order's currency."""
+
+    item_no: str
+    hs_code: str
+    quantity: Decimal
+    unit_price: Decimal
+
+
+@dataclass(frozen=True)
+class TaxOrder:
+    """Tax's view of one version of an order (§7, §8). Money in the order's `currency`, as Decimal.
+
+    `document` is the v1 order as tax keeps it (without buyer or consignee, which tax never needs); the
+    view is rebuilt from it when read back (`order_from_document`)."""
+
+    platform_code: str
+    order_no: str
+    version: int
+    action: str  # new | corrected | cancelled
+    ecommerce_code: str
+    direction: str  # import | export
+    currency: str
+    items: tuple[OrderItem, ...]
+    freight: Decimal
+    insurance: Decimal
+    discount: Decimal
+    tax_total: Decimal
+    actual_paid: Decimal
+    submitted_at: datetime
+    document: Mapping[str, Any] = field(compare=False, repr=False)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.platform_code, self.order_no
+
+
+def _view_of(order: Order, version: int, action: str, submitted_at: datetime) -> TaxOrder:
+    return TaxOrder(
+        platform_code=order.platform_code, order_no=order.order_no, version=version, action=action,
+        ecommerce_code=order.ecommerce_code, direction=order.direction, currency=order.currency,
+        items=tuple(OrderItem(i.item_no, i.hs_code, i.quantity, i.unit_price) for i in order.items),
+        freight=order.freight, insurance=order.insurance, discount=order.discount, tax_total=order.tax_total,
+        actual_paid=order.actual_paid, submitted_at=submitted_at,
+        document=order.model_dump(mode="json", exclude={"buyer", "consignee"}),
+    )
+
+
+def order_view(submitted: OrderSubmittedV2) -> TaxOrder:
+    """Tax's view of an order event (sw.order.submitted.v2): the same facts as its v1 shape."""
+    e = submitted.as_v1()
+    return _view_of(e.order, e.version, e.action, e.submitted_at)
+
+
+def order_from_document(document: Mapping[str, Any], version: int, action: str, submitted_at: datetime) -> TaxOrder:
+    """The view of an order tax stored earlier (`TaxOrder.document` and the version's facts)."""
+    return _view_of(Order.model_validate(document), version, action, submitted_at)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Customs' latest decision about an order, as tax needs it (domain §4, §5)."""
+
+    order_version: int
+    status: str  # pending | released | inspection | rejected | cancelled
+    direction: str
+    tax_mode: str | None  # retail | general_trade, for released imports
+    decided_at: datetime
+
+
+def verdict_view(d: CustomsDecision) -> Verdict:
+    return Verdict(order_version=d.order_version, status=d.status, direction=d.direction, tax_mode=d.tax_mode,
+                   decided_at=d.decided_at)
+
+
+@dataclass(frozen=True)
+class HeldAssessment:
+    """The order's one assessment as held: which version, and how it was assessed."""
+
+    order_version: int
+    status: str  # assessed | general_trade | exempt | not_applicable
+
+
+@dataclass
+class TaxCase:
+    """What tax holds about one order: its latest version, customs' latest decision, its assessment."""
+
+    platform_code: str
+    order_no: str
+    order: TaxOrder | None = None
+    verdict: Verdict | None = None
+    assessment: HeldAssessment | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.platform_code, self.order_no
+
+    @property
+    def correlation_id(self) -> str:
+        return order_key(self.platform_code, self.order_no)
+
+
+@dataclass(frozen=True)
+class ExportRevenue:
+    """§8: a released export's revenue in CNY (half-up to 0.01), counted in the quarter of the release."""
+
+    platform_code: str
+    order_no: str
+    ecommerce_code: str
+    quarter: str  # "2026Q4", China's calendar
+    revenue_cny: Decimal
+    order_version: int
+    decided_at: datetime
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a case calls for now: an assessment to store and publish, export revenue to keep (once per
+    order: the first one counts), both, or nothing."""
+
+    assessment: TaxAssessment | None = None
+    revenue: ExportRevenue | None = None
+
+
+NOTHING = Outcome()
+
 @dataclass(frozen=True)
 class LineTax:
     """One order line's share, in CNY, exact and unrounded."""
@@ -76,7 +233,7 @@ def round_money(amount: Decimal) -> Decimal:
         return amount.quantize(_NOISE_FLOOR).quantize(CENT, rounding=ROUND_HALF_UP)
 
 
-def line_dutiable_values(order: Order) -> list[Decimal]:
+def line_dutiable_values(order: PricedOrder) -> list[Decimal]:
     """§7 dutiable value per line, in the order's currency, exact.
 
     `dv_line = line_value + (freight + insurance - discount) * line_value / sum(line_value)`.
@@ -138,7 +295,7 @@ def _line_tax(item_no: str, entry: HsEntry, dv: Decimal, tax_mode: str) -> LineT
 
 
 def assess_import(
-    order: Order,
+    order: PricedOrder,
     tax_mode: str,
     catalogue: Mapping[str, HsEntry],
     cny_per_unit: Decimal = Decimal(1),
@@ -205,3 +362,102 @@ def parse_quarter(text: str) -> tuple[date, date]:
     year, quarter = int(match.group(1)), int(match.group(2))
     end_month, end_day = _QUARTER_END[quarter]
     return date(year, 3 * quarter - 2, 1), date(year, end_month, end_day)
+
+
+# --- when to act ------------------------------------------------------------------------------
+
+# What stays standing when a cancellation races a release: the goods are gone, the tax is due.
+RELEASED_STATUSES = ("assessed", "general_trade", "exempt")
+# Line amounts are exact quotients; ten decimals is plenty for anyone checking the sums.
+_LINE_QUANTUM = Decimal("1e-10")
+
+
+def is_newer_order(held: TaxOrder | None, incoming: TaxOrder) -> bool:
+    """An order event counts only when it is a later version than the one held: an older version, or the
+    same one again (a redelivery, a replay), changes nothing."""
+    return held is None or incoming.version > held.version
+
+
+def is_current_decision(held: Verdict | None, incoming: Verdict) -> bool:
+    """A decision replaces the held one unless that one is about a later order version, or the same version
+    but decided later. The same decision again is current (acting on it again is harmless: `decide` sees
+    the assessment already made)."""
+    return held is None or (held.order_version, held.decided_at) <= (incoming.order_version, incoming.decided_at)
+
+
+def cny_per_unit(case: TaxCase, currency: str, day: date, rates: FxRates) -> Decimal:
+    """CNY per unit of `currency` on `day` (CNY is 1 on every day). A currency the table lacks cannot be
+    taxed: `MissingRate` naming the order (the service dead-letters the event)."""
+    try:
+        return rates.rate_on(currency, day)[1]
+    except MissingRate as err:
+        raise MissingRate(f"cannot assess order {case.correlation_id}: {err}") from None
+
+
+def decide(case: TaxCase, now: datetime, rates: FxRates, catalogue: Mapping[str, HsEntry]) -> Outcome:
+    """What the case calls for, once its order or its decision changed (§7, §8).
+
+    - no order yet: nothing;
+    - a cancelled order: not applicable, unless the order was already assessed, exempted or taxed as
+      general trade (the goods were released: the tax stays due);
+    - no decision about the order's current version yet, or pending / inspection: nothing (wait);
+    - rejected or cancelled by customs: not applicable;
+    - released import: the §7 assessment (retail or general trade, customs' `tax_mode`), converted to CNY
+      at the rate of the order's submission day (China's calendar);
+    - released export: exempt, and its revenue in CNY at that same day's rate kept for §8 deemed income,
+      in the quarter of the release.
+    An assessment identical in version and status to the held one is not news: not stored nor published
+    again (a repeated decision). Errors: `MissingRate`, `UnknownHsCode`, `NegativeDutiableValue`.
+    """
+    order, verdict, held = case.order, case.verdict, case.assessment
+    if order is None:
+        return NOTHING
+    if order.action == "cancelled":
+        if held is not None and held.status in RELEASED_STATUSES:
+            return NOTHING
+        return _news(case, _assessment(case, "not_applicable", now))
+    if verdict is None or verdict.order_version != order.version:
+        return NOTHING  # wait for customs to decide on this version
+    if verdict.status in ("rejected", "cancelled"):
+        return _news(case, _assessment(case, "not_applicable", now))
+    if verdict.status != "released":
+        return NOTHING  # pending / inspection: nothing to assess yet
+    if order.direction == "import":
+        rate = cny_per_unit(case, order.currency, china_date(order.submitted_at), rates)
+        a = assess_import(order, verdict.tax_mode or "retail", catalogue, rate)
+        return _news(case, _assessment(
+            case, a.status, now, dutiable_value=a.dutiable_value, customs_duty=a.customs_duty, vat=a.vat,
+            consumption_tax=a.consumption_tax, total=a.total, declared_tax_total=a.declared_tax_total,
+            declared_difference=a.declared_difference,
+            lines=[TaxLine(item_no=line.item_no, hs_code=line.hs_code, dutiable_value=line_amount(line.dutiable_value),
+                           customs_duty=line_amount(line.customs_duty),
+                           consumption_tax=line_amount(line.consumption_tax), vat=line_amount(line.vat))
+                   for line in a.lines]))
+    revenue = ExportRevenue(
+        platform_code=case.platform_code, order_no=case.order_no, ecommerce_code=order.ecommerce_code,
+        quarter=quarter_of(china_date(verdict.decided_at)),
+        revenue_cny=round_money(order.actual_paid * cny_per_unit(case, order.currency, china_date(order.submitted_at), rates)),
+        order_version=order.version, decided_at=verdict.decided_at)
+    return Outcome(_news(case, _assessment(case, "exempt", now)).assessment, revenue)
+
+
+def _assessment(case: TaxCase, status: str, now: datetime, **amounts: Any) -> TaxAssessment:
+    assert case.order is not None
+    return TaxAssessment(platform_code=case.platform_code, order_no=case.order_no, order_version=case.order.version,
+                         ecommerce_code=case.order.ecommerce_code, status=status, assessed_at=now, **amounts)
+
+
+def _news(case: TaxCase, assessment: TaxAssessment) -> Outcome:
+    held = case.assessment
+    if held is not None and (held.order_version, held.status) == (assessment.order_version, assessment.status):
+        return NOTHING  # a repeated decision: this version was already assessed this way
+    return Outcome(assessment)
+
+
+def line_amount(amount: Decimal) -> Decimal:
+    """Exact line amounts, trimmed: whole cents as "12.30", anything finer to at most ten decimals."""
+    trimmed = amount.quantize(_LINE_QUANTUM)
+    cents = trimmed.quantize(CENT)
+    if trimmed == cents:
+        return cents
+    return Decimal(format(trimmed.normalize(), "f"))

@@ -3,8 +3,6 @@ arrive on different topics in any order), the one assessment per order, and expo
 from __future__ import annotations
 
 from sqlalchemy import JSON, Column, Index, Integer, MetaData, String, Table
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.tables import ExactDecimal, UtcDateTime, add_runtime_tables
 
@@ -66,22 +64,3 @@ export_revenue = Table(
     Index("ix_export_revenue_quarter", "ecommerce_code", "quarter"),
 )
 
-
-def _insert(session: AsyncSession, table: Table):  # noqa: ANN202
-    dialect = session.bind.dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
-
-
-async def upsert(session: AsyncSession, table: Table, values: dict) -> None:
-    """Insert, or overwrite every non-key column of the row with the same primary key."""
-    keys = [c.name for c in table.primary_key.columns]
-    stmt = _insert(session, table).values(**values)
-    await session.execute(stmt.on_conflict_do_update(
-        index_elements=keys, set_={k: v for k, v in values.items() if k not in keys}))
-
-
-async def insert_once(session: AsyncSession, table: Table, values: dict) -> bool:
-    """Insert unless a row with that primary key exists; True when this call inserted it."""
-    keys = [c.name for c in table.primary_key.columns]
-    stmt = _insert(session, table).values(**values).on_conflict_do_nothing(index_elements=keys)
-    return (await session.execute(stmt)).rowcount == 1
