@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -170,6 +171,15 @@ class _Item:
     outcome: str = "pending"  # handled | ignored | dead_letter | duplicate
     problem: str | None = None
 
+    @property
+    def inbox_id(self) -> str:
+        """The event id; a record that is no envelope is known by its place in the log instead, so that a
+        redelivered one is not dead-lettered twice."""
+        if self.envelope is not None:
+            return str(self.envelope.event_id)
+        r = self.record
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"kafka:{r.topic}/{r.partition}/{r.offset}"))
+
 
 class BatchProcessor:
     """Handles batches of consumed records for one service, exactly once in effect (see the module)."""
@@ -214,9 +224,9 @@ class BatchProcessor:
                     else:
                         await self._handle_run(uow, run)
                 await uow.flush_events()
-                inbox_rows = [{"event_id": str(i.envelope.event_id), "topic": i.record.topic, "outcome": i.outcome,
-                               "handled_at": datetime.now(timezone.utc)}
-                              for i in items if i.envelope is not None and i.outcome != "duplicate"]
+                now = datetime.now(timezone.utc)
+                inbox_rows = [{"event_id": i.inbox_id, "topic": i.record.topic, "outcome": i.outcome, "handled_at": now}
+                              for i in items if i.outcome != "duplicate"]
                 if inbox_rows:
                     await session.execute(insert(INBOX), inbox_rows)
                 await stage_rows(session, [self._dead_letter(i) for i in items if i.outcome == "dead_letter"])
@@ -250,14 +260,12 @@ class BatchProcessor:
 
     @staticmethod
     async def _drop_duplicates(session: AsyncSession, items: list[_Item]) -> None:
-        ids = {str(i.envelope.event_id) for i in items if i.envelope is not None}
+        ids = {i.inbox_id for i in items}
         seen: set[str] = set()
         if ids:
             seen = set((await session.execute(select(INBOX.c.event_id).where(INBOX.c.event_id.in_(ids)))).scalars())
         for item in items:
-            if item.envelope is None:
-                continue
-            event_id = str(item.envelope.event_id)
+            event_id = item.inbox_id
             if event_id in seen:
                 item.outcome = "duplicate"
             seen.add(event_id)  # a second copy inside the batch is a duplicate too

@@ -139,11 +139,21 @@ class Service:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
-        if self.consumer:
-            await self.consumer.stop()
-        if self.producer:
-            await self.producer.stop()
-        await self.close_database()
+        # Each part is closed even if another fails: a broker that is already gone makes aiokafka's
+        # stop raise (even CancelledError from its own tasks), and the database must still be released.
+        for part, close in (("consumer", self.consumer and self.consumer.stop), ("producer", self.producer and self.producer.stop),
+                            ("database", self.close_database)):
+            if close is None:
+                continue
+            try:
+                await asyncio.wait_for(close(), 30)
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise  # we are being cancelled ourselves
+                log.warning("closing failed", extra={"error": f"{part}: cancelled inside the client"})
+            except Exception as err:
+                log.warning("closing failed", extra={"error": f"{part}: {err!r}"})
 
     @staticmethod
     async def _retry_until_up(start: Callable[[], Awaitable[None]], attempts: int = 60) -> None:

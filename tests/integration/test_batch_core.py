@@ -149,3 +149,15 @@ async def test_events_emitted_by_a_batch_handler_continue_the_trace_of_their_cau
         async with runner.service.sessions() as session:
             headers = await session.scalar(select(OUTBOX.c.headers).where(OUTBOX.c.key == "P:H"))
         assert json.loads(headers)["traceparent"].startswith("00-" + "ab" * 16 + "-")
+
+
+async def test_a_redelivered_record_that_is_no_envelope_is_dead_lettered_once(tmp_path):
+    recorder = Recorder()
+    async with LocalRunner(Service("gateway", handlers=recorder.handlers), tmp_path) as runner:
+        junk = runner.record(b"not an envelope", "P:J", topic=CUSTOMS_DECISION.name)
+        await runner.deliver(junk)
+        await runner.deliver(junk)  # the same place in the log again: a redelivery after a lost offset commit
+        assert len(await runner.dead_letters()) == 1
+        other = runner.record(b"not an envelope", "P:J", topic=CUSTOMS_DECISION.name)  # same bytes, a new record
+        await runner.deliver(other)
+        assert len(await runner.dead_letters()) == 2
