@@ -43,14 +43,15 @@ async def project(uow: UnitOfWork, events: list[Received[Any]], mapping: Mapping
     await store.add_trace_entries(uow.session, views.trace_entries(projections))
 
 
-def projector(model: type[BaseModel], mapping: Mapping) -> None:
-    """Registers the batch handler projecting `model`'s answers with `mapping`."""
+def projector(model: type[BaseModel], mapping: Mapping, on: Handlers = handlers) -> None:
+    """Registers (on `on`) the batch handler projecting `model`'s answers with `mapping`: all a new
+    agency's answers need, besides their mapping in views.py."""
 
     async def handle(uow: UnitOfWork, events: list[Received[Any]]) -> None:
         await project(uow, events, mapping)
 
     handle.__name__ = f"project_{mapping.__name__.removeprefix('of_')}"
-    handlers.on_batch(model)(handle)
+    on.on_batch(model)(handle)
 
 
 projector(CustomsDecision, views.of_customs_decision)
