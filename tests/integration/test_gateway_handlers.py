@@ -20,7 +20,7 @@ from contracts.v1.events import (
     WaybillTracked,
 )
 from services.gateway import store, views
-from services.gateway.app import enterprise_view, order_status, order_trace, service
+from services.gateway.app import enterprise_view, order_status, order_trace, service, stats
 from services.gateway.auth import Caller
 from services.gateway.handlers import projector
 from services.gateway.tables import agency_views, enterprise_views, enterprises, orders
@@ -34,11 +34,12 @@ T0 = datetime(2026, 11, 24, 3, 0, tzinfo=timezone.utc)
 OPERATOR = Caller(code=None, roles=frozenset())
 
 
-async def seed_orders(runner: LocalRunner, order_nos: list[str], version: int = 1) -> None:
+async def seed_orders(runner: LocalRunner, order_nos: list[str], version: int = 1,
+                      complete_at: datetime | None = None) -> None:
     rows = [{"platform_code": "P", "order_no": n, "version": version, "content_hash": "x", "document": {},
              "ecommerce_code": "E", "direction": "import", "trade_mode": "9610", "currency": "CNY",
-             "actual_paid": Decimal("447.50"), "country": "FR", "submitted_at": T0, "updated_at": T0}
-            for n in order_nos]
+             "actual_paid": Decimal("447.50"), "country": "FR", "submitted_at": T0, "updated_at": T0,
+             "documents_complete_at": complete_at} for n in order_nos]
     async with runner.service.sessions() as session, session.begin():
         await session.execute(insert(orders), rows)
 
@@ -263,3 +264,22 @@ async def test_a_sixth_agency_needs_no_gateway_migration(tmp_path, monkeypatch):
     assert view["quarantine"] == {"status": "sampled", "lab": "Ningbo lab"}
     assert view["customs"] == {"status": "pending", "channel": None, "reasons": []}  # the fixed ones, pending
     assert view["tax"] == view["fx"] == view["logistics"] == {"status": "pending"}
+
+
+async def test_statistics_read_the_customs_tax_and_fx_views(runner):
+    await seed_orders(runner, ["A", "B", "C", "D"], complete_at=T0)
+    assessed = TaxAssessment(platform_code="P", order_no="A", order_version=1, ecommerce_code="E", status="assessed",
+                             dutiable_value=Decimal("352"), customs_duty=Decimal("0"), vat=Decimal("37.68"),
+                             consumption_tax=Decimal("43.48"), total=Decimal("81.16"), assessed_at=T0)
+    settled = FxSettled(platform_code="P", order_no="A", ecommerce_code="E", status="settled", amount_usd=Decimal("61.60"),
+                        rate=Decimal("7.2649"), rate_date="2026-11-24", year=2026, year_to_date_usd=Decimal("61.6"),
+                        directory_status="exempt", settled_at=T0)
+    await runner.deliver(envelope(decision("A", minutes=1), "A"), envelope(decision("B", status="inspection", minutes=3), "B"),
+                         envelope(decision("C", status="pending", minutes=9), "C"))
+    await runner.deliver(envelope(assessed, "A"), envelope(settled, "A"))
+    result = await stats(OPERATOR, None, None)
+    assert {k: v["count"] for k, v in result["by_customs_status"].items()} == {"inspection": 1, "pending": 2, "released": 1}
+    assert {k: v["count"] for k, v in result["by_channel"].items()} == {"green": 1, "none": 2, "yellow": 1}
+    assert (result["tax_collected_cny"], result["fx_settled_usd"]) == ("81.16", "61.60")
+    # decision time: from complete documents to the decision, for decided orders only (not C's pending answer)
+    assert result["decision_time_seconds"] == {"count": 2, "median": 120.0, "p95": 180.0}
