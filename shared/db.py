@@ -62,14 +62,18 @@ async def insert_if_absent(session: AsyncSession, table, values: dict | list[dic
     return (await session.execute(stmt)).rowcount or 0
 
 
-async def upsert(session: AsyncSession, table, rows: dict | list[dict], keys: list[str] | None = None) -> None:  # noqa: ANN001
+async def upsert(session: AsyncSession, table, rows: dict | list[dict], keys: list[str] | None = None,  # noqa: ANN001
+                 *, unless_newer: str | None = None) -> None:
     """One `INSERT … ON CONFLICT (keys) DO UPDATE` for one row or many: a row whose key exists has every
     other column given overwritten. All rows must name the same columns. Keys: the primary key unless given.
-    Two rows with one key in the same call are refused by PostgreSQL: fold them first (last one wins)."""
+    Two rows with one key in the same call are refused by PostgreSQL: fold them first (last one wins).
+    `unless_newer="version"`: a held row is overwritten only when its `version` is not greater than the
+    new one's (`… DO UPDATE … WHERE t.version <= excluded.version`), so an older version never wins."""
     rows = [rows] if isinstance(rows, dict) else rows
     if not rows:
         return
     keys = keys or _primary_key(table)
     stmt = _insert(session, table).values(rows)
+    where = table.c[unless_newer] <= stmt.excluded[unless_newer] if unless_newer else None
     await session.execute(stmt.on_conflict_do_update(
-        index_elements=keys, set_={c: stmt.excluded[c] for c in rows[0] if c not in keys}))
+        index_elements=keys, set_={c: stmt.excluded[c] for c in rows[0] if c not in keys}, where=where))

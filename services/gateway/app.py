@@ -12,12 +12,12 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import and_, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from contracts.types import format_money
 from contracts.v1.documents import BatchIn, BatchResults, EnterpriseRegistration, OrderIn, TrackingEventIn
 from contracts.v1.events import EnterpriseRegistered, Order, WaybillTracked
-from services.gateway import contracts_policy, intake, rules
+from services.gateway import contracts_policy, intake, rules, store, views
 from services.gateway.auth import Caller, CallerDep, caller_cache
-from services.gateway.handlers import add_trace, handlers
+from services.gateway.handlers import handlers
+from services.gateway.store import add_trace
 from services.gateway.intake import (
     emit_order_events,
     order_columns,
@@ -26,7 +26,7 @@ from services.gateway.intake import (
     parse,
     status_url,
 )
-from services.gateway.tables import enterprises, orders, payments, trace, tracking_events, waybills
+from services.gateway.tables import agency_views, enterprises, orders, payments, trace, tracking_events, waybills
 from shared.clock import utcnow
 from shared.http import Problem, unprocessable
 from shared.reference import MissingRate, fx_rates
@@ -90,7 +90,7 @@ async def register_enterprise(caller: CallerDep, body: JsonBody):
             await uow.session.execute(insert(enterprises).values(
                 code=reg.code, name=reg.name, roles=list(reg.roles), country=reg.country,
                 customs_credit=reg.customs_credit, api_key_hash=rules.api_key_hash(api_key),
-                registered_at=registered_at, negative_listed=0,
+                registered_at=registered_at,
             ))
             uow.emit(EnterpriseRegistered(**reg.model_dump(), registered_at=registered_at), correlation_id=reg.code)
         # Usable at once: forget a brief "unknown key" this process may remember for it.
@@ -106,25 +106,16 @@ async def enterprise_view(code: str, caller: CallerDep):
         raise Problem(403, "Forbidden", "an enterprise may only look at its own registration")
     async with service.readers() as session:
         row = (await session.execute(select(enterprises).where(enterprises.c.code == code))).first()
-    if row is None:
-        raise Problem(404, "Not found", f"no enterprise {code}")
-    return {
+        if row is None:
+            raise Problem(404, "Not found", f"no enterprise {code}")
+        held = await store.enterprise_views_of(session, code)
+    answer = {
         "code": row.code, "name": row.name, "roles": row.roles, "country": row.country,
         "customs_credit": row.customs_credit, "registered_at": row.registered_at.isoformat(),
         "customs": {"credit_category": row.customs_credit, "customs_credit": row.customs_credit},
         "tax": {"registered": True},
-        "fx": {
-            "directory_status": row.fx_directory_status or "exempt",
-            "year": row.fx_year,
-            "year_to_date_usd": format_money(row.fx_year_to_date_usd or Decimal(0)),
-        },
-        "credit": {
-            "score": str(row.credit_score) if row.credit_score is not None else None,
-            "grade": row.credit_grade,
-            "negative_listed": bool(row.negative_listed),
-            "on_negative_list": bool(row.negative_listed),
-        },
     }
+    return {**answer, **views.enterprise_sections(held, reserved=answer)}
 
 
 # --- orders ---------------------------------------------------------------------------------
@@ -174,6 +165,10 @@ async def load_order(session, platform_code: str, order_no: str):  # noqa: ANN00
         and_(orders.c.platform_code == platform_code, orders.c.order_no == order_no)))).first()
 
 
+async def held_views(session, platform_code: str, order_no: str) -> dict[str, dict]:  # noqa: ANN001
+    return {agency: view for agency, (view, _) in (await store.order_views(session, (platform_code, order_no))).items()}
+
+
 def may_read_order(caller: Caller, row) -> bool:  # noqa: ANN001
     return caller.is_operator or caller.code in (row.platform_code, row.ecommerce_code)
 
@@ -192,22 +187,21 @@ async def order_status(platform_code: str, order_no: str, caller: CallerDep):
             payments.c.platform_code == platform_code, payments.c.order_no == order_no)).limit(1))
         has_waybill = await session.scalar(select(waybills.c.waybill_no).where(and_(
             waybills.c.platform_code == platform_code, waybills.c.order_no == order_no)).limit(1))
-        grade = await session.scalar(select(enterprises.c.credit_grade).where(enterprises.c.code == row.ecommerce_code))
+        held = await store.order_views(session, (platform_code, order_no))
+        credit = await store.enterprise_views_of(session, row.ecommerce_code, ["credit"])
     documents = {"order": "received",
                  "payment": "received" if has_payment else ("not_required" if row.direction == "export" else "missing"),
                  "waybill": "received" if has_waybill else "missing"}
-    return {
+    order = {
         "order_no": row.order_no, "platform_code": row.platform_code, "ecommerce_code": row.ecommerce_code,
         "direction": row.direction, "trade_mode": row.trade_mode, "version": row.version,
         "documents": documents,
-        "customs": {"status": row.customs_status, "channel": row.customs_channel, "reasons": row.customs_reasons},
-        "tax": row.tax or {"status": "pending"},
-        "fx": row.fx or {"status": "pending"},
-        "logistics": row.logistics or {"status": "pending"},
-        "credit": {"ecommerce_grade": grade},
-        "submitted_at": row.submitted_at.isoformat(),
-        "updated_at": row.updated_at.isoformat(),
     }
+    fixed = {"credit": {"ecommerce_grade": credit.get("credit", {}).get("grade")},
+             "submitted_at": row.submitted_at.isoformat(),
+             "updated_at": views.last_update(row.updated_at, (at for _, at in held.values())).isoformat()}
+    sections = views.agency_sections({agency: view for agency, (view, _) in held.items()}, reserved=[*order, *fixed])
+    return {**order, **sections, **fixed}
 
 
 @router.get("/orders/{platform_code}/{order_no}/trace", tags=["documents"])
@@ -241,10 +235,11 @@ async def correct_order(platform_code: str, order_no: str, caller: CallerDep, bo
         row = await load_order(uow.session, platform_code, order_no)
         if row is None:
             raise Problem(404, "Not found", f"no order {order_no} of platform {platform_code}; POST it first")
-        if row.content_hash == fp and row.customs_status != "cancelled":
+        customs_status = views.customs_status(await held_views(uow.session, platform_code, order_no))
+        if row.content_hash == fp and customs_status != "cancelled":
             return JSONResponse({**answer, "version": row.version}, status_code=200)
-        if not rules.correction_allowed(row.customs_status):
-            raise Problem(409, "Conflict", f"the order is {row.customs_status}; only pending, inspection or "
+        if not rules.correction_allowed(customs_status):
+            raise Problem(409, "Conflict", f"the order is {customs_status}; only pending, inspection or "
                           "rejected orders can be corrected")
         if doc.direction != row.direction:
             raise unprocessable([{"field": "direction", "code": "immutable", "message": "a correction cannot change the direction"}])
@@ -254,8 +249,8 @@ async def correct_order(platform_code: str, order_no: str, caller: CallerDep, bo
         version = row.version + 1
         await uow.session.execute(update(orders).where(and_(
             orders.c.platform_code == platform_code, orders.c.order_no == order_no)).values(
-            version=version, updated_at=at, customs_status="pending", customs_channel=None, customs_reasons=[],
-            tax={}, fx={}, **order_columns(doc, event_doc, fp)))
+            version=version, updated_at=at, **order_columns(doc, event_doc, fp)))
+        await store.save_order_views(uow.session, views.views_on_correction((platform_code, order_no), version, at))
         await emit_order_events(uow, "corrected", version, at, event_doc, contracts_policy.brands_of(doc.items))
         await add_trace(uow.session, key, at, "gateway", "order.corrected", f"order corrected (version {version})")
     return JSONResponse({**answer, "version": version}, status_code=202)
@@ -271,15 +266,19 @@ async def cancel_order(platform_code: str, order_no: str, caller: CallerDep):
         if row is None:
             raise Problem(404, "Not found", f"no order {order_no} of platform {platform_code}")
         answer = {"order_no": order_no, "status": "cancelled", "status_url": status_url(platform_code, order_no)}
-        if row.customs_status == "cancelled":
+        held = await held_views(uow.session, platform_code, order_no)
+        customs_status = views.customs_status(held)
+        if customs_status == "cancelled":
             return JSONResponse(answer, status_code=200)
-        if not rules.cancellation_allowed(row.customs_status):
-            raise Problem(409, "Conflict", f"the order is {row.customs_status} and can no longer be cancelled")
+        if not rules.cancellation_allowed(customs_status):
+            raise Problem(409, "Conflict", f"the order is {customs_status} and can no longer be cancelled")
         at = utcnow()
         version = row.version + 1
         await uow.session.execute(update(orders).where(and_(
             orders.c.platform_code == platform_code, orders.c.order_no == order_no)).values(
-            version=version, updated_at=at, customs_status="cancelled", customs_channel=None))
+            version=version, updated_at=at))
+        await store.save_order_views(uow.session, [
+            views.view_on_cancellation((platform_code, order_no), version, at, held.get("customs"))])
         await emit_order_events(uow, "cancelled", version, at, Order.model_validate(row.document),
                                 contracts_policy.stored_brands(row.document))
         await add_trace(uow.session, key, at, "gateway", "order.cancelled", "order cancelled by the platform")
@@ -360,7 +359,19 @@ async def stats(caller: CallerDep, from_: Annotated[datetime | None, Query(alias
         raise Problem(403, "Forbidden", "statistics are for the operator")
     # A time without an offset is read as UTC rather than refused.
     from_, to = (t.replace(tzinfo=timezone.utc) if t and t.tzinfo is None else t for t in (from_, to))
-    query = select(orders)
+    # One query: each order with its customs, tax and FX views (outer joins on agency_views' primary key).
+    customs, tax, fx = (agency_views.alias(a) for a in ("customs", "tax", "fx"))
+
+    def joined(view, agency: str):  # noqa: ANN001, ANN202
+        return and_(view.c.platform_code == orders.c.platform_code, view.c.order_no == orders.c.order_no,
+                    view.c.agency == agency)
+
+    query = select(orders.c.direction, orders.c.trade_mode, orders.c.country, orders.c.actual_paid, orders.c.currency,
+                   orders.c.submitted_at, orders.c.documents_complete_at,
+                   customs.c.view.label("customs"), customs.c.updated_at.label("decided_at"),
+                   tax.c.view.label("tax"), fx.c.view.label("fx")).select_from(
+        orders.outerjoin(customs, joined(customs, "customs")).outerjoin(tax, joined(tax, "tax"))
+        .outerjoin(fx, joined(fx, "fx")))
     if from_:
         query = query.where(orders.c.submitted_at >= from_)
     if to:
@@ -371,10 +382,12 @@ async def stats(caller: CallerDep, from_: Annotated[datetime | None, Query(alias
     def facts(r) -> rules.OrderFacts:  # noqa: ANN001
         tax_total = Decimal(r.tax["total"]) if r.tax and r.tax.get("total") and r.tax.get("status") in ("assessed", "general_trade") else None
         fx_usd = Decimal(r.fx["amount_usd"]) if r.fx and r.fx.get("status") == "settled" else None
+        c = r.customs or views.PENDING_ORDER_VIEWS["customs"]
         return rules.OrderFacts(
-            direction=r.direction, trade_mode=r.trade_mode, country=r.country, customs_status=r.customs_status,
-            channel=r.customs_channel, value_cny=_value_cny(r.actual_paid, r.currency, r.submitted_at.date()),
-            tax_total=tax_total, fx_usd=fx_usd, complete_at=r.documents_complete_at, decided_at=r.decided_at)
+            direction=r.direction, trade_mode=r.trade_mode, country=r.country, customs_status=c["status"],
+            channel=c.get("channel"), value_cny=_value_cny(r.actual_paid, r.currency, r.submitted_at.date()),
+            tax_total=tax_total, fx_usd=fx_usd, complete_at=r.documents_complete_at,
+            decided_at=r.decided_at if c["status"] != "pending" else None)
 
     result = rules.statistics_of(facts(r) for r in rows)
     return {"from": from_.isoformat() if from_ else None, "to": to.isoformat() if to else None, **result}

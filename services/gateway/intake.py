@@ -282,8 +282,7 @@ async def _write(uow: UnitOfWork, lot: Lot, item: Prepared) -> None:
         event_doc = order_event_document(d)
         await uow.session.execute(insert(orders).values(
             platform_code=d.platform_code, order_no=d.order_no, version=1, submitted_at=at, updated_at=at,
-            customs_status="pending", customs_reasons=[], customs_version=0, tax={}, tax_version=0, fx={},
-            logistics={}, **order_columns(d, event_doc, item.fingerprint),
+            **order_columns(d, event_doc, item.fingerprint),
         ))
         await mark_complete_if_all_documents(uow, d.platform_code, d.order_no, at)
         await emit_order_events(uow, "new", 1, at, event_doc, contracts_policy.brands_of(d.items),

@@ -1,5 +1,6 @@
 """The gateway's own database: the documents it accepted, who may submit them, and the one-stop read
-model it builds from the agencies' decision topics."""
+model it builds from the agencies' decision topics (agency_views, enterprise_views, trace): one row per
+agency and order (or enterprise), so a new agency needs no migration here."""
 from __future__ import annotations
 
 from sqlalchemy import JSON, BigInteger, Column, Index, Integer, MetaData, String, Table, Text
@@ -18,13 +19,6 @@ enterprises = Table(
     Column("customs_credit", String(16), nullable=False),
     Column("api_key_hash", String(64), nullable=False, unique=True),
     Column("registered_at", UtcDateTime(), nullable=False),
-    # What the agencies said about it (read model).
-    Column("fx_directory_status", String(32)),
-    Column("fx_year", Integer),
-    Column("fx_year_to_date_usd", ExactDecimal(18, 2)),
-    Column("credit_score", ExactDecimal(10, 2)),
-    Column("credit_grade", String(1)),
-    Column("negative_listed", Integer, nullable=False, default=0),
 )
 
 orders = Table(
@@ -43,17 +37,29 @@ orders = Table(
     Column("submitted_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
     Column("documents_complete_at", UtcDateTime()),
-    Column("customs_status", String(16), nullable=False, default="pending"),
-    Column("customs_channel", String(8)),
-    Column("customs_reasons", JSON, nullable=False, default=list),
-    Column("customs_version", Integer, nullable=False, default=0),
-    Column("decided_at", UtcDateTime()),
-    Column("tax", JSON, nullable=False, default=dict),
-    Column("tax_version", Integer, nullable=False, default=0),
-    Column("fx", JSON, nullable=False, default=dict),
-    Column("logistics", JSON, nullable=False, default=dict),
     Index("ix_orders_submitted_at", "submitted_at"),
     Index("ix_orders_ecommerce", "ecommerce_code"),
+)
+
+# The one-stop read model (services/gateway/views.py): what each agency last said about an order, about
+# which order version (`version`), and when it said it (`updated_at`: for customs, the decision time).
+agency_views = Table(
+    "agency_views", metadata,
+    Column("platform_code", String(32), primary_key=True),
+    Column("order_no", String(64), primary_key=True),
+    Column("agency", String(32), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("view", JSON, nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+# What each agency last said about an enterprise (FX directory and year-to-date, credit grade...).
+enterprise_views = Table(
+    "enterprise_views", metadata,
+    Column("enterprise_code", String(32), primary_key=True),
+    Column("agency", String(32), primary_key=True),
+    Column("view", JSON, nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
 )
 
 payments = Table(

@@ -1,0 +1,63 @@
+"""Set-based loading and saving of the gateway's read model: one query or one statement per table for a
+whole run of answers, every lookup by an indexed key (the tables' primary keys)."""
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.gateway.tables import agency_views, enterprise_views, orders, trace
+from services.gateway.views import EnterpriseView, OrderKey, OrderView, TraceEntry
+from shared.db import upsert
+
+
+async def held_versions(session: AsyncSession, keys: Collection[OrderKey]) -> dict[OrderKey, int]:
+    """The version the gateway holds of each order in `keys` (absent: not held); one query. No lock: a
+    correction racing with the run writes its views with the newer version, which the save keeps."""
+    if not keys:
+        return {}
+    rows = await session.execute(select(orders.c.platform_code, orders.c.order_no, orders.c.version).where(
+        tuple_(orders.c.platform_code, orders.c.order_no).in_(sorted(keys))))
+    return {(r.platform_code, r.order_no): r.version for r in rows}
+
+
+async def save_order_views(session: AsyncSession, views: Sequence[OrderView]) -> None:
+    """One upsert for every view (at most one per order and agency): a held view about a newer version of
+    the order is kept (`WHERE agency_views.version <= excluded.version`)."""
+    await upsert(session, agency_views, [v.row() for v in views], unless_newer="version")
+
+
+async def save_enterprise_views(session: AsyncSession, views: Sequence[EnterpriseView]) -> None:
+    """One upsert for every view (at most one per enterprise and agency): the last answer wins."""
+    await upsert(session, enterprise_views, [v.row() for v in views])
+
+
+async def add_trace_entries(session: AsyncSession, entries: Sequence[TraceEntry]) -> None:
+    """One multi-row insert for every trace line."""
+    if entries:
+        await session.execute(insert(trace).values([e.row() for e in entries]))
+
+
+async def add_trace(session: AsyncSession, correlation_id: str, at: datetime, source: str, type_: str,
+                    summary: str) -> None:
+    """One trace line (the gateway's own: a document received, corrected, cancelled)."""
+    await add_trace_entries(session, [TraceEntry(correlation_id, at, source, type_, summary)])
+
+
+async def order_views(session: AsyncSession, key: OrderKey) -> dict[str, tuple[dict[str, Any], datetime]]:
+    """Every agency view held about one order: {agency: (view, updated_at)}; one query by primary key."""
+    rows = await session.execute(select(agency_views.c.agency, agency_views.c.view, agency_views.c.updated_at).where(
+        agency_views.c.platform_code == key[0], agency_views.c.order_no == key[1]))
+    return {r.agency: (r.view, r.updated_at) for r in rows}
+
+
+async def enterprise_views_of(session: AsyncSession, code: str,
+                              agencies: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
+    """Every agency view held about one enterprise (or only `agencies`'): {agency: view}; one query."""
+    query = select(enterprise_views.c.agency, enterprise_views.c.view).where(enterprise_views.c.enterprise_code == code)
+    if agencies is not None:
+        query = query.where(enterprise_views.c.agency.in_(list(agencies)))
+    return {r.agency: r.view for r in await session.execute(query)}
