@@ -38,7 +38,7 @@ async def save_enterprise_views(session: AsyncSession, views: Sequence[Enterpris
 async def add_trace_entries(session: AsyncSession, entries: Sequence[TraceEntry]) -> None:
     """One multi-row insert for every trace line."""
     if entries:
-        await session.execute(insert(trace).values([e.row() for e in entries]))
+        await session.execute(insert(trace), [e.row() for e in entries])
 
 
 async def add_trace(session: AsyncSession, correlation_id: str, at: datetime, source: str, type_: str,
