@@ -29,7 +29,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, insert, or_, select, tuple_, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
 from contracts.identifiers import mask_id_number
@@ -170,35 +170,39 @@ def order_columns(doc: OrderIn, event_doc: Order, fp: str) -> dict:
     )
 
 
-async def emit_order_events(uow: UnitOfWork, action: contracts_policy.Action, version: int, at: datetime,
-                            order: Order, brands: contracts_policy.Brands,
-                            country: dict[str, str] | None = None) -> None:
-    """The one way an order event leaves the gateway (POST, PUT, DELETE): v2 and, during v1's deprecation
-    period, v1, in the caller's unit of work, under the order's correlation id. `country` (code → country)
-    saves the query when the caller already read the parties."""
-    if country is None:
-        rows = await uow.session.execute(select(enterprises.c.code, enterprises.c.country).where(
-            enterprises.c.code.in_({order.platform_code, order.ecommerce_code})))
-        # A registration never changes its country, so a cancellation finds the countries of the original.
-        country = {r.code: r.country for r in rows}
+def order_events(action: contracts_policy.Action, version: int, at: datetime, order: Order,
+                 brands: contracts_policy.Brands, country: dict[str, str]) -> list[BaseModel]:
+    """The order events the gateway publishes for one action (POST, PUT, DELETE): v2 and, during v1's
+    deprecation period, v1. `country`: code → country of the platform and the ecommerce enterprise."""
     s = settings()
-    for event in contracts_policy.order_events(
-            action, version, at, order, country[order.platform_code], country[order.ecommerce_code], brands,
-            v1_until=s.sw_order_v1_until, v2_enabled=s.sw_order_v2_enabled):
+    return list(contracts_policy.order_events(
+        action, version, at, order, country[order.platform_code], country[order.ecommerce_code], brands,
+        v1_until=s.sw_order_v1_until, v2_enabled=s.sw_order_v2_enabled))
+
+
+async def emit_order_events(uow: UnitOfWork, action: contracts_policy.Action, version: int, at: datetime,
+                            order: Order, brands: contracts_policy.Brands) -> None:
+    """Stages `order_events` in the caller's unit of work, under the order's correlation id, reading the
+    parties' countries (a registration never changes its country, so a cancellation finds the original's)."""
+    rows = await uow.session.execute(select(enterprises.c.code, enterprises.c.country).where(
+        enterprises.c.code.in_({order.platform_code, order.ecommerce_code})))
+    for event in order_events(action, version, at, order, brands, {r.code: r.country for r in rows}):
         uow.emit(event, correlation_id=order_key(order.platform_code, order.order_no))
 
 
-async def mark_complete_if_all_documents(uow: UnitOfWork, platform_code: str, order_no: str, at: datetime) -> None:
+async def mark_complete_if_all_documents(uow: UnitOfWork, keys: set[tuple[str, str]], at: datetime) -> None:
     """Records when the last needed document arrived (the start of the decision-time statistic), in one
-    statement: the order's row is stamped once, when its waybill and (imports) its payment are there."""
-    same_order = and_(orders.c.platform_code == platform_code, orders.c.order_no == order_no)
+    statement for every order of `keys` ((platform_code, order_no)): an order's row is stamped once, when
+    its waybill and (imports) its payment are there."""
+    if not keys:
+        return
     has_waybill = select(waybills.c.waybill_no).where(and_(
-        waybills.c.platform_code == platform_code, waybills.c.order_no == order_no)).exists()
+        waybills.c.platform_code == orders.c.platform_code, waybills.c.order_no == orders.c.order_no)).exists()
     has_payment = select(payments.c.payment_no).where(and_(
-        payments.c.platform_code == platform_code, payments.c.order_no == order_no)).exists()
+        payments.c.platform_code == orders.c.platform_code, payments.c.order_no == orders.c.order_no)).exists()
     await uow.session.execute(update(orders).where(
-        same_order, orders.c.documents_complete_at.is_(None), has_waybill,
-        or_(orders.c.direction == "export", has_payment)).values(documents_complete_at=at))
+        tuple_(orders.c.platform_code, orders.c.order_no).in_(sorted(keys)), orders.c.documents_complete_at.is_(None),
+        has_waybill, or_(orders.c.direction == "export", has_payment)).values(documents_complete_at=at))
 
 
 # --- accepting a lot of one kind ---------------------------------------------------------------------
@@ -270,43 +274,62 @@ def _check(lot: Lot, item: Prepared) -> None:
                               "message": "payments are for import orders only"}])
 
 
-def _trace(lot: Lot, key: str, at: datetime, type_: str, summary: str) -> None:
-    lot.traces.append({"correlation_id": key, "at": at, "source": "gateway", "type": type_, "summary": summary[:500]})
+@dataclass
+class NewDocument:
+    """What accepting one new document writes: its row, its events, its trace line."""
+
+    row: dict
+    events: list[BaseModel]
+    trace: dict
+
+    @property
+    def order(self) -> tuple[str, str]:
+        return self.row["platform_code"], self.row["order_no"]
 
 
-async def _write(uow: UnitOfWork, lot: Lot, item: Prepared) -> None:
-    """The writes of one new document (inside its savepoint); events and trace rows are staged."""
-    d, at = item.doc, utcnow()
+def new_document(lot: Lot, item: Prepared, at: datetime) -> NewDocument:
+    """The row, events and trace line of a new document (no I/O): sealed identity numbers, the v2 and,
+    during v1's deprecation, v1 order events, the payment or waybill event."""
+    d = item.doc
     key = order_key(d.platform_code, d.order_no)
     if lot.kind is ORDER:
         event_doc = order_event_document(d)
-        await uow.session.execute(insert(orders).values(
-            platform_code=d.platform_code, order_no=d.order_no, version=1, submitted_at=at, updated_at=at,
-            **order_columns(d, event_doc, item.fingerprint),
-        ))
-        await mark_complete_if_all_documents(uow, d.platform_code, d.order_no, at)
-        await emit_order_events(uow, "new", 1, at, event_doc, contracts_policy.brands_of(d.items),
-                                country={code: c for code, (_, c) in lot.parties.items()})
-        _trace(lot, key, at, "order.received", f"order received ({d.direction}, {d.trade_mode})")
+        events = order_events("new", 1, at, event_doc, contracts_policy.brands_of(d.items),
+                              {code: c for code, (_, c) in lot.parties.items()})
+        row = dict(platform_code=d.platform_code, order_no=d.order_no, version=1, submitted_at=at, updated_at=at,
+                   **order_columns(d, event_doc, item.fingerprint))
+        summary = f"order received ({d.direction}, {d.trade_mode})"
     elif lot.kind is PAYMENT:
         event_doc = Payment(**d.model_dump(exclude={"payer"}), payer=sealed(d.payer, False))
-        await uow.session.execute(insert(payments).values(
-            payment_code=d.payment_code, payment_no=d.payment_no, platform_code=d.platform_code,
-            order_no=d.order_no, content_hash=item.fingerprint, document=event_doc.model_dump(mode="json"),
-            received_at=at))
-        await mark_complete_if_all_documents(uow, d.platform_code, d.order_no, at)
-        uow.emit(PaymentSubmitted(submitted_at=at, payment=event_doc), correlation_id=key)
-        _trace(lot, key, at, "payment.received",
-               f"payment {d.payment_no} of {format_money(d.amount)} {d.currency} received")
+        events = [PaymentSubmitted(submitted_at=at, payment=event_doc)]
+        row = dict(payment_code=d.payment_code, payment_no=d.payment_no, platform_code=d.platform_code,
+                   order_no=d.order_no, content_hash=item.fingerprint, document=event_doc.model_dump(mode="json"),
+                   received_at=at)
+        summary = f"payment {d.payment_no} of {format_money(d.amount)} {d.currency} received"
     else:
         event_doc = Waybill(**d.model_dump())
-        await uow.session.execute(insert(waybills).values(
-            logistics_code=d.logistics_code, waybill_no=d.waybill_no, platform_code=d.platform_code,
-            order_no=d.order_no, content_hash=item.fingerprint, document=event_doc.model_dump(mode="json"),
-            received_at=at))
-        await mark_complete_if_all_documents(uow, d.platform_code, d.order_no, at)
-        uow.emit(WaybillSubmitted(submitted_at=at, waybill=event_doc), correlation_id=key)
-        _trace(lot, key, at, "waybill.received", f"waybill {d.waybill_no} received")
+        events = [WaybillSubmitted(submitted_at=at, waybill=event_doc)]
+        row = dict(logistics_code=d.logistics_code, waybill_no=d.waybill_no, platform_code=d.platform_code,
+                   order_no=d.order_no, content_hash=item.fingerprint, document=event_doc.model_dump(mode="json"),
+                   received_at=at)
+        summary = f"waybill {d.waybill_no} received"
+    trace_line = {"correlation_id": key, "at": at, "source": "gateway", "type": f"{lot.kind.name}.received",
+                  "summary": summary[:500]}
+    return NewDocument(row, events, trace_line)
+
+
+async def write_new(uow: UnitOfWork, lot: Lot, documents: Sequence[NewDocument], at: datetime) -> None:
+    """One executemany insert of the lot's new rows, one completeness stamp for their orders; their events
+    are staged and their trace lines kept for the lot's one trace insert. Raises IntegrityError when a
+    business key was committed by another transaction meanwhile (the caller undoes and decides again)."""
+    if not documents:
+        return
+    await uow.session.execute(insert(TABLES[lot.kind.name]), [d.row for d in documents])
+    await mark_complete_if_all_documents(uow, {d.order for d in documents}, at)
+    for document in documents:
+        for event in document.events:
+            uow.emit(event, correlation_id=order_key(*document.order))
+        lot.traces.append(document.trace)
 
 
 def _conflict(item: Prepared) -> Problem:
@@ -337,7 +360,8 @@ async def _accept_one(uow: UnitOfWork, lot: Lot, item: Prepared) -> Outcome:
         staged, traced = len(uow._staged), len(lot.traces)
         try:
             async with uow.session.begin_nested():
-                await _write(uow, lot, item)
+                at = utcnow()
+                await write_new(uow, lot, [new_document(lot, item, at)], at)
         except IntegrityError:
             # Another transaction committed the same business key after this lot read its fingerprints
             # (PostgreSQL; SQLite writers queue instead). The savepoint is undone; read what won, decide again.
@@ -360,12 +384,49 @@ async def _accept_one(uow: UnitOfWork, lot: Lot, item: Prepared) -> Outcome:
 
 
 async def accept(uow: UnitOfWork, items: Sequence[Prepared]) -> list[Outcome]:
-    """Decides and stages a lot of prepared documents of one kind, in order, each independently (one
-    SAVEPOINT per new document). The answers hold only if `uow` then commits."""
+    """Decides and stages a lot of prepared documents of one kind, in order, each independently: a later
+    document sees the earlier ones (200 identical, 409 different). The answers hold only if `uow` commits.
+
+    Set-based first: the lot's reads were done once (`_open_lot`), every new document is written by one
+    executemany per table inside one savepoint. Only if that loses a race (another transaction committed
+    one of the business keys meanwhile: IntegrityError) is the savepoint undone and the lot decided again
+    one document at a time, each in its own savepoint, from a fresh read."""
     if not items:
         return []
-    lot = await _open_lot(uow, items[0].kind, items)
-    outcomes = [await _accept_one(uow, lot, item) for item in items]
+    kind = items[0].kind
+    lot = await _open_lot(uow, kind, items)
+    staged = len(uow._staged)
+    outcomes, documents, at = [], [], utcnow()
+    for item in items:
+        outcome = rules.submission_outcome(lot.stored.get(item.key), item.fingerprint)
+        if outcome == "same":
+            outcomes.append(Outcome(200, item.answer()))
+            continue
+        if outcome == "conflict":
+            outcomes.append(Outcome.refused(_conflict(item), kind.path))
+            continue
+        try:
+            _check(lot, item)
+            document = new_document(lot, item, at)
+        except Problem as problem:
+            outcomes.append(Outcome.refused(problem, kind.path))
+            continue
+        except Exception:
+            # A bug met by this document alone: answered 500, nothing of it stored; its neighbours go on.
+            log.exception("accepting a document failed", extra={"event_type": kind.name})
+            outcomes.append(Outcome.refused(Problem(500, "Internal error", "the document could not be accepted; "
+                                                    "nothing of it was stored"), kind.path))
+            continue
+        documents.append(document)
+        lot.stored[item.key] = item.fingerprint
+        outcomes.append(Outcome(202, item.answer()))
+    try:
+        async with uow.session.begin_nested():
+            await write_new(uow, lot, documents, at)
+    except IntegrityError:
+        del uow._staged[staged:]
+        lot = await _open_lot(uow, kind, items)
+        outcomes = [await _accept_one(uow, lot, item) for item in items]
     if lot.traces:
         await uow.session.execute(insert(trace), lot.traces)
     return outcomes
