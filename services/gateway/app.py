@@ -26,7 +26,7 @@ from services.gateway.intake import (
     parse,
     status_url,
 )
-from services.gateway.tables import agency_views, enterprises, orders, payments, trace, tracking_events, waybills
+from services.gateway.tables import agency_views, enterprise_views, enterprises, orders, payments, trace, tracking_events, waybills
 from shared.clock import utcnow
 from shared.http import Problem, unprocessable
 from shared.reference import MissingRate, fx_rates
@@ -169,6 +169,23 @@ async def held_views(session, platform_code: str, order_no: str) -> dict[str, di
     return {agency: view for agency, (view, _) in (await store.order_views(session, (platform_code, order_no))).items()}
 
 
+def status_query(platform_code: str, order_no: str):  # noqa: ANN201
+    """The order's own columns of the status view, whether its payment and waybill arrived, and the
+    ecommerce enterprise's credit view: one query by primary keys (the agencies' views are a second)."""
+    same_order = (orders.c.platform_code == platform_code, orders.c.order_no == order_no)
+    has_payment = select(payments.c.payment_no).where(
+        payments.c.platform_code == platform_code, payments.c.order_no == order_no).exists()
+    has_waybill = select(waybills.c.waybill_no).where(
+        waybills.c.platform_code == platform_code, waybills.c.order_no == order_no).exists()
+    credit = select(enterprise_views.c.view).where(
+        enterprise_views.c.enterprise_code == orders.c.ecommerce_code, enterprise_views.c.agency == "credit"
+    ).scalar_subquery()
+    return select(orders.c.platform_code, orders.c.order_no, orders.c.ecommerce_code, orders.c.direction,
+                  orders.c.trade_mode, orders.c.version, orders.c.submitted_at, orders.c.updated_at,
+                  has_payment.label("has_payment"), has_waybill.label("has_waybill"), credit.label("credit")
+                  ).where(*same_order)
+
+
 def may_read_order(caller: Caller, row) -> bool:  # noqa: ANN001
     return caller.is_operator or caller.code in (row.platform_code, row.ecommerce_code)
 
@@ -178,17 +195,13 @@ async def order_status(platform_code: str, order_no: str, caller: CallerDep):
     if not caller.is_operator and "platform" in caller.roles and caller.code != platform_code and "ecommerce" not in caller.roles:
         raise Problem(403, "Forbidden", "you may only look at your own orders")
     async with service.readers() as session:
-        row = await load_order(session, platform_code, order_no)
+        row = (await session.execute(status_query(platform_code, order_no))).first()
         if row is None:
             raise Problem(404, "Not found", f"no order {order_no} of platform {platform_code}")
         if not may_read_order(caller, row):
             raise Problem(403, "Forbidden", "you may only look at orders you are a party to")
-        has_payment = await session.scalar(select(payments.c.payment_no).where(and_(
-            payments.c.platform_code == platform_code, payments.c.order_no == order_no)).limit(1))
-        has_waybill = await session.scalar(select(waybills.c.waybill_no).where(and_(
-            waybills.c.platform_code == platform_code, waybills.c.order_no == order_no)).limit(1))
+        has_payment, has_waybill, credit = row.has_payment, row.has_waybill, {"credit": row.credit or {}}
         held = await store.order_views(session, (platform_code, order_no))
-        credit = await store.enterprise_views_of(session, row.ecommerce_code, ["credit"])
     documents = {"order": "received",
                  "payment": "received" if has_payment else ("not_required" if row.direction == "export" else "missing"),
                  "waybill": "received" if has_waybill else "missing"}
