@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contracts.v1.documents import FieldProblem
 from shared.settings import settings
-from shared.tracing import continue_trace
+from shared.tracing import continue_trace, end_trace
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1024 * 1024
@@ -139,13 +139,28 @@ def _replay(chunks: list[bytes], first: Message | None, receive: Receive) -> Rec
     return replayed
 
 
-def install_problem_details(app: FastAPI) -> None:
-    app.add_middleware(BodySizeLimit)
+class TraceContext:
+    """Continues the caller's W3C trace (`traceparent` header) for everything the request does. Plain ASGI
+    rather than `@app.middleware("http")`, whose extra task and streaming wrapper cost ~10% of a request."""
 
-    @app.middleware("http")
-    async def trace_context(request: Request, call_next):
-        continue_trace(request.headers.get("traceparent"))
-        return await call_next(request)
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        parent = dict(scope.get("headers") or []).get(b"traceparent", b"").decode("latin-1") or None
+        token = continue_trace(parent)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            end_trace(token)
+
+
+def install_problem_details(app: FastAPI) -> None:
+    app.add_middleware(TraceContext)
+    app.add_middleware(BodySizeLimit)
 
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem):
