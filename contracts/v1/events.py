@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from contracts.identifiers import order_key
 from contracts.types import Country, Currency, MaskedIdNumber, Money, Quantity
 from contracts.v1.documents import (
     CustomsCredit,
@@ -115,7 +116,7 @@ class Order(Payload):
 
     @property
     def key(self) -> str:
-        return f"{self.platform_code}:{self.order_no}"
+        return order_key(self.platform_code, self.order_no)
 
     @property
     def goods_value(self) -> Decimal:

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from sqlalchemy import and_, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from contracts.identifiers import order_key
 from contracts.types import format_money
 from contracts.v1.documents import InspectionResultIn
 from contracts.v1.events import ExportDeclarationLine, ExportDeclarationsConsolidated
@@ -143,7 +144,7 @@ async def _consolidated(session, month: str) -> list[ExportDeclarationLine]:  # 
         released_export_lines.c.release_month == month))).all()
     return rules.consolidate_export_declarations(rules.ReleasedExportLine(
         ecommerce_code=r.ecommerce_code, hs_code=r.hs_code, destination_country=r.destination_country,
-        currency=r.currency, quantity=r.quantity, value=r.value, order_key=f"{r.platform_code}:{r.order_no}",
+        currency=r.currency, quantity=r.quantity, value=r.value, order_key=order_key(r.platform_code, r.order_no),
     ) for r in rows)
 
 

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import and_, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from contracts.identifiers import order_key
 from contracts.v1.documents import BatchIn, BatchResults, EnterpriseRegistration, OrderIn, TrackingEventIn
 from contracts.v1.events import EnterpriseRegistered, Order, WaybillTracked
 from services.gateway import contracts_policy, intake, rules, store, views
@@ -22,7 +23,6 @@ from services.gateway.intake import (
     emit_order_events,
     order_columns,
     order_event_document,
-    order_key,
     parse,
     status_url,
 )

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import and_, insert, or_, select, tuple_, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
-from contracts.identifiers import mask_id_number
+from contracts.identifiers import mask_id_number, order_key
 from contracts.types import format_money
 from contracts.v1.documents import OrderIn, PaymentIn, WaybillIn
 from contracts.v1.events import Order, Payment, PaymentSubmitted, SealedPerson, Waybill, WaybillSubmitted
@@ -78,10 +78,6 @@ def parse(model: type[BaseModel], body: Any) -> Any:
         return model.model_validate(body)
     except ValidationError as err:
         raise problem_from_validation(err) from None
-
-
-def order_key(platform_code: str, order_no: str) -> str:
-    return f"{platform_code}:{order_no}"
 
 
 def status_url(platform_code: str, order_no: str) -> str:
