@@ -78,14 +78,12 @@ class UnitOfWork:
         """Stage `payload` for publication after commit, keyed by `key` (default: the correlation id).
         `cause`: the event that led to it, whose trace it continues (per-record handlers get that from
         the context)."""
-        if cause is not None:
-            token = continue_trace(cause.traceparent)
-            try:
-                self._staged.append(outbox_row(payload, self.source, correlation_id, key))
-            finally:
-                end_trace(token)
-        else:
+        token = continue_trace(cause.traceparent) if cause is not None else None
+        try:
             self._staged.append(outbox_row(payload, self.source, correlation_id, key))
+        finally:
+            if token is not None:
+                end_trace(token)
 
     async def flush_events(self) -> int:
         staged, self._staged = self._staged, []

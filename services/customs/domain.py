@@ -469,30 +469,29 @@ class Desk:
 
     def payment_arrived(self, payment: Payment, submitted_at: datetime, now: datetime) -> CustomsDecision | None:
         file = self.files[(payment.platform_code, payment.order_no)]
-        file.note_arrival(submitted_at)
-        self.dirty.add(file.pk)
         held = (file.payment_code, file.payment_no) if file.payment is not None else None
-        action = rules.second_document_action(held, (payment.payment_code, payment.payment_no))
-        if action != "accept":
-            if action == "ignore_other":
-                log.warning("second payment %s:%s for the order ignored; %s:%s is kept", payment.payment_code,
-                            payment.payment_no, file.payment_code, file.payment_no)
-            return None
-        file.set_payment(payment)
-        return self.try_decide(file, now)
+        return self._document_arrived(file, "payment", held, (payment.payment_code, payment.payment_no),
+                                      lambda: file.set_payment(payment), submitted_at, now)
 
     def waybill_arrived(self, waybill: Waybill, submitted_at: datetime, now: datetime) -> CustomsDecision | None:
         file = self.files[(waybill.platform_code, waybill.order_no)]
+        held = (file.logistics_code, file.waybill_no) if file.waybill is not None else None
+        return self._document_arrived(file, "waybill", held, (waybill.logistics_code, waybill.waybill_no),
+                                      lambda: file.set_waybill(waybill), submitted_at, now)
+
+    def _document_arrived(self, file: OrderFile, kind: str, held: tuple[str, str] | None,
+                          incoming: tuple[str, str], keep: Callable[[], None], submitted_at: datetime,
+                          now: datetime) -> CustomsDecision | None:
+        """A payment or waybill (`incoming`: its firm and number) for a file that may hold one (`held`):
+        the first one binds, the same one again changes nothing, another one is ignored and logged."""
         file.note_arrival(submitted_at)
         self.dirty.add(file.pk)
-        held = (file.logistics_code, file.waybill_no) if file.waybill is not None else None
-        action = rules.second_document_action(held, (waybill.logistics_code, waybill.waybill_no))
+        action = rules.second_document_action(held, incoming)
         if action != "accept":
             if action == "ignore_other":
-                log.warning("second waybill %s:%s for the order ignored; %s:%s is kept", waybill.logistics_code,
-                            waybill.waybill_no, file.logistics_code, file.waybill_no)
+                log.warning("second %s %s:%s for the order ignored; %s:%s is kept", kind, *incoming, *held)
             return None
-        file.set_waybill(waybill)
+        keep()
         return self.try_decide(file, now)
 
     # --- registrations ---

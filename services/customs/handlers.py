@@ -32,7 +32,14 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta, timezone
 
-from contracts.v1.events import CreditRatingChanged, EnterpriseRegistered, NegativeListChanged, PaymentSubmitted, WaybillSubmitted
+from contracts.v1.events import (
+    CreditRatingChanged,
+    CustomsDecision,
+    EnterpriseRegistered,
+    NegativeListChanged,
+    PaymentSubmitted,
+    WaybillSubmitted,
+)
 from contracts.identifiers import order_key
 from contracts.v2.events import OrderSubmittedV2
 from services.customs import domain, store
@@ -63,6 +70,15 @@ def first_arrivals(pairs: list[tuple[Key, datetime]]) -> dict[Key, datetime]:
 # --- documents -----------------------------------------------------------------------------------
 
 
+async def save_and_announce(uow: UnitOfWork, desk: domain.Desk,
+                            decisions: list[tuple[Received, CustomsDecision | None]]) -> None:
+    """Saves what the desk changed, then emits each decision made, under its order's key and its cause's trace."""
+    await store.save(uow.session, desk)
+    for e, decision in decisions:
+        if decision is not None:
+            uow.emit(decision, correlation_id=order_key(decision.platform_code, decision.order_no), cause=e)
+
+
 @handlers.on_batch(OrderSubmittedV2)
 async def on_orders_submitted(uow: UnitOfWork, events: list[Received[OrderSubmittedV2]]) -> None:
     orders = [domain.order_event(e.payload) for e in events]
@@ -70,10 +86,7 @@ async def on_orders_submitted(uow: UnitOfWork, events: list[Received[OrderSubmit
     desk = await store.desk(uow.session, files, orders=orders)
     now = utcnow()
     decisions = [(e, desk.order_arrived(o, now)) for e, o in zip(events, orders)]
-    await store.save(uow.session, desk)
-    for e, decision in decisions:
-        if decision is not None:
-            uow.emit(decision, correlation_id=order_key(decision.platform_code, decision.order_no), cause=e)
+    await save_and_announce(uow, desk, decisions)
 
 
 @handlers.on_batch(PaymentSubmitted)
@@ -84,10 +97,7 @@ async def on_payments_submitted(uow: UnitOfWork, events: list[Received[PaymentSu
     desk = await store.desk(uow.session, files, payments=payments)
     now = utcnow()
     decisions = [(e, desk.payment_arrived(e.payload.payment, e.payload.submitted_at, now)) for e in events]
-    await store.save(uow.session, desk)
-    for e, decision in decisions:
-        if decision is not None:
-            uow.emit(decision, correlation_id=order_key(decision.platform_code, decision.order_no), cause=e)
+    await save_and_announce(uow, desk, decisions)
 
 
 @handlers.on_batch(WaybillSubmitted)
@@ -98,10 +108,7 @@ async def on_waybills_submitted(uow: UnitOfWork, events: list[Received[WaybillSu
     desk = await store.desk(uow.session, files, waybills=waybills)
     now = utcnow()
     decisions = [(e, desk.waybill_arrived(e.payload.waybill, e.payload.submitted_at, now)) for e in events]
-    await store.save(uow.session, desk)
-    for e, decision in decisions:
-        if decision is not None:
-            uow.emit(decision, correlation_id=order_key(decision.platform_code, decision.order_no), cause=e)
+    await save_and_announce(uow, desk, decisions)
 
 
 # --- enterprises ---------------------------------------------------------------------------------
