@@ -41,44 +41,71 @@ def _fmt(x, digits: int = 1) -> str:  # noqa: ANN001
     return f"{x:,.{digits}f}" if isinstance(x, float) else str(x)
 
 
+COLUMNS = ("run", "declarations", "offered/s", "documents/s accepted", "declarations/s decided", "decided",
+           "gateway ms p50 / p95 / p99", "end to end s p50 / p95 / p99", "mesh CPU ms/declaration")
+
+
+def headline(db: dict) -> dict:
+    return next((r for r in db["runs"] if r["name"] == db.get("headline")), {})
+
+
+def run_cells(name: str, r: dict) -> list[str]:
+    """One run as the cells of COLUMNS (the terminal table and the Markdown table show the same)."""
+    label = r["name"].removeprefix(name + " ")
+    if not r.get("available", True):
+        return [label, "", "", "not available", "", "", "", "", ""]
+    g, e = r.get("gateway_latency_ms", {}), r.get("end_to_end_latency_s", {})
+    return [label, str(r["declarations"]), _fmt(r.get("offered_rate")), _fmt(r.get("accepted_docs_per_s")),
+            _fmt(r.get("decided_per_s")), f"{r.get('declarations_decided')}/{r['declarations']}",
+            f"{_fmt(g.get('p50'), 0)} / {_fmt(g.get('p95'), 0)} / {_fmt(g.get('p99'), 0)}",
+            f"{_fmt(e.get('p50'), 2)} / {_fmt(e.get('p95'), 2)} / {_fmt(e.get('p99'), 2)}",
+            _fmt((r.get("cpu_ms_per_declaration") or {}).get("mesh_total"))]
+
+
+def summary(db: dict) -> list[str]:
+    """What a database's run says beside its table: CPU split, idle cost, peak RSS, growth, ratios."""
+    head = headline(db)
+    per = head.get("cpu_ms_per_declaration") or {}
+    return [
+        f"CPU ms per declaration in the headline run ({head.get('name', '')}): "
+        + ", ".join(f"{k} {v:.1f}" for k, v in per.items()) + ".",
+        "Idle CPU ms/s: " + ", ".join(f"{k} {v}" for k, v in (db.get("idle_cpu_ms_per_s") or {}).items()) + ".",
+        "Peak RSS MiB: " + ", ".join(f"{k} {v}" for k, v in (db.get("peak_rss_mb") or {}).items()) + ".",
+        "Growth (declarations: mesh CPU ms/declaration, decided/s): " + "; ".join(
+            f"{g['declarations']}: {_fmt(g['cpu_ms_per_declaration'])}, {_fmt(g['decided_per_s'])}"
+            for g in db.get("growth", [])) + ".",
+        "Against the ceilings: " + ", ".join(f"{k} {v}" for k, v in (db.get("ratios") or {}).items()) + ".",
+    ]
+
+
+def ceiling_lines(result: dict) -> list[str]:
+    c, lines = result.get("ceilings", {}), []
+    if c.get("bare_fastapi"):
+        b = c["bare_fastapi"]
+        lines.append(f"Ceiling (b), bare FastAPI endpoint: {_fmt(b.get('accepted_docs_per_s'))} documents/s, request "
+                     f"latency p50 {_fmt(b['gateway_latency_ms']['p50'], 0)} ms, p95 {_fmt(b['gateway_latency_ms']['p95'], 0)} ms.")
+    if c.get("kafka_pipe"):
+        k = c["kafka_pipe"]
+        lines.append(f"Ceiling (a), raw Kafka pipe: {k['messages']} messages of {k['message_bytes']} bytes, fan-out "
+                     f"{k['fanout']}: {_fmt(k['messages_per_s'])} messages/s.")
+    return lines
+
+
 def table(result: dict, console) -> None:  # noqa: ANN001
     from rich.table import Table  # noqa: PLC0415
 
     for name, db in result["databases"].items():
         t = Table(title=f"{name}" + (f" (fsync={db['postgres_settings']['fsync']}, synchronous_commit="
                                      f"{db['postgres_settings']['synchronous_commit']})" if "postgres_settings" in db else ""))
-        for col in ("run", "decl.", "offered/s", "docs/s acc.", "decided/s", "decided", "gateway ms p50/p95/p99",
-                    "end to end s p50/p95/p99", "CPU ms/decl."):
+        for col in COLUMNS:
             t.add_column(col, justify="left" if col == "run" else "right")
         for r in db["runs"]:
-            if not r.get("available", True):
-                t.add_row(r["name"].removeprefix(name + " "), "", "", "not available", "", "", "", "", "")
-                continue
-            g, e = r.get("gateway_latency_ms", {}), r.get("end_to_end_latency_s", {})
-            t.add_row(r["name"].removeprefix(name + " "), str(r["declarations"]), _fmt(r.get("offered_rate")), _fmt(r.get("accepted_docs_per_s")),
-                      _fmt(r.get("decided_per_s")), f"{r.get('declarations_decided')}/{r['declarations']}",
-                      f"{_fmt(g.get('p50'), 0)}/{_fmt(g.get('p95'), 0)}/{_fmt(g.get('p99'), 0)}",
-                      f"{_fmt(e.get('p50'), 2)}/{_fmt(e.get('p95'), 2)}/{_fmt(e.get('p99'), 2)}",
-                      _fmt((r.get("cpu_ms_per_declaration") or {}).get("mesh_total")))
+            t.add_row(*run_cells(name, r))
         console.print(t)
-        head = next((r for r in db["runs"] if r["name"] == db.get("headline")), {})
-        per = head.get("cpu_ms_per_declaration") or {}
-        console.print("  CPU ms per declaration (headline): " + ", ".join(f"{k} {v:.1f}" for k, v in per.items()))
-        console.print("  idle CPU ms/s: " + ", ".join(f"{k} {v}" for k, v in (db.get("idle_cpu_ms_per_s") or {}).items()))
-        console.print("  peak RSS MiB: " + ", ".join(f"{k} {v}" for k, v in (db.get("peak_rss_mb") or {}).items()))
-        console.print("  growth (declarations → mesh CPU ms/declaration, decided/s): " + "; ".join(
-            f"{g['declarations']} → {_fmt(g['cpu_ms_per_declaration'])}, {_fmt(g['decided_per_s'])}" for g in db.get("growth", [])))
-        if db.get("ratios"):
-            console.print("  vs ceilings: " + ", ".join(f"{k} {v}" for k, v in db["ratios"].items()))
-    c = result.get("ceilings", {})
-    if c.get("bare_fastapi"):
-        b = c["bare_fastapi"]
-        console.print(f"ceiling bare FastAPI: {_fmt(b.get('accepted_docs_per_s'))} docs/s, latency ms "
-                      f"p50 {b['gateway_latency_ms']['p50']} p95 {b['gateway_latency_ms']['p95']}")
-    if c.get("kafka_pipe"):
-        k = c["kafka_pipe"]
-        console.print(f"ceiling Kafka pipe: {k['messages']} messages of {k['message_bytes']} B, fan-out {k['fanout']}: "
-                      f"{_fmt(k['messages_per_s'])} messages/s")
+        for line in summary(db):
+            console.print("  " + line)
+    for line in ceiling_lines(result):
+        console.print(line)
 
 
 def plot(result: dict, path: Path) -> Path | None:
@@ -139,40 +166,10 @@ def markdown(result: dict) -> str:
         lines += [f"**{name}**" + (f" (PostgreSQL {pg['server_version'].split()[0]}, fsync={pg['fsync']}, "
                                    f"synchronous_commit={pg['synchronous_commit']}, full_page_writes={pg['full_page_writes']})"
                                    if pg else " (one file per service)"), "",
-                  "| run | declarations | offered/s | documents/s accepted | declarations/s decided | decided | "
-                  "gateway ms p50 / p95 / p99 | end to end s p50 / p95 / p99 | mesh CPU ms/declaration |",
-                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-        for r in db["runs"]:
-            label = r["name"].removeprefix(name + " ")
-            if not r.get("available", True):
-                lines.append(f"| {label} | | | not available | | | | | |")
-                continue
-            g, e = r.get("gateway_latency_ms", {}), r.get("end_to_end_latency_s", {})
-            lines.append(f"| {label} | {r['declarations']} | {_fmt(r.get('offered_rate'))} | "
-                         f"{_fmt(r.get('accepted_docs_per_s'))} | {_fmt(r.get('decided_per_s'))} | "
-                         f"{r.get('declarations_decided')}/{r['declarations']} | "
-                         f"{_fmt(g.get('p50'), 0)} / {_fmt(g.get('p95'), 0)} / {_fmt(g.get('p99'), 0)} | "
-                         f"{_fmt(e.get('p50'), 2)} / {_fmt(e.get('p95'), 2)} / {_fmt(e.get('p99'), 2)} | "
-                         f"{_fmt((r.get('cpu_ms_per_declaration') or {}).get('mesh_total'))} |")
-        head = next((r for r in db["runs"] if r["name"] == db.get("headline")), {})
-        per = head.get("cpu_ms_per_declaration") or {}
-        lines += ["", "CPU ms per declaration in the headline run (" + head.get("name", "") + "): " +
-                  ", ".join(f"{k} {v:.1f}" for k, v in per.items()) + ".",
-                  "Idle CPU ms/s: " + ", ".join(f"{k} {v}" for k, v in (db.get("idle_cpu_ms_per_s") or {}).items()) + ".",
-                  "Peak RSS MiB: " + ", ".join(f"{k} {v}" for k, v in (db.get("peak_rss_mb") or {}).items()) + ".",
-                  "Growth (declarations: mesh CPU ms/declaration, decided/s): " + "; ".join(
-                      f"{g['declarations']}: {_fmt(g['cpu_ms_per_declaration'])}, {_fmt(g['decided_per_s'])}"
-                      for g in db.get("growth", [])) + ".",
-                  "Against the ceilings: " + ", ".join(f"{k} {v}" for k, v in (db.get("ratios") or {}).items()) + ".", ""]
-    c = result.get("ceilings", {})
-    if c.get("bare_fastapi"):
-        b = c["bare_fastapi"]
-        lines.append(f"Ceiling (b), bare FastAPI endpoint: {_fmt(b.get('accepted_docs_per_s'))} documents/s, "
-                     f"request latency p50 {_fmt(b['gateway_latency_ms']['p50'], 0)} ms, p95 {_fmt(b['gateway_latency_ms']['p95'], 0)} ms.")
-    if c.get("kafka_pipe"):
-        k = c["kafka_pipe"]
-        lines.append(f"Ceiling (a), raw Kafka pipe: {k['messages']} messages of {k['message_bytes']} bytes, fan-out "
-                     f"{k['fanout']}: {_fmt(k['messages_per_s'])} messages/s.")
+                  "| " + " | ".join(COLUMNS) + " |", "| --- |" + " ---: |" * (len(COLUMNS) - 1)]
+        lines += ["| " + " | ".join(run_cells(name, r)) + " |" for r in db["runs"]]
+        lines += ["", *summary(db), ""]
+    lines += ceiling_lines(result)
     return "\n".join(lines)
 
 
