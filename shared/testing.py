@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import nullcontext
 from pathlib import Path
+from typing import Any
+from unittest.mock import patch
 
 from aiokafka.structs import ConsumerRecord
 from pydantic import BaseModel
@@ -20,6 +24,7 @@ from sqlalchemy import select
 
 from contracts.envelope import Envelope
 from contracts.topics import EVENT_TYPES
+from shared.batch import BatchProcessor
 from shared.outbox import build_envelope
 from shared.runtime import Service
 from shared.tables import OUTBOX
@@ -81,3 +86,29 @@ class LocalRunner:
         async with self.service.sessions() as session:  # type: ignore[misc]
             rows = (await session.execute(select(OUTBOX).where(OUTBOX.c.topic.like("%.dlq")).order_by(OUTBOX.c.id))).all()
         return [{"topic": r.topic, "value": r.value, **json.loads(r.headers)} for r in rows]
+
+
+async def batch_equals_one_by_one(runner_for: Callable[[Path], LocalRunner], directory: Path, events: Sequence,
+                                  emitted_view: Callable[[list[Envelope]], Any],
+                                  stored_view: Callable[[LocalRunner], Awaitable[Any]],
+                                  handled_whole: bool = True) -> tuple[Any, Any]:
+    """Delivers `events` as ONE batch and, on a fresh database, one batch each, and asserts both emitted
+    and stored the same (as seen through `emitted_view` and `stored_view`); returns (emitted, stored).
+    `handled_whole`: the one batch must also have gone through without the core isolating records after
+    a failure (a set-based handler that only works record by record fails this)."""
+    (Path(directory) / "together").mkdir(parents=True, exist_ok=True)
+    (Path(directory) / "apart").mkdir(parents=True, exist_ok=True)
+    async with runner_for(Path(directory) / "together") as runner:
+        isolating = (patch.object(BatchProcessor, "_handle_alone", side_effect=AssertionError("the batch failed"))
+                     if handled_whole else nullcontext())
+        with isolating:
+            together = emitted_view(await runner.deliver(*events))
+        together_stored = await stored_view(runner)
+    async with runner_for(Path(directory) / "apart") as runner:
+        apart: list[Envelope] = []
+        for event in events:
+            apart += await runner.deliver(event)
+        apart_stored = await stored_view(runner)
+    assert together == emitted_view(apart)
+    assert together_stored == apart_stored
+    return together, together_stored

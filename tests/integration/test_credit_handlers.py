@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
-from unittest.mock import patch
 
 import pytest
 from sqlalchemy import select
@@ -19,10 +18,9 @@ from contracts.envelope import Envelope
 from contracts.v1.events import CustomsDecision, EnterpriseRegistered, WaybillTracked
 from services.credit.handlers import handlers
 from services.credit.tables import credit_files, score_events
-from shared.batch import BatchProcessor
 from shared.outbox import build_envelope
 from shared.runtime import Service
-from shared.testing import LocalRunner
+from shared.testing import LocalRunner, batch_equals_one_by_one
 
 pytestmark = pytest.mark.integration
 
@@ -79,20 +77,8 @@ async def state(r: LocalRunner) -> dict:
 
 
 async def together_and_apart(tmp_path: Path, events: list[Envelope]) -> tuple[list, dict]:
-    """Delivers `events` as one batch (handled whole, not isolated after a failure) and, on another
-    database, one batch each: both must publish and keep the same."""
-    async with runner(tmp_path / "together") as r:
-        with patch.object(BatchProcessor, "_handle_alone", side_effect=AssertionError("the batch failed")):
-            together = said(await r.deliver(*events))
-        together_state = await state(r)
-    apart = []
-    async with runner(tmp_path / "apart") as r:
-        for e in events:
-            apart += said(await r.deliver(e))
-        apart_state = await state(r)
-    assert together == apart
-    assert together_state == apart_state
-    return together, together_state
+    """One batch (handled whole) and one batch each must publish and keep the same."""
+    return await batch_equals_one_by_one(runner, tmp_path, events, said, state)
 
 
 # --- registration ---------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from services.fx.handlers import handlers
 from services.fx.tables import decisions, enterprise_years, orders, payments, settlements
 from shared.outbox import build_envelope
 from shared.runtime import Service
-from shared.testing import LocalRunner
+from shared.testing import LocalRunner, batch_equals_one_by_one
 
 pytestmark = pytest.mark.integration
 
@@ -79,22 +79,9 @@ def fx_service() -> Service:
     return Service("fx", handlers=handlers, on_start=[fx_app.load_rates_if_empty])
 
 
-async def deliver_each(runner: LocalRunner, events: list) -> list:  # noqa: ANN001
-    emitted = []
-    for e in events:
-        emitted += await runner.deliver(e)
-    return emitted
-
-
 async def same_in_one_batch_and_one_by_one(tmp_path, events: list) -> tuple[list, dict]:  # noqa: ANN001
-    (tmp_path / "batch").mkdir()
-    (tmp_path / "each").mkdir()
-    async with LocalRunner(fx_service(), tmp_path / "batch") as runner:
-        batch = published(await runner.deliver(*events)), await stored(runner)
-    async with LocalRunner(fx_service(), tmp_path / "each") as runner:
-        each = published(await deliver_each(runner, events)), await stored(runner)
-    assert batch == each
-    return batch
+    """One batch and one batch each must emit and store the same."""
+    return await batch_equals_one_by_one(lambda d: LocalRunner(fx_service(), d), tmp_path, events, published, stored)
 
 
 async def test_a_released_export_is_settled_from_the_order(tmp_path):

@@ -14,7 +14,7 @@ from services.tax.handlers import handlers
 from services.tax.tables import assessments, decisions, export_revenue, orders
 from shared.outbox import build_envelope
 from shared.runtime import Service
-from shared.testing import LocalRunner
+from shared.testing import LocalRunner, batch_equals_one_by_one
 
 pytestmark = pytest.mark.integration
 
@@ -106,22 +106,9 @@ async def test_worked_examples_2_and_3_decision_first(tmp_path):
                            "ORD-3": ("general_trade", "6000.00", "600.00", "858.00", "0.00", "1458.00")}
 
 
-async def deliver_each(runner: LocalRunner, events: list) -> list:  # noqa: ANN001
-    emitted = []
-    for e in events:
-        emitted += await runner.deliver(e)
-    return emitted
-
-
 async def same_in_one_batch_and_one_by_one(tmp_path, events: list) -> tuple[list, dict]:  # noqa: ANN001
-    (tmp_path / "batch").mkdir()
-    (tmp_path / "each").mkdir()
-    async with LocalRunner(tax_service(), tmp_path / "batch") as runner:
-        batch = published(await runner.deliver(*events)), await stored(runner)
-    async with LocalRunner(tax_service(), tmp_path / "each") as runner:
-        each = published(await deliver_each(runner, events)), await stored(runner)
-    assert batch == each
-    return batch
+    """One batch and one batch each must emit and store the same."""
+    return await batch_equals_one_by_one(lambda d: LocalRunner(tax_service(), d), tmp_path, events, published, stored)
 
 
 async def test_new_then_corrected_in_one_batch_is_assessed_once_on_the_correction(tmp_path):
