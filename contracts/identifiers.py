@@ -1,4 +1,5 @@
-"""Chinese identifiers (domain rules §13): unified social credit codes and resident identity numbers."""
+"""Chinese identifiers (domain rules §13): unified social credit codes and resident identity numbers, and
+the masked form of any identity number that parties other than customs see (spec §7.2)."""
 from __future__ import annotations
 
 from datetime import date
@@ -46,11 +47,36 @@ def resident_id_problem(number: str) -> str | None:
     return None
 
 
+MASK = "*"
+# Spec §7.2: outside customs an identity number shows at most its first 4 and last 4 characters, with at
+# least half of it masked; a number shorter than this shows only its last 2 (a 9-character passport such as
+# E12345678 → *******78). Resident ids (18 characters) show 4 + 4: 1101**********0011.
+SHORT_ID_BELOW = 12
+
+
+def visible_ends(length: int) -> tuple[int, int]:
+    """How many leading and trailing characters of an identity number of `length` characters may be shown
+    outside customs (spec §7.2). Never more than half of the number is shown, whatever its length."""
+    if length < SHORT_ID_BELOW:
+        return 0, min(2, length // 2)
+    shown = min(4, length // 4)
+    return shown, shown
+
+
 def mask_id_number(number: str) -> str:
-    """`110101199003070011` -> `1101**********0011`: what every party but customs may see."""
-    if len(number) <= 8:
-        return "*" * len(number)
-    return number[:4] + "*" * (len(number) - 8) + number[-4:]
+    """What every party but customs may see of an identity number (spec §7.2):
+    `110101199003070011` → `1101**********0011`, passport `E12345678` → `*******78`.
+
+    Idempotent: masking an already masked number gives it back unchanged, and masking a half-masked
+    value (`E123*5678`) masks it properly (`*******78`), so applying it to anything claiming to be masked
+    is always safe. The length is kept (it says which kind of number it was, nothing more)."""
+    head, tail = visible_ends(len(number))
+    return number[:head] + MASK * (len(number) - head - tail) + (number[len(number) - tail:] if tail else "")
+
+
+def is_masked_id_number(value: str) -> bool:
+    """True when `value` reveals no more than `mask_id_number` would (the spec §7.2 masked form)."""
+    return mask_id_number(value) == value
 
 
 def order_key(platform_code: str, order_no: str) -> str:

@@ -5,7 +5,7 @@ import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, PlainSerializer, WithJsonSchema
+from pydantic import AfterValidator, BeforeValidator, Field, PlainSerializer, WithJsonSchema
 
 from contracts.identifiers import mask_id_number
 
@@ -110,7 +110,13 @@ Currency = Annotated[str, AfterValidator(_currency), WithJsonSchema({"type": "st
 
 
 def _masked(value: str) -> str:
-    return value if "*" in value else mask_id_number(value)
+    # Always masked again, never trusted because it already holds a '*': masking is idempotent, so a
+    # properly masked value is unchanged, while a full number or a half-masked one from a careless producer
+    # (`E123*5678`, the 1.0 form of a passport) is cut down to what spec §7.2 lets non-customs readers see.
+    return mask_id_number(value)
 
 
-MaskedIdNumber = Annotated[str, AfterValidator(_masked)]
+MaskedIdNumber = Annotated[str, AfterValidator(_masked), Field(description=(
+    "the identity number as every party but customs sees it (spec §7.2): at most its first 4 and last 4 "
+    "characters shown and at least half masked with '*' (resident id 1101**********0011); a number shorter "
+    "than 12 characters shows only its last 2 (passport *******78). Readers mask the value again on receipt."))]
