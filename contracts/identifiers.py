@@ -2,6 +2,8 @@
 the masked form of any identity number that parties other than customs see (spec §7.2)."""
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from datetime import date
 
 USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
@@ -77,6 +79,23 @@ def mask_id_number(number: str) -> str:
 def is_masked_id_number(value: str) -> bool:
     """True when `value` reveals no more than `mask_id_number` would (the spec §7.2 masked form)."""
     return mask_id_number(value) == value
+
+
+NAME_WITHHELD = "[name withheld]"
+
+
+def redact(text: str, names: Iterable[str | None] = (), id_numbers: Iterable[str | None] = ()) -> str:
+    """`text` with every known personal value of one case taken out: each name (case-insensitive)
+    becomes `[name withheld]`, each identity number (case-insensitive) its masked form.
+
+    For free text that leaves customs (an inspector's note published in a reason): the people of the
+    order are known there, so their values are replaced exactly, whatever their format, which no
+    pattern could promise. Longer values are replaced first so that a name inside another stays whole."""
+    replacements = [(n, NAME_WITHHELD) for n in names if n and n.strip()]
+    replacements += [(i, mask_id_number(i.upper())) for i in id_numbers if i]
+    for value, shown in sorted(replacements, key=lambda r: -len(r[0])):
+        text = re.sub(re.escape(value.strip()), shown, text, flags=re.IGNORECASE)
+    return text
 
 
 def order_key(platform_code: str, order_no: str) -> str:

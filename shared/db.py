@@ -14,11 +14,14 @@ def is_sqlite(url: str) -> bool:
 def create_engine(url: str, *, read_only: bool = False) -> AsyncEngine:
     """`read_only` engines are for queries: on SQLite their transactions are deferred, so readers never
     queue for the write lock (WAL lets them read beside the writer)."""
+    # hide_parameters: a failed statement's error (logged, and written into dead-letter headers) names the
+    # statement but not the row's values, which may hold names and documents (spec §7.2).
     if is_sqlite(url):
-        engine = create_async_engine(url, connect_args={"timeout": 30}, pool_size=5, max_overflow=5)
+        engine = create_async_engine(url, connect_args={"timeout": 30}, pool_size=5, max_overflow=5,
+                                     hide_parameters=True)
         _make_sqlite_transactional(engine, "BEGIN" if read_only else "BEGIN IMMEDIATE")
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True)
 
 
 def _make_sqlite_transactional(engine: AsyncEngine, begin: str) -> None:

@@ -548,8 +548,10 @@ class Desk:
         if file.status != "inspection":
             raise NotInInspection(f"the order is {file.status}, not held for inspection")
         self.dirty.add(file.pk)
+        buyer, payer = file.order.buyer, file.payment.payer if file.payment else None
         status, channel, reasons = rules.inspection_outcome(
-            [Reason.model_validate(r) for r in file.reasons], passed, note)
+            [Reason.model_validate(r) for r in file.reasons], passed, note,
+            names=[p.name for p in (buyer, payer) if p], id_numbers=[unsealed_id(buyer), unsealed_id(payer)])
         if passed:
             file.set_outcome(status, channel, reasons, file.tax_mode, file.dutiable_value_cny, now, file.decided_version)
             self._record_export_lines(file)

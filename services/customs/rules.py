@@ -9,7 +9,8 @@ Money is `Decimal` throughout; CNY amounts that leave this module are rounded ha
 because that is what `Money` on the wire can carry.
 
 Full identity numbers reach these rules unsealed, but no message produced here ever contains one:
-reasons travel to every agency and the platform, so they only ever show the masked number.
+reasons travel to every agency and the platform, so they only ever show the masked number, and never a
+buyer's or payer's name (an inspector's note is cleaned of both before it is published).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 
+from contracts.identifiers import redact
 from contracts.v1.events import ExportDeclarationLine, Order, Payment, Reason, ReasonCode, Waybill
 from shared.reference import FxRates, HsEntry, MissingRate
 
@@ -175,7 +177,9 @@ def _identity_mismatches(order: Order, docs: Documents) -> list[str]:
             f"payer id number {payer.id_number_masked} differs from buyer id number {buyer.id_number_masked}"
         )
     if payer.name != buyer.name:
-        details.append(f"payer name {payer.name!r} differs from buyer name {buyer.name!r}")
+        # The names themselves stay out: reasons travel on customs.decision.v1 to every agency and the
+        # platform (spec §6, §7.2), and the platform already knows whom it sold to.
+        details.append("payer name differs from buyer name")
     return details
 
 
@@ -498,13 +502,17 @@ def declares_export_lines(direction: str | None, trade_mode: str | None, status:
     return direction == "export" and trade_mode == "9610" and status == "released"
 
 
-def inspection_outcome(reasons: list[Reason], passed: bool, note: str) -> tuple[str, str | None, list[Reason]]:
+def inspection_outcome(reasons: list[Reason], passed: bool, note: str,
+                       names: Iterable[str | None] = (), id_numbers: Iterable[str | None] = (),
+                       ) -> tuple[str, str | None, list[Reason]]:
     """(status, channel, reasons) after an inspector's result on a parcel held for inspection (domain
     §10): passed → released through the red channel, the selection staying on record; failed → rejected,
     the finding staying SELECTED_FOR_INSPECTION (no other code says "the inspector found a fault") with
-    what the inspector wrote added to its message."""
+    what the inspector wrote added to its message. The note is free text published to every agency, so
+    the `names` and full `id_numbers` of the order's people are taken out of it first (spec §7.2)."""
     if passed:
         return "released", "red", list(reasons)
+    note = redact(note, names, id_numbers) if note else note
     failed = f"inspection failed: {note}" if note else "inspection failed"
     if any(r.code == "SELECTED_FOR_INSPECTION" for r in reasons):
         reasons = [Reason(code=r.code, message=f"{r.message}; {failed}") if r.code == "SELECTED_FOR_INSPECTION"
