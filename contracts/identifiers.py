@@ -91,11 +91,14 @@ def redact(text: str, names: Iterable[str | None] = (), id_numbers: Iterable[str
     For free text that leaves customs (an inspector's note published in a reason): the people of the
     order are known there, so their values are replaced exactly, whatever their format, which no
     pattern could promise. Longer values are replaced first so that a name inside another stays whole."""
-    replacements = [(n, NAME_WITHHELD) for n in names if n and n.strip()]
-    replacements += [(i, mask_id_number(i.upper())) for i in id_numbers if i]
-    for value, shown in sorted(replacements, key=lambda r: -len(r[0])):
-        text = re.sub(re.escape(value.strip()), shown, text, flags=re.IGNORECASE)
-    return text
+    shown = {n.strip().lower(): NAME_WITHHELD for n in names if n and n.strip()}
+    shown.update({i.strip().lower(): mask_id_number(i.strip().upper()) for i in id_numbers if i and i.strip()})
+    if not shown:
+        return text
+    # One pass, longest first: a replacement is never searched again, and a value inside a longer one
+    # (a name inside another) does not split it.
+    pattern = "|".join(re.escape(v) for v in sorted(shown, key=len, reverse=True))
+    return re.sub(pattern, lambda m: shown[m.group(0).lower()], text, flags=re.IGNORECASE)
 
 
 def order_key(platform_code: str, order_no: str) -> str:

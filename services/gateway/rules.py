@@ -12,7 +12,10 @@ from decimal import Decimal
 
 from pydantic import BaseModel
 
+from contracts.identifiers import redact
 from contracts.types import format_money
+from contracts.v1.documents import TrackingEventIn
+from shared.logs import mask_personal_data
 
 AMENDABLE = ("pending", "inspection", "rejected")
 CANCELLABLE = ("pending", "inspection", "rejected")
@@ -24,6 +27,17 @@ def fingerprint(document: BaseModel) -> str:
     # document's identical resubmission into a conflict.
     canonical = json.dumps(document.model_dump(mode="json", exclude_none=True), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def tracking_without_personal_data(doc: TrackingEventIn, names: Iterable[str]) -> TrackingEventIn:
+    """A carrier's tracking report as the mesh may carry it (spec §6, §7.2): its free text (`location`,
+    `note`) reaches logistics, credit's published reasons and the trace, so the names of the order's buyer
+    and payers (`names`) become `[name withheld]` and anything shaped like an identity number is masked
+    (the patterns of `shared.logs.mask_personal_data`). Cut back to the fields' lengths (200, 500)."""
+    def clean(text: str, limit: int) -> str:
+        return mask_personal_data(redact(text, names))[:limit] if text else text
+
+    return doc.model_copy(update={"location": clean(doc.location, 200), "note": clean(doc.note, 500)})
 
 
 def api_key_hash(api_key: str) -> str:

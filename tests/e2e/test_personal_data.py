@@ -155,18 +155,26 @@ def run_workload(api, mesh, parties) -> Workload:
         assert r.status_code == 200, r.text
     wait_for(lambda: api.status(parties.platform, inspected["order_no"])["customs"]["status"] == "rejected",
              what="the failed inspection in the status view")
-    # Tracking events (logistics and credit read them).
+    # Tracking events (logistics and credit read them); one exception whose free text names the buyer and
+    # the passport, as a carrier's clerk might write it (credit publishes exceptions with their note).
     for waybill_no in w.waybills:
         r = api.http.post(f"/v1/waybills/{parties.logistics.code}/{waybill_no}/events", headers=parties.logistics.auth,
                           json={"event": "picked_up", "at": "2026-11-24T12:00:00+08:00", "location": "Hangzhou",
                                 "note": "picked up"})
         assert r.status_code == 202, r.text
+    r = api.http.post(f"/v1/waybills/{parties.logistics.code}/{w.waybills[1]}/events", headers=parties.logistics.auth,
+                      json={"event": "exception", "at": "2026-11-24T13:00:00+08:00",
+                            "location": f"door of {passport['name']}",
+                            "note": f"{passport['name']} (passport {passport['id_number']}) not at home"})
+    assert r.status_code == 202, r.text
     # Poisoned records on a document topic: customs and FX dead-letter them (dead letters are scanned too).
     asyncio.run(produce_poison(mesh.bootstrap, passport))
     for expected, body in w.orders:
         if expected == "released":
             api.wait_view(parties.platform, body["order_no"], "fx")
             api.wait_view(parties.platform, body["order_no"], "tax")
+    wait_for(lambda: api.status(parties.platform, w.orders[1][1]["order_no"])["logistics"]["status"] == "exception",
+             what="the carrier's exception in the status view")
     for service in ("gateway", "customs", "tax", "fx", "logistics", "credit"):
         api.produced(service)  # every outbox drained: what will ever be published has been
     return w

@@ -130,3 +130,18 @@ def test_the_json_formatter_masks_message_extra_fields_and_tracebacks():
     assert "E12345678" not in line
     entry = json.loads(line)
     assert entry["msg"] == "failed for id_number=*******78" and entry["error"] == "passport *******78"
+
+
+def test_a_carriers_free_text_loses_the_orders_names_and_identity_numbers():
+    from contracts.v1.documents import TrackingEventIn
+    from services.gateway.rules import tracking_without_personal_data
+
+    report = TrackingEventIn(event="exception", at="2026-11-24T13:00:00+08:00", location="door of Zhang San",
+                             note="zhang san (passport E12345678, id 110101199003070011) not at home; ask Li Si")
+    clean = tracking_without_personal_data(report, ["Zhang San", "Li Si"])
+    assert clean.location == "door of [name withheld]"
+    assert clean.note == ("[name withheld] (passport *******78, id 1101**********0011) not at home; "
+                          "ask [name withheld]")
+    assert (clean.event, clean.at) == (report.event, report.at)
+    long = TrackingEventIn(event="exception", at="2026-11-24T13:00:00+08:00", location="A " * 100)
+    assert len(tracking_without_personal_data(long, ["A"]).location) == 200  # still fits the field
