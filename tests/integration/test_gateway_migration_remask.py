@@ -1,5 +1,6 @@
 """Migration 0003 of the gateway: documents stored under 1.0 with a passport masked as E123*5678 come out
-masked as spec 1.1 §7.2 says (*******78), on SQLite and on PostgreSQL; other fields and rows untouched."""
+masked as spec 1.1 §7.2 says (*******78), and the customs views lose the names and half-masked numbers 1.0
+reasons carried, on SQLite and on PostgreSQL; other fields and rows untouched."""
 from __future__ import annotations
 
 import asyncio
@@ -46,17 +47,41 @@ async def migrate(url: str) -> tuple[dict, dict]:
         await conn.execute(insert(payments), [
             {"payment_code": "PAY", "payment_no": "N1", "platform_code": "P", "order_no": "O0", "content_hash": "h",
              "document": {"payment_no": "N1", "payer": person("E123*5678")}, "received_at": T0}])
+        views = await conn.run_sync(lambda c: Table("agency_views", MetaData(), Column("view", JSON),
+                                                    Column("updated_at", UtcDateTime()), autoload_with=c))
+        await conn.execute(insert(views), [
+            {"platform_code": "P", "order_no": "O0", "agency": "customs", "version": 1, "updated_at": T0, "view": {
+                "status": "rejected", "channel": None, "reasons": [
+                    {"code": "IDENTITY_MISMATCH", "message": "payer id number E123*5678 differs from buyer id number "
+                     "G765*4321; payer name 'Li Si' differs from buyer name \"Zhang O'Neil\""},
+                    {"code": "SELECTED_FOR_INSPECTION", "message": "inspection failed: zhang san refused"}]}},
+            {"platform_code": "P", "order_no": "O1", "agency": "customs", "version": 1, "updated_at": T0,
+             "view": {"status": "released", "channel": "green", "reasons": []}},
+            {"platform_code": "P", "order_no": "O1", "agency": "tax", "version": 1, "updated_at": T0,
+             "view": {"status": "assessed", "note": "Zhang San"}},
+        ])
     await asyncio.to_thread(command.upgrade, alembic_config("gateway", url), AFTER)
     docs = Table("orders", MetaData(), Column("order_no", String), Column("document", JSON))
     pays = Table("payments", MetaData(), Column("payment_no", String), Column("document", JSON))
     async with engine.connect() as conn:
         order_docs = {r.order_no: r.document for r in await conn.execute(select(docs))}
         payment_docs = {r.payment_no: r.document for r in await conn.execute(select(pays))}
+        views = Table("agency_views", MetaData(), Column("order_no", String), Column("agency", String),
+                      Column("view", JSON))
+        agency_views = {(r.order_no, r.agency): r.view for r in await conn.execute(select(views))}
     await engine.dispose()
-    return order_docs, payment_docs
+    return order_docs, payment_docs, agency_views
 
 
-def check(order_docs: dict, payment_docs: dict) -> None:
+def check(order_docs: dict, payment_docs: dict, agency_views: dict) -> None:
+    assert agency_views == {
+        ("O0", "customs"): {"status": "rejected", "channel": None, "reasons": [
+            {"code": "IDENTITY_MISMATCH", "message": "payer id number *******78 differs from buyer id number "
+             "*******21; payer name differs from buyer name"},
+            {"code": "SELECTED_FOR_INSPECTION", "message": "inspection failed: [name withheld] refused"}]},
+        ("O1", "customs"): {"status": "released", "channel": "green", "reasons": []},
+        ("O1", "tax"): {"status": "assessed", "note": "Zhang San"},  # not a customs view: untouched
+    }
     assert {k: (d["buyer"] or {}).get("id_number_masked") for k, d in order_docs.items()} == {
         "O0": "*******78", "O1": "1101**********0011", "O2": "X12*********567", "EXPORT": None}
     assert order_docs["O0"] == {"order_no": "O0", "buyer": person("*******78")}
