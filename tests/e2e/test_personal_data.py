@@ -6,6 +6,8 @@ The rules checked, for every number submitted (resident ids, passports, other nu
   - its full form appears nowhere: not on any topic, not in any database (customs' included: customs
     keeps it sealed), not in any API answer, not in any log line;
   - nothing shows more of it than its masked form does (`E123*5678`, the 1.0 form of a passport, is a leak);
+  - no valid resident id at all, whoever submitted it (the session's other tests share the mesh), appears
+    in full;
 and for every buyer's and payer's name:
   - it appears only in the documents as submitted and published on the `sw.*` topics (spec §4, §6) and
     in customs; never in an agency's answer topic (customs.decision.v1, tax, fx, logistics, credit) or its
@@ -27,7 +29,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from contracts.identifiers import mask_id_number
+from contracts.identifiers import mask_id_number, resident_id_problem
 from contracts.topics import PAYMENT_SUBMITTED
 from tests.conftest import database_urls
 from tests.e2e.conftest import inspected_order_no, released_order_no
@@ -99,6 +101,16 @@ def id_leaks(text: str, numbers: set[str]) -> list[str]:
             if not shown <= allowed:
                 leaks.append(f"{m.group(1)!r} shows more of a {len(number)}-character number than spec §7.2 allows")
     return leaks
+
+
+_RESIDENT_ID_SHAPE = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dX](?![0-9A-Za-z])", re.IGNORECASE)
+
+
+def any_resident_id(text: str) -> list[str]:
+    """Every valid resident identity number in `text`, whoever submitted it (this session's other tests
+    included): a real one (check character and birth date) is never shown in full outside customs' seal."""
+    return [f"a full resident id {mask_id_number(m.group(0))}" for m in _RESIDENT_ID_SHAPE.finditer(text)
+            if resident_id_problem(m.group(0).upper()) is None]
 
 
 def name_leaks(text: str, names: set[str]) -> list[str]:
@@ -255,7 +267,7 @@ def test_no_identity_number_or_name_outside_customs_beyond_its_masked_form(api, 
     findings: list[Finding] = []
 
     def check(where: str, text: str, *, names_allowed: bool) -> None:
-        findings.extend(Finding(where, leak) for leak in id_leaks(text, w.ids))
+        findings.extend(Finding(where, leak) for leak in id_leaks(text, w.ids) + any_resident_id(text))
         if not names_allowed:
             findings.extend(Finding(where, leak) for leak in name_leaks(text, w.names))
 
