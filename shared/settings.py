@@ -14,6 +14,7 @@ from shared.reference import PROJECT_ROOT
 
 DEFAULT_ADMIN_TOKEN = "dev-admin-token"
 DEFAULT_CUSTOMS_ID_KEY = "dev-customs-id-key"
+DEFAULT_GATEWAY_FINGERPRINT_KEY = "dev-gateway-fingerprint-key"
 
 
 class Settings(BaseSettings):
@@ -40,6 +41,9 @@ class Settings(BaseSettings):
     sw_topic_partitions: int = 4
     # The key that seals buyers' identity numbers for customs (spec §6); only gateway and customs hold it.
     sw_customs_id_key: str = DEFAULT_CUSTOMS_ID_KEY
+    # The gateway's key for document fingerprints (idempotency): keyed, so that a stored fingerprint cannot
+    # be reversed into the identity number it covers by trying every number. Must stay the same over time.
+    sw_gateway_fingerprint_key: str = DEFAULT_GATEWAY_FINGERPRINT_KEY
     # How many records one consumer batch takes, and how long it waits to fill one.
     sw_batch_max_records: int = 500
     sw_batch_wait_ms: int = 100
@@ -84,6 +88,8 @@ class Settings(BaseSettings):
                 raise SystemExit("SW_ADMIN_TOKEN must be set to a secret value when SW_ENV=production")
             if self.sw_customs_id_key == DEFAULT_CUSTOMS_ID_KEY:
                 raise SystemExit("SW_CUSTOMS_ID_KEY must be set to a secret value when SW_ENV=production")
+            if self.sw_gateway_fingerprint_key == DEFAULT_GATEWAY_FINGERPRINT_KEY:
+                raise SystemExit("SW_GATEWAY_FINGERPRINT_KEY must be set to a secret value when SW_ENV=production")
 
 
 @lru_cache(maxsize=1)

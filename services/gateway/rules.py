@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import statistics
 from collections import defaultdict
@@ -16,17 +17,31 @@ from contracts.identifiers import redact
 from contracts.types import format_money
 from contracts.v1.documents import TrackingEventIn
 from shared.logs import mask_personal_data
+from shared.settings import settings
 
 AMENDABLE = ("pending", "inspection", "rejected")
 CANCELLABLE = ("pending", "inspection", "rejected")
 
 
-def fingerprint(document: BaseModel) -> str:
-    """Same document, same fingerprint, whatever the key order or number formatting it was sent with."""
+def fingerprint(document: BaseModel, key: str | None = None) -> str:
+    """Same document, same fingerprint, whatever the key order or number formatting it was sent with:
+    64 hex characters, HMAC-SHA256 under `key` (default SW_GATEWAY_FINGERPRINT_KEY) of the canonical
+    form's SHA-256.
+
+    Keyed because the fingerprint covers the buyer's or payer's full identity number while the stored
+    document keeps only its masked form: with every other field known, a plain digest gives the number
+    back to anyone who tries the few million resident ids the mask leaves open (spec §7.2)."""
     # Absent and null are the same submission: a field added later as optional must not turn an old
     # document's identical resubmission into a conflict.
     canonical = json.dumps(document.model_dump(mode="json", exclude_none=True), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return keyed_fingerprint(hashlib.sha256(canonical.encode()).hexdigest(), key)
+
+
+def keyed_fingerprint(digest: str, key: str | None = None) -> str:
+    """The stored fingerprint of a document whose canonical SHA-256 is `digest` (hex); gateway migration
+    0004 applies it to the plain digests stored before 1.1."""
+    secret = (key if key is not None else settings().sw_gateway_fingerprint_key).encode()
+    return hmac.new(secret, digest.encode(), hashlib.sha256).hexdigest()
 
 
 def tracking_without_personal_data(doc: TrackingEventIn, names: Iterable[str]) -> TrackingEventIn:

@@ -145,3 +145,21 @@ def test_a_carriers_free_text_loses_the_orders_names_and_identity_numbers():
     assert (clean.event, clean.at) == (report.event, report.at)
     long = TrackingEventIn(event="exception", at="2026-11-24T13:00:00+08:00", location="A " * 100)
     assert len(tracking_without_personal_data(long, ["A"]).location) == 200  # still fits the field
+
+
+def test_a_stored_fingerprint_is_keyed_so_it_cannot_be_reversed_into_the_identity_number():
+    import hashlib
+
+    from contracts.examples import IMPORT_ORDER_IN
+    from contracts.v1.documents import OrderIn
+    from services.gateway.rules import fingerprint
+
+    order = OrderIn.model_validate(IMPORT_ORDER_IN)
+    canonical = json.dumps(order.model_dump(mode="json", exclude_none=True), sort_keys=True, separators=(",", ":"))
+    assert fingerprint(order, "k1") == fingerprint(OrderIn.model_validate(IMPORT_ORDER_IN), "k1")  # idempotent
+    assert fingerprint(order, "k1") != fingerprint(order, "k2")
+    # Without the key, trying every resident id against the stored value finds nothing.
+    assert fingerprint(order, "k1") != hashlib.sha256(canonical.encode()).hexdigest()
+    other = OrderIn.model_validate({**IMPORT_ORDER_IN, "buyer": {**IMPORT_ORDER_IN["buyer"],
+                                                                 "id_number": "11010519491231002X"}})
+    assert fingerprint(other, "k1") != fingerprint(order, "k1")  # another buyer is another document
