@@ -151,6 +151,21 @@ def run_workload(api, mesh, parties) -> Workload:
            payer=w.person("Payer", "passport", "E" + _rand(8)))
     submit("rejected", w.person("Buyer", "resident_id", new_resident_id("19850101")),
            payer=w.person("Payer", "resident_id", new_resident_id("19851231")))
+    # A passport filed through the batch twin (spec §7.1), with its payment and waybill.
+    batch_buyer = w.person("Buyer", "passport", "E" + _rand(8))
+    body = order_body(platform, parties.ecommerce.code, released_order_no(platform))
+    body["buyer"] = {**batch_buyer, "phone": "13800000000"}
+    body["consignee"]["name"] = "Parcel Recipient"
+    r = api.http.post("/v1/orders:batch", json={"documents": [body]}, headers=parties.platform.auth)
+    assert r.status_code == 200 and r.json()["results"][0]["status"] == 202, r.text
+    payment = payment_body(parties.payment.code, body)
+    payment["payer"] = {k: batch_buyer[k] for k in ("name", "id_type", "id_number")}
+    r = api.http.post("/v1/payments:batch", json={"documents": [payment]}, headers=parties.payment.auth)
+    assert r.status_code == 200 and r.json()["results"][0]["status"] == 202, r.text
+    waybill = waybill_body(parties.logistics.code, body)
+    assert api.waybill(parties.logistics, waybill).status_code == 202
+    w.orders.append(("released", body))
+    w.waybills.append(waybill["waybill_no"])
     # Held for inspection, then failed with a note naming the buyer and the number (an officer's free text).
     inspected_buyer = w.person("Buyer", "passport", "E" + _rand(8))
     inspected = submit("inspection", inspected_buyer, order_no=inspected_order_no(platform))
