@@ -12,7 +12,8 @@ set of patterns, and a pattern can only catch a number it can recognise:
   - any value labelled as an identity number (`id_number`, `id_no`, `passport`, `身份证`, … followed by
     `=`, `:` or a space, in JSON, a repr or prose), whatever its format: passports and other numbers;
   - the shapes of PRC passports (E or G and 8 digits, E and a letter and 7 digits), anywhere.
-Each is cut down to its masked form (`contracts.identifiers.mask_id_number`). What no pattern can catch:
+Each is cut down to its masked form (`contracts.identifiers.mask_id_number`); and the input a Pydantic
+validation error echoes (a whole document, names included) is dropped. What no pattern can catch:
 an unlabelled foreign passport or other number of arbitrary shape in free text (it looks like any other
 code). That is why the first defence, not this one, is the rule; the end-to-end scan
 (tests/e2e/test_personal_data.py) checks the whole mesh's log lines against the numbers it submitted.
@@ -44,10 +45,19 @@ _LABELLED_ID = re.compile(
 _PASSPORT = re.compile(r"(?<![0-9A-Za-z])(?:[EG]\d{8}|E[A-Z]\d{7})(?![0-9A-Za-z])")
 
 
+# The input a Pydantic validation error echoes (`[type=missing, input_value={'name': …}, input_type=dict]`):
+# a whole document, names included, when a model-level check fails. Its place is kept, its value dropped.
+# A message cut short (`repr(err)[:500]`) may end inside the echo: then everything after `input_value=` goes.
+_ECHOED_INPUT = re.compile(r"input_value=(?:.*?, input_type=(\w+)\]|.*\Z)", re.DOTALL)
+
+
 def mask_personal_data(text: str) -> str:
     """`text` with every identity number the patterns above recognise replaced by its masked form
     (spec §7.2): `… 110101199003070011 …` → `… 1101**********0011 …`, `passport E12345678` →
-    `passport *******78`. Already masked values are left as they are."""
+    `passport *******78`, and the input a validation error echoes left out. Already masked values are left
+    as they are."""
+    text = _ECHOED_INPUT.sub(lambda m: f"input_value=…, input_type={m.group(1)}]" if m.group(1) else "input_value=…",
+                             text)
     text = _LABELLED_ID.sub(lambda m: m.group("label") + mask_id_number(m.group("value")), text)
     text = _RESIDENT_ID.sub(lambda m: mask_id_number(m.group(0)), text)
     return _PASSPORT.sub(lambda m: mask_id_number(m.group(0)), text)

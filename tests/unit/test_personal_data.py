@@ -163,3 +163,19 @@ def test_a_stored_fingerprint_is_keyed_so_it_cannot_be_reversed_into_the_identit
     other = OrderIn.model_validate({**IMPORT_ORDER_IN, "buyer": {**IMPORT_ORDER_IN["buyer"],
                                                                  "id_number": "11010519491231002X"}})
     assert fingerprint(other, "k1") != fingerprint(order, "k1")  # another buyer is another document
+
+
+def test_log_masking_drops_the_input_a_validation_error_echoes():
+    from pydantic import BaseModel, ValidationError
+
+    class Payer(BaseModel):
+        name: str
+        amount: int
+
+    with pytest.raises(ValidationError) as raised:
+        Payer.model_validate({"nam": "Zhang San", "amount": "x", "passport_holder": "E1234567X"})
+    line = mask_personal_data(repr(raised.value) + str(raised.value))
+    assert "Zhang San" not in line and "E1234567X" not in line
+    assert "input_value=…, input_type=dict]" in line and "Field required" in line
+    cut = repr(raised.value)[:repr(raised.value).index("Zhang") + 7]  # as `repr(err)[:500]` may cut it
+    assert "Zhang" not in mask_personal_data(cut)
