@@ -21,7 +21,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from cryptography.fernet import InvalidToken
 
 from contracts.identifiers import order_key
 from contracts.v1.events import (
@@ -39,7 +38,7 @@ from services.customs.rules import Documents, Party
 from services.customs.tables import order_files
 from shared.clock import china_date
 from shared.reference import FxRates, HsEntry, MissingRate
-from shared.sealing import pseudonym, unseal
+from shared.sealing import CannotUnseal, pseudonym, unseal
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +85,7 @@ def unsealed_id(person: SealedPerson | None) -> str | None:
         return None
     try:
         return unseal(person.id_number_sealed).upper()
-    except (InvalidToken, ValueError, TypeError):
+    except CannotUnseal:
         log.warning("identity number could not be unsealed", extra={"error": person.id_number_masked})
         return None
 
