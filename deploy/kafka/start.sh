@@ -4,12 +4,11 @@
 # Formats DATA_DIR on first use, writes DATA_DIR/kafka.pid and DATA_DIR/kafka.port, and returns once the
 # broker accepts connections. PORT defaults to a free loopback port.
 #
-# SW_KAFKA_SECURE=1: clients must authenticate with SASL/SCRAM-SHA-512 (listener SASL_PLAINTEXT) and are
-# authorised by ACLs (StandardAuthorizer, nothing allowed without an ACL). KAFKA_ADMIN_PASSWORD is the
-# password of the super user `admin` (the broker itself, topic creation, ACLs); KAFKA_SCRAM_USERS
-# ("name=password name=password ...") are the SCRAM users created when DATA_DIR is formatted (deploy/mesh.py
-# passes one per service). The controller listener uses SASL/PLAIN with the admin user alone (KRaft
-# controllers cannot use SCRAM). A data dir keeps the mode it was formatted in.
+# SW_KAFKA_SECURE=1: clients must authenticate with SASL/SCRAM-SHA-512 and are authorised by ACLs
+# (secure.properties.sh, shared with docker-compose.yml's broker). KAFKA_ADMIN_PASSWORD is the password of the
+# super user `admin` (the broker itself, topic creation, ACLs); KAFKA_SCRAM_USERS ("name=password ...") are
+# the SCRAM users created when DATA_DIR is formatted (deploy/mesh.py passes one per service, see
+# deploy/kafka_secure.py). A data dir keeps the mode it was formatted in.
 set -euo pipefail
 umask 077  # server.properties may hold the admin password
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -34,33 +33,20 @@ if [ -f "$dir/security.mode" ] && [ "$(cat "$dir/security.mode")" != "$mode" ]; 
 fi
 if [ "$mode" = sasl ]; then
   : "${KAFKA_ADMIN_PASSWORD:?SW_KAFKA_SECURE=1 needs KAFKA_ADMIN_PASSWORD}"
-  scram="org.apache.kafka.common.security.scram.ScramLoginModule"
-  plain="org.apache.kafka.common.security.plain.PlainLoginModule"
-  listeners="listeners=SASL_PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port
-advertised.listeners=SASL_PLAINTEXT://127.0.0.1:$port
-listener.security.protocol.map=SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT
-inter.broker.listener.name=SASL_PLAINTEXT
-sasl.enabled.mechanisms=SCRAM-SHA-512
-sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
-listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=$scram required username=\"admin\" password=\"$KAFKA_ADMIN_PASSWORD\";
-sasl.mechanism.controller.protocol=PLAIN
-listener.name.controller.sasl.enabled.mechanisms=PLAIN
-listener.name.controller.plain.sasl.jaas.config=$plain required username=\"admin\" password=\"$KAFKA_ADMIN_PASSWORD\" user_admin=\"$KAFKA_ADMIN_PASSWORD\";
-authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
-super.users=User:admin
-allow.everyone.if.no.acl.found=false"
+  . "$here/secure.properties.sh"
+  listeners="$(secure_listeners 127.0.0.1 "$port" 127.0.0.1 "$controller_port" 127.0.0.1)"
 else
   listeners="listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port
 advertised.listeners=PLAINTEXT://127.0.0.1:$port
+controller.quorum.voters=1@127.0.0.1:$controller_port
+controller.listener.names=CONTROLLER
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
 inter.broker.listener.name=PLAINTEXT"
 fi
 cat > "$dir/server.properties" <<PROPS
 process.roles=broker,controller
 node.id=1
-controller.quorum.voters=1@127.0.0.1:$controller_port
 $listeners
-controller.listener.names=CONTROLLER
 log.dirs=$dir/data
 num.partitions=4
 auto.create.topics.enable=false
@@ -82,9 +68,7 @@ if [ ! -f "$dir/data/meta.properties" ]; then
   cluster_id="$(java -cp "$cp" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)"
   scram_args=()
   if [ "$mode" = sasl ]; then
-    for user in "admin=$KAFKA_ADMIN_PASSWORD" ${KAFKA_SCRAM_USERS:-}; do
-      scram_args+=(--add-scram "SCRAM-SHA-512=[name=${user%%=*},password=${user#*=}]")
-    done
+    while read -r user; do scram_args+=(--add-scram "$user"); done < <(scram_users)
   fi
   java -cp "$cp" kafka.tools.StorageTool format -t "$cluster_id" -c "$dir/server.properties" "${scram_args[@]}" \
     >"$dir/format.log" 2>&1
