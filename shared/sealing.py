@@ -5,8 +5,8 @@ PUBLIC key (`SW_CUSTOMS_SEALING_PUBLIC_KEY`) and can seal but never open: a seal
 recipient under a throw-away sender key, so not even the process that sealed a number can read it back.
 Customs alone holds the PRIVATE key (`SW_CUSTOMS_SEALING_PRIVATE_KEY`). No other service is given either.
 
-A token is the sealed box in URL-safe base64 (32-byte ephemeral public key + ciphertext + 16-byte tag: 66
-characters more than the number). Each sealing draws a new ephemeral key, so one number never gives the same
+A token is the sealed box in URL-safe base64 (32-byte ephemeral public key + ciphertext + 16-byte tag: 48
+bytes more than the number). Each sealing draws a new ephemeral key, so one number never gives the same
 token twice and tokens cannot be compared; customs compares numbers after opening them.
 
 `pseudonym` is not sealing: it is customs' keyed digest of an opened number (the key of a buyer's annual
