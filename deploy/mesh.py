@@ -168,6 +168,7 @@ class Mesh:
             self.start_broker(kafka_port)
         else:
             self.bootstrap = os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+            self.secure = False  # a cluster of one's own: principals from KAFKA_SASL_* (docs/security.md)
         self.create_topics()
         for name in self.ports:
             self.start_service(name)
