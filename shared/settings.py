@@ -1,13 +1,14 @@
 """Settings from the environment (spec §1). One object per process, read once."""
 from __future__ import annotations
 
+import base64
 import os
 from datetime import date
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.reference import PROJECT_ROOT
@@ -95,6 +96,21 @@ class Settings(BaseSettings):
     def _empty_means_no_end(cls, value: object) -> object:
         # An empty variable is how a deployment says "no end date" (compose files cannot unset a default).
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("sw_customs_sealing_public_key", "sw_customs_sealing_private_key")
+    @classmethod
+    def _x25519_key(cls, value: str, info: ValidationInfo) -> str:
+        # A sealing key is base64 of 32 raw bytes (python -m shared.sealing keygen); a wrong one is refused at
+        # start rather than at the first identity number. Empty private key: none (see the field).
+        value = value.strip()
+        if value or info.field_name == "sw_customs_sealing_public_key":
+            try:
+                raw = base64.b64decode(value, validate=True)
+            except ValueError:
+                raw = b""
+            if len(raw) != 32:
+                raise ValueError("a sealing key is the base64 of 32 bytes (python -m shared.sealing keygen)")
+        return value
 
     @model_validator(mode="after")
     def _insync_within_replicas(self) -> "Settings":

@@ -156,6 +156,16 @@ def test_topics_are_created_with_the_replication_settings(monkeypatch):
     assert (local.sw_topic_replication_factor, local.sw_topic_min_insync_replicas) == (1, 1)
 
 
+@pytest.mark.parametrize("field", ["sw_customs_sealing_public_key", "sw_customs_sealing_private_key"])
+@pytest.mark.parametrize("value", ["abc", "c2hvcnQ=", PUBLIC + "AA"])
+def test_a_malformed_sealing_key_is_refused_at_start(field, value):
+    with pytest.raises(ValueError, match="32 bytes"):
+        Settings(**{field: value})
+    with pytest.raises(ValueError, match="32 bytes"):
+        Settings(sw_customs_sealing_public_key="")
+    assert Settings(sw_customs_sealing_private_key="").sw_customs_sealing_private_key == ""
+
+
 def test_min_insync_replicas_cannot_exceed_the_replicas():
     with pytest.raises(ValueError, match="MIN_INSYNC"):
         Settings(sw_topic_replication_factor=2, sw_topic_min_insync_replicas=3)
