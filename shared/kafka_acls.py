@@ -140,3 +140,8 @@ async def apply(admin: AIOKafkaAdminClient, wanted: list[Acl]) -> tuple[list[Acl
         for result in response.filter_responses:
             _check(result[0], f"delete ACLs: {result[1]}")
     return missing, extra
+
+
+if __name__ == "__main__":  # python -m shared.kafka_acls: the list the broker is given, one rule a line
+    for rule in acls_for(subscriptions()):
+        print(f"{rule.principal:16} {rule.operation:5} {rule.resource_type:5} {rule.pattern:8} {rule.resource}")
