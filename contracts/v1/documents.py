@@ -115,9 +115,19 @@ class OrderIn(Strict):
     buyer: Buyer | None = None
     consignee: Consignee | None = None
     destination_country: Country | None = None
+    # Spec §7.2: the firms the order was paid and shipped with (as customs' own order message names them).
+    # Named, they are the only firms whose payment and waybill the single window accepts for the order.
+    payment_code: str | None = Field(default=None, min_length=1, max_length=32,
+                                     description="the payment firm that took the payment (optional)")
+    payment_transaction_id: str | None = Field(default=None, min_length=1, max_length=64,
+                                               description="that firm's payment_no for it (optional; needs payment_code)")
+    logistics_code: str | None = Field(default=None, min_length=1, max_length=32,
+                                       description="the logistics firm that ships it (optional)")
 
     @model_validator(mode="after")
     def _consistent(self) -> "OrderIn":
+        if self.payment_transaction_id is not None and self.payment_code is None:
+            raise_field("payment_code", "required", "payment_transaction_id names a payment of a firm: name payment_code too")
         seen: set[str] = set()
         for i, item in enumerate(self.items):
             if item.item_no in seen:
