@@ -42,6 +42,21 @@ class EnterpriseRegistration(Strict):
         return self
 
 
+class PlatformList(Strict):
+    """`PUT /v1/enterprises/{code}/platforms` (spec §7.2): the platforms that may declare for this ecommerce
+    enterprise; an empty list lifts the restriction (any registered platform may, as in 1.0)."""
+
+    platforms: list[str] = Field(max_length=1000, description="platform enterprise codes; [] lifts the restriction")
+
+    @model_validator(mode="after")
+    def _codes(self) -> "PlatformList":
+        for i, code in enumerate(self.platforms):
+            if not 1 <= len(code) <= 32:
+                raise_field(f"platforms[{i}]", "length", "an enterprise code has 1 to 32 characters")
+        self.platforms = sorted(set(self.platforms))
+        return self
+
+
 class FieldProblem(ValueError):
     """A cross-field check that names the field it is about (spec §2: `errors[].field`)."""
 
