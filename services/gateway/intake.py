@@ -229,8 +229,10 @@ class Lot:
     named: dict[tuple[str, str], tuple[str, str | None, str | None]] = field(default_factory=dict)
     bindings: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
     customs: dict[tuple[str, str], str] = field(default_factory=dict)
-    # Orders: ecommerce code → the platforms it lets declare for it (absent: any platform may).
+    # Orders: ecommerce code → the platforms it lets declare for it (absent: any platform may), and the
+    # payments and waybills their orders are bound to already ((platform, order_no, kind) → (firm, number)).
     platforms: dict[str, set[str]] = field(default_factory=dict)
+    bound: dict[tuple[str, str, str], tuple[str, str]] = field(default_factory=dict)
     traces: list[dict] = field(default_factory=list)
 
 
@@ -281,8 +283,7 @@ async def _open_lot(uow: UnitOfWork, kind: Kind, items: Sequence[Prepared]) -> L
                 enterprise_platforms.c.ecommerce_code.in_(sellers))):
             lot.platforms.setdefault(r.ecommerce_code, set()).add(r.platform_code)
         if any(_named_firms(d.doc) for d in items):
-            lot.bindings = {(p, o, k): bound for (p, o, k), bound in
-                            (await _bindings_of(uow.session, {"payment", "waybill"}, wanted)).items()}  # type: ignore[misc]
+            lot.bound = await _bindings_of(uow.session, {"payment", "waybill"}, wanted)
         return lot
     rows = await uow.session.execute(_pairs_query(
         orders, "platform_code", "order_no", wanted, orders.c.direction,
@@ -361,7 +362,7 @@ def _check(lot: Lot, item: Prepared) -> None:
     waybills the order's named firm (403, the firm's field) and number (409, `order_no`)."""
     d = item.doc
     if lot.kind is ORDER:
-        check_order_parties(lot.parties, lot.platforms, lot.bindings, d)
+        check_order_parties(lot.parties, lot.platforms, lot.bound, d)
         return
     _require_registered(lot, [("platform_code", d.platform_code, "platform")])
     named = lot.named.get((d.platform_code, d.order_no))

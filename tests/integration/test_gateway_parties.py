@@ -444,3 +444,44 @@ async def test_over_the_keys_rate_is_429_with_retry_after_and_batches_count_thei
     # Per key: another enterprise's key, and the operator, are not slowed by it.
     assert (await gw.call("GET", f"/v1/enterprises/{other}", other)).status_code == 200
     assert (await gw.call("GET", "/v1/stats", token=OPERATOR)).status_code == 200
+
+
+# --- set-based ---------------------------------------------------------------------------------------------
+
+
+async def test_the_new_checks_cost_one_query_per_table_per_lot_not_per_document(gw):
+    from sqlalchemy import event  # noqa: PLC0415
+
+    from services.gateway import intake  # noqa: PLC0415
+    from services.gateway.auth import Caller  # noqa: PLC0415
+
+    platform, seller, payer = await gw.register(["platform"]), await gw.register(["ecommerce"]), await gw.register(["payment"])
+    assert (await gw.call("PUT", f"/v1/enterprises/{seller}/platforms", seller, {"platforms": [platform]})).status_code == 200
+    bodies = [{**order_body(platform, seller, f"ORD-SET-{i}"), "payment_code": payer} for i in range(40)]
+
+    async def lot(caller: Caller, kind: intake.Kind, documents: list[dict]) -> tuple[list[int], list[str]]:
+        statements: list[str] = []
+        listen = lambda *a: statements.append(a[2])  # noqa: E731 - (conn, cursor, statement, …)
+        event.listen(gateway.service.engine.sync_engine, "before_cursor_execute", listen)
+        try:
+            async with gateway.service.unit_of_work() as uow:
+                outcomes = await intake.accept(uow, [intake.prepare(caller, kind, d) for d in documents])
+        finally:
+            event.remove(gateway.service.engine.sync_engine, "before_cursor_execute", listen)
+        return [o.status for o in outcomes], statements
+
+    def count(statements: list[str], start: str, table: str) -> int:
+        return sum(s.startswith(start) and f"FROM {table}" in s.split(" WHERE")[0] for s in statements)
+
+    statuses, statements = await lot(Caller(platform, frozenset({"platform"})), intake.ORDER, bodies)
+    assert statuses == [202] * 40
+    assert count(statements, "SELECT", "enterprise_platforms") == 1
+    assert count(statements, "SELECT", "order_bindings") == 1
+    assert count(statements, "SELECT", "enterprises") == 1
+    documents = [payment_body(payer, b) for b in bodies] + [payment_body(payer, bodies[0], payment_no="PAY-2ND")]
+    statuses, statements = await lot(Caller(payer, frozenset({"payment"})), intake.PAYMENT, documents)
+    assert statuses == [202] * 40 + [409]
+    for table in ("enterprises", "payments", "orders", "order_bindings"):
+        assert count(statements, "SELECT", table) == 1, table
+    assert sum(s.startswith("INSERT INTO order_bindings") for s in statements) == 1
+    assert sum(s.startswith("INSERT INTO payments") for s in statements) == 1
