@@ -17,6 +17,8 @@ enterprises = Table(
     Column("roles", JSON, nullable=False),
     Column("country", String(2), nullable=False),
     Column("customs_credit", String(16), nullable=False),
+    # The registration's key, as issued; who may call is decided by `api_keys` alone (migration 0003 copied
+    # it there), so revoking it there is enough.
     Column("api_key_hash", String(64), nullable=False, unique=True),
     Column("registered_at", UtcDateTime(), nullable=False),
 )
