@@ -485,3 +485,50 @@ async def test_the_new_checks_cost_one_query_per_table_per_lot_not_per_document(
         assert count(statements, "SELECT", table) == 1, table
     assert sum(s.startswith("INSERT INTO order_bindings") for s in statements) == 1
     assert sum(s.startswith("INSERT INTO payments") for s in statements) == 1
+
+
+# --- races (PostgreSQL) ------------------------------------------------------------------------------------
+
+
+async def test_two_firms_racing_to_pay_one_order_on_postgresql_one_binds_the_other_is_409(postgres_port, monkeypatch):
+    """Two payments for one order in two concurrent transactions: the binding's primary key lets exactly one
+    win; the other's savepoint is undone, it reads the binding and is answered 409 naming order_no."""
+    import asyncio  # noqa: PLC0415
+    import uuid  # noqa: PLC0415
+
+    from services.gateway import intake  # noqa: PLC0415
+    from services.gateway.auth import Caller  # noqa: PLC0415
+    from tests.conftest import create_database  # noqa: PLC0415
+
+    redecided = []
+    real = intake._accept_one
+
+    async def counted(uow, lot, item):  # noqa: ANN001, ANN202
+        redecided.append(item.key)
+        return await real(uow, lot, item)
+
+    monkeypatch.setattr(intake, "_accept_one", counted)
+    await gateway.service.open_database(create_database(postgres_port, f"parties_{uuid.uuid4().hex[:10]}"))
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway.app), base_url="http://gateway") as client:
+            gw = Gateway(client)
+            platform, seller = await gw.register(["platform"]), await gw.register(["ecommerce"])
+            firms = [await gw.register(["payment"]) for _ in range(2)]
+            for round_no in range(5):
+                order = order_body(platform, seller, f"ORD-RACE-{round_no}")
+                assert (await gw.call("POST", "/v1/orders", platform, order)).status_code == 202
+                lots = [[intake.prepare(Caller(firm, frozenset({"payment"})), intake.PAYMENT, payment_body(firm, order))]
+                        for firm in firms]
+                results = await asyncio.gather(*(intake.run_lots(gateway.service.unit_of_work, [lot]) for lot in lots))
+                statuses = sorted(outcomes[0][0].status for outcomes in results)
+                assert statuses == [202, 409], statuses
+                loser = next(o[0][0] for o in results if o[0][0].status == 409)
+                assert loser.body["errors"][0]["field"] == "order_no"
+            print("lots decided again after losing the race:", len(redecided))
+            assert redecided, "the two transactions never overlapped: the race was not run"
+            async with gateway.service.sessions() as session:
+                assert await session.scalar(select(func.count()).select_from(payments)) == 5
+                assert await session.scalar(select(func.count()).select_from(order_bindings)) == 5
+    finally:
+        await gateway.service.stop()
+        gateway.group_commit = None
