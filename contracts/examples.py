@@ -235,6 +235,9 @@ IMPORT_ORDER = {
               "id_number_sealed": BUYER_ID_SEALED, "phone": "13800000000"},
     "consignee": CONSIGNEE,
     "destination_country": None,
+    "payment_code": None,  # spec §7.2: the firms an order may name (none named here)
+    "payment_transaction_id": None,
+    "logistics_code": None,
 }
 
 EXPORT_ORDER = {
@@ -256,6 +259,9 @@ EXPORT_ORDER = {
     "buyer": None,
     "consignee": US_CONSIGNEE,
     "destination_country": "US",
+    "payment_code": None,  # spec §7.2: the firms an order may name (none named here)
+    "payment_transaction_id": None,
+    "logistics_code": None,
 }
 
 
@@ -281,6 +287,9 @@ IMPORT_ORDER_V2 = {
     "buyer": IMPORT_ORDER["buyer"],
     "consignee": CONSIGNEE,
     "destination_country": None,
+    "payment_code": None,  # spec §7.2: the firms an order may name (none named here)
+    "payment_transaction_id": None,
+    "logistics_code": None,
 }
 
 IMPORT_WAYBILL = {**IMPORT_WAYBILL_IN}

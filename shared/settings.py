@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     # `sw_api_key_cache_seconds`; an unknown key is answered 401 from memory for the (shorter) negative TTL.
     sw_api_key_cache_seconds: float = Field(default=5.0, ge=0)
     sw_api_key_negative_cache_seconds: float = Field(default=1.0, ge=0)
+    # Per-key rate limit of the gateway (spec §7.2), per gateway process: this many requests a second on
+    # average over a moving window of `sw_rate_limit_window_seconds` (so a full batch of 500 fits); a batch
+    # counts one per document. 0 switches the limit off.
+    sw_rate_limit_per_second: float = Field(default=200.0, ge=0)
+    sw_rate_limit_window_seconds: int = Field(default=5, ge=1)
 
     @field_validator("sw_order_v1_until", mode="before")
     @classmethod
