@@ -39,7 +39,7 @@ def fingerprint(document: BaseModel, key: str | None = None) -> str:
 
 def keyed_fingerprint(digest: str, key: str | None = None) -> str:
     """The stored fingerprint of a document whose canonical SHA-256 is `digest` (hex); gateway migration
-    0004 applies it to the plain digests stored before 1.1."""
+    0005 applies it to the plain digests stored before 1.1."""
     secret = (key if key is not None else settings().sw_gateway_fingerprint_key).encode()
     return hmac.new(secret, digest.encode(), hashlib.sha256).hexdigest()
 
@@ -65,6 +65,22 @@ def submission_outcome(stored_fingerprint: str | None, new_fingerprint: str) -> 
     if stored_fingerprint is None:
         return "new"
     return "same" if stored_fingerprint == new_fingerprint else "conflict"
+
+
+def bound_document_action(bound: tuple[str, str] | None, key: tuple[str, str], changed: bool,
+                          customs_status: str) -> str:
+    """A payment or waybill with business key `key` (firm, number) for an order bound to `bound` (the first
+    one accepted for it, or None), `changed` when `key` is already stored with other content (spec §7.2):
+    "new" (it binds the order), "correct" (the bound document corrected by its firm while customs has not
+    released the order, §4.5), "conflict" (the key is stored for something else), "bound_elsewhere" (the
+    order has another payment or waybill: one per order), or the customs status that forbids the correction."""
+    if bound is None:
+        return "conflict" if changed else "new"
+    if bound != key:
+        return "bound_elsewhere"
+    if not changed:
+        return "conflict"  # a binding always has its stored document; never reached
+    return "correct" if correction_allowed(customs_status) else customs_status
 
 
 def correction_allowed(customs_status: str) -> bool:

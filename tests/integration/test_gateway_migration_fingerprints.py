@@ -1,4 +1,4 @@
-"""Migration 0004 of the gateway: fingerprints stored before 1.1 (plain SHA-256 of the canonical document,
+"""Migration 0005 of the gateway: fingerprints stored before 1.1 (plain SHA-256 of the canonical document,
 reversible into the identity number it covers) become keyed, and a document resubmitted after the
 migration still has the fingerprint stored for it (idempotency kept), on SQLite and on PostgreSQL."""
 from __future__ import annotations
@@ -42,11 +42,16 @@ async def migrate(url: str) -> tuple[dict, set]:
     await asyncio.to_thread(command.upgrade, alembic_config("gateway", url), BEFORE)
     engine = create_engine(url)
     async with engine.begin() as conn:
-        orders, tracking = await conn.run_sync(lambda c: (
+        orders, tracking, waybills = await conn.run_sync(lambda c: (
             Table("orders", MetaData(), Column("actual_paid", ExactDecimal(18, 2)), Column("submitted_at", UtcDateTime()),
                   Column("updated_at", UtcDateTime()), Column("document", JSON), autoload_with=c),
             Table("tracking_events", MetaData(), Column("at", UtcDateTime()), Column("received_at", UtcDateTime()),
+                  autoload_with=c),
+            Table("waybills", MetaData(), Column("received_at", UtcDateTime()), Column("document", JSON),
                   autoload_with=c)))
+        await conn.execute(insert(waybills), [
+            {"logistics_code": "L", "waybill_no": "W1", "platform_code": "P", "order_no": "A",
+             "content_hash": plain(EVENTS[0]), "document": {}, "received_at": T0}])
         await conn.execute(insert(orders), [
             {"platform_code": "P", "order_no": n, "version": 1, "content_hash": plain(ORDER), "document": {},
              "ecommerce_code": "E", "direction": "import", "trade_mode": "9610", "currency": "CNY",
@@ -60,13 +65,15 @@ async def migrate(url: str) -> tuple[dict, set]:
         o = Table("orders", MetaData(), Column("order_no", String), Column("content_hash", String))
         t = Table("tracking_events", MetaData(), Column("waybill_no", String), Column("content_hash", String))
         order_hashes = {r.order_no: r.content_hash for r in await conn.execute(select(o))}
+        w = Table("waybills", MetaData(), Column("waybill_no", String), Column("content_hash", String))
+        order_hashes.update({r.waybill_no: r.content_hash for r in await conn.execute(select(w))})
         tracking_hashes = {(r.waybill_no, r.content_hash) for r in await conn.execute(select(t))}
     await engine.dispose()
     return order_hashes, tracking_hashes
 
 
 def check(order_hashes: dict, tracking_hashes: set) -> None:
-    assert order_hashes == {"A": fingerprint(ORDER), "B": fingerprint(ORDER)}
+    assert order_hashes == {"A": fingerprint(ORDER), "B": fingerprint(ORDER), "W1": fingerprint(EVENTS[0])}
     assert fingerprint(ORDER) != plain(ORDER)
     assert tracking_hashes == {(w, fingerprint(e)) for w in ("W1", "W2") for e in EVENTS}  # each keyed once
 

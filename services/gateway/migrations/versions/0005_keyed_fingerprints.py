@@ -1,4 +1,4 @@
-"""keyed fingerprints: the stored fingerprints (content_hash) of orders, payments and tracking events become
+"""keyed fingerprints: the stored fingerprints (content_hash) of orders, payments, waybills and tracking events become
 HMAC-SHA256 under SW_GATEWAY_FINGERPRINT_KEY of the plain SHA-256 stored before.
 
 Why: an order's or payment's fingerprint covers the full identity number while the stored document keeps
@@ -30,6 +30,7 @@ CHUNK = 1000
 TABLES = {
     "orders": ("platform_code", "order_no"),
     "payments": ("payment_code", "payment_no"),
+    "waybills": ("logistics_code", "waybill_no"),
     "tracking_events": ("logistics_code", "waybill_no", "content_hash"),
 }
 

@@ -9,7 +9,7 @@ Data only; nothing to undo (a masked number cannot be unmasked). The events alre
 rewritten: every reader masks `id_number_masked` again on receipt (contracts.types.MaskedIdNumber).
 
 Revision ID: 7e3c91a4b2d8
-Revises: 5b1f0c7a9d2e
+Revises: 7d3e2a91c4b8
 Create Date: 2026-11-29 09:50:00
 """
 import re
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '7e3c91a4b2d8'
-down_revision = '5b1f0c7a9d2e'
+down_revision = '7d3e2a91c4b8'
 branch_labels = None
 depends_on = None
 
