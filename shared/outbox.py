@@ -49,14 +49,20 @@ def outbox_row(payload: BaseModel, source: str, correlation_id: str, key: str | 
 def dead_letter_row(topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]],
                     error: str, source: str, partition: int, offset: int) -> dict:
     # The record goes untouched; what went wrong travels in headers.
-    kept = {k: v.decode("utf-8", "replace") for k, v in headers or []}
+    kept = {k: v.decode("utf-8", "replace") for k, v in headers or [] if not k.startswith("dlq.")}
     kept.update({
         "dlq.error": error[:2000], "dlq.source": source, "dlq.original_topic": topic,
         "dlq.original_partition": str(partition), "dlq.original_offset": str(offset),
     })
+    text_key = (key or b"").decode("utf-8", "replace")
+    if len(text_key) > OUTBOX.c.key.type.length:
+        # A key longer than the outbox column must not stop the record from being set aside (that would
+        # wedge its partition): the dead letter is keyed by its start, the whole key travels in a header.
+        kept["dlq.original_key"] = text_key
+        text_key = text_key[:OUTBOX.c.key.type.length]
     return {
         "topic": f"{topic}.dlq",
-        "key": (key or b"").decode("utf-8", "replace"),
+        "key": text_key,
         "value": value or b"",
         "headers": json.dumps(kept),
         "created_at": datetime.now(timezone.utc),
