@@ -1,0 +1,298 @@
+"""Dead letters: list them per service, and replay them after a fix.
+
+    python -m shared.deadletters list [--service customs] [--open] [--json]
+    python -m shared.deadletters replay --service customs (--id ID [--id ID …] | --all) [--json]
+    make dead-letters                      # the list; make dead-letters ARGS="replay --service customs --all"
+
+A consumer that gives up on a record writes it, untouched, to `<topic>.dlq` with what went wrong in `dlq.*`
+headers (shared/batch.py, shared/outbox.py `dead_letter_row`). This command reads every `.dlq` topic with a
+consumer of its own (no group, nothing committed) and shows each dead letter: its id
+(`<dlq topic>:<partition>:<offset>`), the service that gave up on it (`dlq.source`), the original topic,
+partition and offset, the error, when, and what became of it:
+
+- `open`: not replayed yet;
+- `replayed, pending`: replayed, and the service's consumer group has not yet committed past the replay;
+- `replayed, handled`: the group has moved past the replay and did not dead-letter it again;
+- `replayed, failed again as ID`: the replay was dead-lettered again (the fix did not cover it); replay ID
+  after the next fix.
+
+Replaying republishes the dead letter's key, value and original headers to the original topic and partition
+(so it stays in order with its key), with `sw.replay-of` (the dead letter's id) and `sw.replay-for` (the
+service). Every consumer group of that topic reads it, but only the named service handles it; the others
+ignore it, having handled the original. That service's inbox knows a replay by the dead letter it replays, not
+by the event id (which it already holds as dead-lettered), so the replay is handled as a new delivery, and a
+replay delivered twice, or the same dead letter replayed twice, is handled once. Each replay is recorded on
+the `ops.dead-letter-replays` topic (contracts/topics.py DEAD_LETTER_REPLAYS), which is how `list` knows.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import os
+import sys
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from contracts.topics import DEAD_LETTER_REPLAYS
+from shared.batch import REPLAY_FOR, REPLAY_OF
+from shared.settings import settings
+
+REPLAYED_AT = "sw.replayed-at"
+
+
+@dataclass
+class Replay:
+    """One replay of a dead letter, as recorded on DEAD_LETTER_REPLAYS."""
+
+    dead_letter: str
+    service: str
+    topic: str
+    partition: int
+    offset: int  # where the replay landed on the original topic
+    replayed_at: str
+    by: str
+
+
+@dataclass
+class DeadLetter:
+    """A record of a `.dlq` topic and what the operator needs to know about it."""
+
+    id: str  # <dlq topic>:<partition>:<offset>
+    service: str
+    original_topic: str
+    original_partition: int
+    original_offset: int
+    error: str
+    at: str  # when it was dead-lettered (the dead letter's broker timestamp, UTC, ISO 8601)
+    key: str | None
+    replay_of: str | None = None  # set when this dead letter is a replay that failed again
+    status: str = "open"
+    replays: list[Replay] = field(default_factory=list)
+    failed_again_as: str | None = None
+    value: bytes = field(default=b"", repr=False)
+    headers: list[tuple[str, bytes]] = field(default_factory=list, repr=False)
+
+    def summary(self) -> dict:
+        """What `list --json` prints: everything but the record's value and headers."""
+        data = asdict(self)
+        data.pop("value"), data.pop("headers")
+        return data
+
+
+def bootstrap_servers(explicit: str | None = None) -> str:
+    """The broker: `--bootstrap`, else KAFKA_BOOTSTRAP_SERVERS, else the one `make up` started (its port in
+    `$SW_RUN_DIR/kafka/kafka.port`), else the settings' default."""
+    if explicit:
+        return explicit
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        return os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+    port_file = Path(settings().sw_run_dir) / "kafka" / "kafka.port"
+    if port_file.exists():
+        return f"127.0.0.1:{port_file.read_text().strip()}"
+    return settings().kafka_bootstrap_servers
+
+
+async def _read_all(bootstrap: str, topics: list[str]) -> list:
+    """Every record of `topics` from the beginning to their end offsets as of now (no group, no commit)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                                client_id="sw-dead-letters")
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+        if not partitions:
+            return []
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        pending = {tp for tp in partitions if ends[tp] > 0}
+        records: list = []
+        while pending:
+            batch = await consumer.getmany(*pending, timeout_ms=1000)
+            for tp, rs in batch.items():
+                records += [r for r in rs if r.offset < ends[tp]]
+            for tp in list(pending):
+                if await consumer.position(tp) >= ends[tp]:
+                    pending.discard(tp)
+        return records
+    finally:
+        await consumer.stop()
+
+
+async def _topics(bootstrap: str) -> set[str]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, client_id="sw-dead-letters")
+    await consumer.start()
+    try:
+        return set(await consumer.topics())
+    finally:
+        await consumer.stop()
+
+
+def _dead_letter(record) -> DeadLetter:  # noqa: ANN001
+    headers = list(record.headers or [])
+    h = {k: v.decode("utf-8", "replace") for k, v in headers}
+    key = h.get("dlq.original_key") or (record.key.decode("utf-8", "replace") if record.key else None)
+    return DeadLetter(
+        id=f"{record.topic}:{record.partition}:{record.offset}", service=h.get("dlq.source", "?"),
+        original_topic=h.get("dlq.original_topic", record.topic.removesuffix(".dlq")),
+        original_partition=int(h.get("dlq.original_partition", -1)),
+        original_offset=int(h.get("dlq.original_offset", -1)), error=h.get("dlq.error", ""),
+        at=datetime.fromtimestamp(record.timestamp / 1000, timezone.utc).isoformat(timespec="seconds"),
+        key=key or None, replay_of=h.get(REPLAY_OF), value=record.value or b"", headers=headers)
+
+
+async def _committed(bootstrap: str, groups: set[str]) -> dict[str, dict[tuple[str, int], int]]:
+    """The committed offsets of each consumer group (a service's group is its name)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="sw-dead-letters")
+    await admin.start()
+    try:
+        result = {}
+        for group in groups:
+            offsets = await admin.list_consumer_group_offsets(group)
+            result[group] = {(tp.topic, tp.partition): meta.offset for tp, meta in offsets.items()}
+        return result
+    finally:
+        await admin.close()
+
+
+async def dead_letters(bootstrap: str | None = None, service: str | None = None,
+                       groups: dict[str, str] | None = None) -> list[DeadLetter]:
+    """Every dead letter on the broker (of `service` only, if given), oldest first per topic, each with
+    its status and replays (see the module). `groups`: a service's consumer group when it is not the
+    service's name (tests)."""
+    bootstrap = bootstrap_servers(bootstrap)
+    topics = await _topics(bootstrap)
+    letters = [_dead_letter(r) for r in await _read_all(bootstrap, sorted(t for t in topics if t.endswith(".dlq")))]
+    replays: dict[str, list[Replay]] = {}
+    if DEAD_LETTER_REPLAYS in topics:
+        for r in await _read_all(bootstrap, [DEAD_LETTER_REPLAYS]):
+            replay = Replay(**json.loads(r.value))
+            replays.setdefault(replay.dead_letter, []).append(replay)
+    failed_again = {d.replay_of: d.id for d in letters if d.replay_of}
+    groups = groups or {}
+    wanted_groups = {groups.get(d.service, d.service) for d in letters if d.id in replays and d.id not in failed_again}
+    committed = await _committed(bootstrap, wanted_groups) if wanted_groups else {}
+    for d in letters:
+        d.replays = replays.get(d.id, [])
+        if d.id in failed_again:
+            d.status, d.failed_again_as = f"replayed, failed again as {failed_again[d.id]}", failed_again[d.id]
+        elif d.replays:
+            offsets = committed.get(groups.get(d.service, d.service), {})
+            handled = any(offsets.get((r.topic, r.partition), -1) > r.offset for r in d.replays)
+            d.status = "replayed, handled" if handled else "replayed, pending"
+    return [d for d in letters if service is None or d.service == service]
+
+
+async def replay(letters: list[DeadLetter], bootstrap: str | None = None, by: str | None = None) -> list[Replay]:
+    """Republishes each dead letter to its original topic and partition for the service that dead-lettered
+    it (see the module), then records the replay on DEAD_LETTER_REPLAYS. Replaying one twice is harmless: the
+    service's inbox knows the second copy. Returns what was replayed, in order."""
+    bootstrap = bootstrap_servers(bootstrap)
+    by = by or _operator()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all",
+                                client_id="sw-dead-letters")
+    await producer.start()
+    done: list[Replay] = []
+    try:
+        for d in letters:
+            now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            partition = d.original_partition if d.original_partition >= 0 else None
+            meta = await producer.send_and_wait(d.original_topic, value=d.value,
+                                                key=d.key.encode() if d.key is not None else None,
+                                                partition=partition, headers=replay_headers(d, now))
+            record = Replay(dead_letter=d.id, service=d.service, topic=meta.topic, partition=meta.partition,
+                            offset=meta.offset, replayed_at=now, by=by)
+            await producer.send_and_wait(DEAD_LETTER_REPLAYS, json.dumps(asdict(record)).encode(), key=d.id.encode())
+            done.append(record)
+    finally:
+        await producer.stop()
+    return done
+
+
+def replay_headers(d: DeadLetter, replayed_at: str) -> list[tuple[str, bytes]]:
+    """The headers of the replay of `d`: the original ones (type, version, correlation_id, traceparent, ...)
+    without the dead letter's `dlq.*` and the marks of an earlier replay, then who is to handle it."""
+    headers = [(k, v) for k, v in d.headers if not k.startswith(("dlq.", "sw.replay"))]
+    return headers + [(REPLAY_OF, d.id.encode()), (REPLAY_FOR, d.service.encode()), (REPLAYED_AT, replayed_at.encode())]
+
+
+def _operator() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no login name in a container: say so rather than fail the replay
+        return "unknown"
+
+
+def _print_table(letters: list[DeadLetter]) -> None:
+    if not letters:
+        print("no dead letters")
+        return
+    by_service: dict[str, list[DeadLetter]] = {}
+    for d in letters:
+        by_service.setdefault(d.service, []).append(d)
+    for service in sorted(by_service):
+        rows = by_service[service]
+        print(f"{service}: {len(rows)} dead letter(s), {sum(d.status == 'open' for d in rows)} open")
+        for d in rows:
+            print(f"  {d.id}  {d.at}  from {d.original_topic}:{d.original_partition}:{d.original_offset}"
+                  f"  key {d.key or '-'}  [{d.status}]" + (f"  (replay of {d.replay_of})" if d.replay_of else ""))
+            print(f"      {d.error[:300]}")
+
+
+async def _main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m shared.deadletters", description=__doc__.splitlines()[0])
+    parser.add_argument("--bootstrap", help="host:port of the broker (default: see bootstrap_servers)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    ls = commands.add_parser("list", help="dead letters per service, with what became of them")
+    ls.add_argument("--service", help="only the dead letters this service wrote")
+    ls.add_argument("--open", action="store_true", help="only those not replayed yet")
+    ls.add_argument("--json", action="store_true", help="one JSON array instead of the table")
+    rp = commands.add_parser("replay", help="republish dead letters of one service to their original topics")
+    rp.add_argument("--service", required=True, help="the service that dead-lettered them (and will handle the replay)")
+    chosen = rp.add_mutually_exclusive_group(required=True)
+    chosen.add_argument("--id", action="append", dest="ids", metavar="ID", help="a dead letter's id (repeatable)")
+    chosen.add_argument("--all", action="store_true", help="every open dead letter of the service")
+    rp.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+
+    if args.command == "list":
+        letters = await dead_letters(args.bootstrap, args.service)
+        if args.open:
+            letters = [d for d in letters if d.status == "open"]
+        if args.json:
+            print(json.dumps([d.summary() for d in letters], indent=2, default=str))
+        else:
+            _print_table(letters)
+        return 0
+
+    letters = await dead_letters(args.bootstrap, args.service)
+    if args.all:
+        chosen_letters = [d for d in letters if d.status == "open"]
+    else:
+        by_id = {d.id: d for d in letters}
+        unknown = [i for i in args.ids if i not in by_id]
+        if unknown:
+            print(f"not a dead letter of {args.service}: {', '.join(unknown)}", file=sys.stderr)
+            return 2
+        chosen_letters = [by_id[i] for i in args.ids]
+    done = await replay(chosen_letters, args.bootstrap)
+    if args.json:
+        print(json.dumps([asdict(r) for r in done], indent=2))
+    else:
+        for r in done:
+            print(f"replayed {r.dead_letter} to {r.topic}:{r.partition}:{r.offset} for {r.service}")
+        print(f"{len(done)} replayed")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return asyncio.run(_main(sys.argv[1:] if argv is None else argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
