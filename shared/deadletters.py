@@ -38,6 +38,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
 from contracts.topics import DEAD_LETTER_REPLAYS
 from shared.batch import REPLAY_FOR, REPLAY_OF
@@ -98,42 +99,37 @@ def bootstrap_servers(explicit: str | None = None) -> str:
     return settings().kafka_bootstrap_servers
 
 
-async def _read_all(bootstrap: str, topics: list[str]) -> list:
-    """Every record of `topics` from the beginning to their end offsets as of now (no group, no commit)."""
+async def _partitions(admin: AIOKafkaAdminClient, topics: list[str]) -> list[TopicPartition]:
+    described = await admin.describe_topics(topics) if topics else []
+    return sorted(TopicPartition(t["topic"], p["partition"]) for t in described for p in t["partitions"])
+
+
+async def _read_all(bootstrap: str, partitions: list[TopicPartition]) -> list:
+    """Every record of `partitions` from the beginning to their end offsets as of now, with a consumer of
+    our own (no group, nothing committed)."""
+    if not partitions:
+        return []
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
                                 client_id="sw-dead-letters")
     await consumer.start()
     try:
-        partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
-        if not partitions:
-            return []
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
-        pending = {tp for tp in partitions if ends[tp] > 0}
+        pending = {tp for tp in partitions if await consumer.position(tp) < ends[tp]}
         records: list = []
         while pending:
             batch = await consumer.getmany(*pending, timeout_ms=1000)
             for tp, rs in batch.items():
                 records += [r for r in rs if r.offset < ends[tp]]
-            for tp in list(pending):
-                if await consumer.position(tp) >= ends[tp]:
-                    pending.discard(tp)
-        return records
-    finally:
-        await consumer.stop()
-
-
-async def _topics(bootstrap: str) -> set[str]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, client_id="sw-dead-letters")
-    await consumer.start()
-    try:
-        return set(await consumer.topics())
+            pending = {tp for tp in pending if await consumer.position(tp) < ends[tp]}
+        return sorted(records, key=lambda r: (r.topic, r.partition, r.offset))
     finally:
         await consumer.stop()
 
 
 def _dead_letter(record) -> DeadLetter:  # noqa: ANN001
+    """A `.dlq` record as a DeadLetter (status open until `dead_letters` looks at the replays)."""
     headers = list(record.headers or [])
     h = {k: v.decode("utf-8", "replace") for k, v in headers}
     key = h.get("dlq.original_key") or (record.key.decode("utf-8", "replace") if record.key else None)
@@ -146,44 +142,46 @@ def _dead_letter(record) -> DeadLetter:  # noqa: ANN001
         key=key or None, replay_of=h.get(REPLAY_OF), value=record.value or b"", headers=headers)
 
 
-async def _committed(bootstrap: str, groups: set[str]) -> dict[str, dict[tuple[str, int], int]]:
-    """The committed offsets of each consumer group (a service's group is its name)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="sw-dead-letters")
-    await admin.start()
+async def _committed(admin: AIOKafkaAdminClient, group: str) -> dict[tuple[str, int], int]:
+    """The offsets `group` has committed (a service's consumer group is its name); none if it has none."""
     try:
-        result = {}
-        for group in groups:
-            offsets = await admin.list_consumer_group_offsets(group)
-            result[group] = {(tp.topic, tp.partition): meta.offset for tp, meta in offsets.items()}
-        return result
-    finally:
-        await admin.close()
+        offsets = await admin.list_consumer_group_offsets(group)
+    except KafkaError:  # no such group yet (not even its coordinator is known): nothing committed
+        return {}
+    return {(tp.topic, tp.partition): meta.offset for tp, meta in offsets.items()}
 
 
 async def dead_letters(bootstrap: str | None = None, service: str | None = None,
                        groups: dict[str, str] | None = None) -> list[DeadLetter]:
-    """Every dead letter on the broker (of `service` only, if given), oldest first per topic, each with
-    its status and replays (see the module). `groups`: a service's consumer group when it is not the
-    service's name (tests)."""
+    """Every dead letter on the broker (of `service` only, if given), in topic, partition and offset order,
+    each with its status and replays (see the module). `groups`: a service's consumer group when it is not
+    the service's name (tests)."""
     bootstrap = bootstrap_servers(bootstrap)
-    topics = await _topics(bootstrap)
-    letters = [_dead_letter(r) for r in await _read_all(bootstrap, sorted(t for t in topics if t.endswith(".dlq")))]
-    replays: dict[str, list[Replay]] = {}
-    if DEAD_LETTER_REPLAYS in topics:
-        for r in await _read_all(bootstrap, [DEAD_LETTER_REPLAYS]):
-            replay = Replay(**json.loads(r.value))
-            replays.setdefault(replay.dead_letter, []).append(replay)
-    failed_again = {d.replay_of: d.id for d in letters if d.replay_of}
     groups = groups or {}
-    wanted_groups = {groups.get(d.service, d.service) for d in letters if d.id in replays and d.id not in failed_again}
-    committed = await _committed(bootstrap, wanted_groups) if wanted_groups else {}
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="sw-dead-letters")
+    await admin.start()
+    try:
+        topics = set(await admin.list_topics())
+        letters = [_dead_letter(r) for r in
+                   await _read_all(bootstrap, await _partitions(admin, sorted(t for t in topics if t.endswith(".dlq"))))]
+        replays: dict[str, list[Replay]] = {}
+        if DEAD_LETTER_REPLAYS in topics:
+            for r in await _read_all(bootstrap, await _partitions(admin, [DEAD_LETTER_REPLAYS])):
+                replay = Replay(**json.loads(r.value))
+                replays.setdefault(replay.dead_letter, []).append(replay)
+        committed = {group: await _committed(admin, group)
+                     for group in {groups.get(d.service, d.service) for d in letters if d.id in replays}}
+    finally:
+        await admin.close()
+    failed_again = {d.replay_of: d.id for d in letters if d.replay_of}
     for d in letters:
         d.replays = replays.get(d.id, [])
         if d.id in failed_again:
             d.status, d.failed_again_as = f"replayed, failed again as {failed_again[d.id]}", failed_again[d.id]
         elif d.replays:
             offsets = committed.get(groups.get(d.service, d.service), {})
-            handled = any(offsets.get((r.topic, r.partition), -1) > r.offset for r in d.replays)
+            # handled once the group has moved past every replay of it (and none came back as a dead letter)
+            handled = all(offsets.get((r.topic, r.partition), -1) > r.offset for r in d.replays)
             d.status = "replayed, handled" if handled else "replayed, pending"
     return [d for d in letters if service is None or d.service == service]
 
