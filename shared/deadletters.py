@@ -40,8 +40,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+
 from contracts.topics import DEAD_LETTER_REPLAYS
-from shared.batch import REPLAY_FOR, REPLAY_OF
+from shared.batch import REPLAY_FOR, REPLAY_OF, replay_inbox_id
+from shared.http import Operator, Problem
+from shared.tables import INBOX
 from shared.settings import settings
 
 REPLAYED_AT = "sw.replayed-at"
@@ -224,6 +230,60 @@ def _operator() -> str:
         return getpass.getuser()
     except Exception:  # noqa: BLE001 - no login name in a container: say so rather than fail the replay
         return "unknown"
+
+
+class ReplayRequest(BaseModel):
+    """`POST /v1/dead-letters:replay`: the dead letters of this service to replay, or all its open ones."""
+
+    model_config = ConfigDict(extra="forbid")
+    ids: list[str] = Field(default_factory=list, max_length=1000, description="dead letter ids, as listed")
+    all: bool = Field(default=False, description="every open dead letter of this service")
+
+
+def back_office(service) -> APIRouter:  # noqa: ANN001 - shared.runtime.Service (imported by it)
+    """The operator's routes of every service (operator token): its dead letters, and replaying them.
+
+    `GET /v1/dead-letters[?open=true]`: this service's dead letters as `list --json` shows them, each with
+    `inbox`, what this service's inbox holds for its replay (`handled`, `dead_letter`, or null: not yet
+    delivered). `POST /v1/dead-letters:replay` `{"ids": [...]}` or `{"all": true}`: 202 and the replays made;
+    an id that is not one of this service's dead letters is 422 naming `ids[i]`, and nothing is replayed."""
+    # Operations, not the public interface of spec v1: kept out of the published OpenAPI document.
+    router = APIRouter(prefix="/v1", tags=["dead letters"], include_in_schema=False)
+
+    async def listing(open_only: bool = False) -> list[DeadLetter]:
+        letters = await dead_letters(service.settings.kafka_bootstrap_servers, service.name,
+                                     groups={service.name: service.group_id or service.name})
+        return [d for d in letters if d.status == "open"] if open_only else letters
+
+    @router.get("/dead-letters")
+    async def list_dead_letters(_: Operator, open: bool = False):  # noqa: A002 - the query parameter's name
+        letters = await listing(open)
+        ids = {replay_inbox_id(d.id): d for d in letters if d.replays}
+        outcomes: dict[str, str] = {}
+        if ids:
+            async with service.readers() as session:
+                rows = await session.execute(select(INBOX.c.event_id, INBOX.c.outcome).where(INBOX.c.event_id.in_(ids)))
+                outcomes = {ids[r.event_id].id: r.outcome for r in rows}
+        return {"service": service.name,
+                "dead_letters": [{**d.summary(), "inbox": outcomes.get(d.id)} for d in letters]}
+
+    @router.post("/dead-letters:replay", status_code=202)
+    async def replay_dead_letters(body: ReplayRequest, _: Operator):
+        letters = await listing()
+        if body.all:
+            chosen = [d for d in letters if d.status == "open"]
+        else:
+            by_id = {d.id: d for d in letters}
+            errors = [{"field": f"ids[{i}]", "code": "unknown_dead_letter",
+                       "message": f"{x} is not a dead letter of {service.name}"} for i, x in enumerate(body.ids) if x not in by_id]
+            if errors or not body.ids:
+                raise Problem(422, "Unprocessable Content", "name dead letters of this service, or all: true",
+                              errors=errors or [{"field": "ids", "code": "missing", "message": "no dead letter named"}])
+            chosen = [by_id[x] for x in body.ids]
+        done = await replay(chosen, service.settings.kafka_bootstrap_servers, by="back office")
+        return {"service": service.name, "replayed": [asdict(r) for r in done]}
+
+    return router
 
 
 def _print_table(letters: list[DeadLetter]) -> None:

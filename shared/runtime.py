@@ -262,6 +262,9 @@ class Service:
         from shared.http import install_problem_details  # noqa: PLC0415 - avoids an import cycle
 
         install_problem_details(app)
+        from shared.deadletters import back_office  # noqa: PLC0415 - it builds on this module's Service
+
+        app.include_router(back_office(self))
         for router in routers:
             app.include_router(router)
         return app
