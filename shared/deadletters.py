@@ -12,7 +12,9 @@ partition and offset, the error, when, and what became of it:
 
 - `open`: not replayed yet;
 - `replayed, pending`: replayed, and the service's consumer group has not yet committed past the replay;
-- `replayed, handled`: the group has moved past the replay and did not dead-letter it again;
+- `replayed, handled`: the group has moved past the replay and did not dead-letter it again (a replay that
+  fails again shows up as a dead letter within a relay cycle; the service's back office, `GET
+  /v1/dead-letters`, also shows what its inbox made of the replay);
 - `replayed, failed again as ID`: the replay was dead-lettered again (the fix did not cover it); replay ID
   after the next fix.
 
@@ -39,7 +41,6 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
-
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
@@ -47,8 +48,8 @@ from sqlalchemy import select
 from contracts.topics import DEAD_LETTER_REPLAYS
 from shared.batch import REPLAY_FOR, REPLAY_OF, replay_inbox_id
 from shared.http import Operator, Problem
-from shared.tables import INBOX
 from shared.settings import settings
+from shared.tables import INBOX
 
 REPLAYED_AT = "sw.replayed-at"
 
@@ -105,6 +106,14 @@ def bootstrap_servers(explicit: str | None = None) -> str:
     return settings().kafka_bootstrap_servers
 
 
+def _client_options() -> dict:
+    """Security options of this command's Kafka clients: none on the PLAINTEXT broker of `make up`. On a
+    broker with ACLs the command needs a principal that may read the `.dlq` topics and DEAD_LETTER_REPLAYS,
+    describe the services' consumer groups, and write the original topics (to be wired to the runtime's own
+    client options when the secured broker lands)."""
+    return {}
+
+
 async def _partitions(admin: AIOKafkaAdminClient, topics: list[str]) -> list[TopicPartition]:
     described = await admin.describe_topics(topics) if topics else []
     return sorted(TopicPartition(t["topic"], p["partition"]) for t in described for p in t["partitions"])
@@ -116,7 +125,7 @@ async def _read_all(bootstrap: str, partitions: list[TopicPartition]) -> list:
     if not partitions:
         return []
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                client_id="sw-dead-letters")
+                                client_id="sw-dead-letters", **_client_options())
     await consumer.start()
     try:
         consumer.assign(partitions)
@@ -164,7 +173,7 @@ async def dead_letters(bootstrap: str | None = None, service: str | None = None,
     the service's name (tests)."""
     bootstrap = bootstrap_servers(bootstrap)
     groups = groups or {}
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="sw-dead-letters")
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="sw-dead-letters", **_client_options())
     await admin.start()
     try:
         topics = set(await admin.list_topics())
@@ -199,7 +208,7 @@ async def replay(letters: list[DeadLetter], bootstrap: str | None = None, by: st
     bootstrap = bootstrap_servers(bootstrap)
     by = by or _operator()
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all",
-                                client_id="sw-dead-letters")
+                                client_id="sw-dead-letters", **_client_options())
     await producer.start()
     done: list[Replay] = []
     try:
@@ -216,6 +225,15 @@ async def replay(letters: list[DeadLetter], bootstrap: str | None = None, by: st
     finally:
         await producer.stop()
     return done
+
+
+def why_not_replay(d: DeadLetter) -> str | None:
+    """Why `d` must not be replayed, or None. A dead letter whose replay failed again is replayed through
+    the newer dead letter: its own replay id is already in the service's inbox (as dead-lettered), so
+    another replay of it would be taken for a copy and skipped."""
+    if d.failed_again_as:
+        return f"{d.id} was replayed and failed again as {d.failed_again_as}: replay that one"
+    return None
 
 
 def replay_headers(d: DeadLetter, replayed_at: str) -> list[tuple[str, bytes]]:
@@ -280,6 +298,10 @@ def back_office(service) -> APIRouter:  # noqa: ANN001 - shared.runtime.Service 
                 raise Problem(422, "Unprocessable Content", "name dead letters of this service, or all: true",
                               errors=errors or [{"field": "ids", "code": "missing", "message": "no dead letter named"}])
             chosen = [by_id[x] for x in body.ids]
+            refused = [{"field": f"ids[{i}]", "code": "replayed_and_failed_again", "message": why_not_replay(d)}
+                       for i, d in enumerate(chosen) if why_not_replay(d)]
+            if refused:
+                raise Problem(422, "Unprocessable Content", "replay the newer dead letter instead", errors=refused)
         done = await replay(chosen, service.settings.kafka_bootstrap_servers, by="back office")
         return {"service": service.name, "replayed": [asdict(r) for r in done]}
 
@@ -338,6 +360,10 @@ async def _main(argv: list[str]) -> int:
             print(f"not a dead letter of {args.service}: {', '.join(unknown)}", file=sys.stderr)
             return 2
         chosen_letters = [by_id[i] for i in args.ids]
+        refused = [why for d in chosen_letters if (why := why_not_replay(d))]
+        if refused:
+            print("\n".join(refused), file=sys.stderr)
+            return 2
     done = await replay(chosen_letters, args.bootstrap)
     if args.json:
         print(json.dumps([asdict(r) for r in done], indent=2))
