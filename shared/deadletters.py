@@ -39,6 +39,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.structs import ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter
@@ -46,7 +47,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from contracts.topics import DEAD_LETTER_REPLAYS
-from shared.batch import REPLAY_FOR, REPLAY_OF, replay_inbox_id
+from shared import kafka
+from shared.batch import REPLAY_FOR, REPLAY_OF, is_transient, replay_inbox_id
 from shared.http import Operator, Problem
 from shared.settings import settings
 from shared.tables import INBOX
@@ -62,9 +64,10 @@ class Replay:
     service: str
     topic: str
     partition: int
-    offset: int  # where the replay landed on the original topic
+    offset: int  # where the replay landed on the original topic; -1: handled in place by the service's back office
     replayed_at: str
     by: str
+    outcome: str | None = None  # in place: what the service's inbox holds for it (handled, dead_letter)
 
 
 @dataclass
@@ -107,11 +110,11 @@ def bootstrap_servers(explicit: str | None = None) -> str:
 
 
 def _client_options() -> dict:
-    """Security options of this command's Kafka clients: none on the PLAINTEXT broker of `make up`. On a
-    broker with ACLs the command needs a principal that may read the `.dlq` topics and DEAD_LETTER_REPLAYS,
-    describe the services' consumer groups, and write the original topics (to be wired to the runtime's own
-    client options when the secured broker lands)."""
-    return {}
+    """Security options of this command's Kafka clients, as every client of the process (shared/kafka.py).
+    On a broker with ACLs the command runs as the admin principal (KAFKA_SASL_USERNAME/PASSWORD): it reads
+    every `.dlq` topic and the services' group offsets and writes the original topics, which no service may.
+    A service's back office replays in place instead (`back_office`), within its own rights."""
+    return kafka.client_options()
 
 
 async def _partitions(admin: AIOKafkaAdminClient, topics: list[str]) -> list[TopicPartition]:
@@ -196,7 +199,8 @@ async def dead_letters(bootstrap: str | None = None, service: str | None = None,
         elif d.replays:
             offsets = committed.get(groups.get(d.service, d.service), {})
             # handled once the group has moved past every replay of it (and none came back as a dead letter)
-            handled = all(offsets.get((r.topic, r.partition), -1) > r.offset for r in d.replays)
+            handled = all(r.outcome == "handled" if r.offset < 0 else offsets.get((r.topic, r.partition), -1) > r.offset
+                          for r in d.replays)
             d.status = "replayed, handled" if handled else "replayed, pending"
     return [d for d in letters if service is None or d.service == service]
 
@@ -250,6 +254,42 @@ def _operator() -> str:
         return "unknown"
 
 
+def replay_record(d: DeadLetter, replayed_at: str) -> ConsumerRecord:
+    """The record a replay of `d` is: its key, value and original headers on its original topic, partition
+    and offset, with the replay headers (`replay_headers`)."""
+    headers = replay_headers(d, replayed_at)
+    key = d.key.encode() if d.key is not None else None
+    return ConsumerRecord(topic=d.original_topic, partition=max(d.original_partition, 0),
+                          offset=max(d.original_offset, 0), timestamp=0, timestamp_type=0, key=key, value=d.value,
+                          checksum=None, serialized_key_size=len(key or b""), serialized_value_size=len(d.value),
+                          headers=headers)
+
+
+async def replay_in_place(service, letters: list[DeadLetter]) -> list[Replay]:  # noqa: ANN001 - shared.runtime.Service
+    """Handles `letters` (dead letters of `service`) as one batch of replays through the service's batch core,
+    then records each replay, with what the service's inbox now holds for it, on DEAD_LETTER_REPLAYS.
+    Raises what the batch core raises on an outage (nothing handled, nothing recorded)."""
+    if not letters:
+        return []
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    await service.handle_batch([replay_record(d, now) for d in letters])
+    ids = {replay_inbox_id(d.id): d.id for d in letters}
+    async with service.sessions() as session:
+        rows = await session.execute(select(INBOX.c.event_id, INBOX.c.outcome).where(INBOX.c.event_id.in_(ids)))
+        outcomes = {ids[r.event_id]: r.outcome for r in rows}
+    done = [Replay(dead_letter=d.id, service=service.name, topic=d.original_topic, partition=d.original_partition,
+                   offset=-1, replayed_at=now, by="back office", outcome=outcomes.get(d.id)) for d in letters]
+    producer = AIOKafkaProducer(bootstrap_servers=service.settings.kafka_bootstrap_servers, acks="all",
+                                client_id=f"{service.name}-dead-letters", **kafka.client_options(service.settings))
+    await producer.start()
+    try:
+        for r in done:
+            await producer.send_and_wait(DEAD_LETTER_REPLAYS, json.dumps(asdict(r)).encode(), key=r.dead_letter.encode())
+    finally:
+        await producer.stop()
+    return done
+
+
 class ReplayRequest(BaseModel):
     """`POST /v1/dead-letters:replay`: the dead letters of this service to replay, or all its open ones."""
 
@@ -263,8 +303,13 @@ def back_office(service) -> APIRouter:  # noqa: ANN001 - shared.runtime.Service 
 
     `GET /v1/dead-letters[?open=true]`: this service's dead letters as `list --json` shows them, each with
     `inbox`, what this service's inbox holds for its replay (`handled`, `dead_letter`, or null: not yet
-    delivered). `POST /v1/dead-letters:replay` `{"ids": [...]}` or `{"all": true}`: 202 and the replays made;
-    an id that is not one of this service's dead letters is 422 naming `ids[i]`, and nothing is replayed."""
+    delivered). `POST /v1/dead-letters:replay` `{"ids": [...]}` or `{"all": true}`: the chosen dead letters
+    are handled here and now, as one batch of replays through the service's own batch core (the same
+    replay headers, hence the same inbox ids, as the command's: a dead letter replayed both ways is handled
+    once), and recorded on DEAD_LETTER_REPLAYS with their outcome; 200 with the replays. Nothing is
+    republished, so the service needs no right to write the topics it consumes. An id that is not one of this
+    service's dead letters, or whose replay failed again, is 422 naming `ids[i]`, and nothing is replayed;
+    a database outage is 503 and nothing is replayed."""
     # Operations, not the public interface of spec v1: kept out of the published OpenAPI document.
     router = APIRouter(prefix="/v1", tags=["dead letters"], include_in_schema=False)
 
@@ -285,7 +330,7 @@ def back_office(service) -> APIRouter:  # noqa: ANN001 - shared.runtime.Service 
         return {"service": service.name,
                 "dead_letters": [{**d.summary(), "inbox": outcomes.get(d.id)} for d in letters]}
 
-    @router.post("/dead-letters:replay", status_code=202)
+    @router.post("/dead-letters:replay")
     async def replay_dead_letters(body: ReplayRequest, _: Operator):
         letters = await listing()
         if body.all:
@@ -302,7 +347,12 @@ def back_office(service) -> APIRouter:  # noqa: ANN001 - shared.runtime.Service 
                        for i, d in enumerate(chosen) if why_not_replay(d)]
             if refused:
                 raise Problem(422, "Unprocessable Content", "replay the newer dead letter instead", errors=refused)
-        done = await replay(chosen, service.settings.kafka_bootstrap_servers, by="back office")
+        try:
+            done = await replay_in_place(service, chosen)
+        except Exception as err:  # nothing of the batch was committed (shared/batch.py): say so, and why
+            kind = "the database is unavailable" if is_transient(err) else f"the replay failed ({type(err).__name__})"
+            raise Problem(503, "Service Unavailable", f"{kind}; nothing was replayed, try again",
+                          headers={"Retry-After": "5"}) from err
         return {"service": service.name, "replayed": [asdict(r) for r in done]}
 
     return router
