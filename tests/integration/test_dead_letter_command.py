@@ -92,3 +92,27 @@ async def test_list_replay_and_follow_a_dead_letter(kafka_bootstrap):
     [again] = await deadletters.replay([second], kafka_bootstrap)
     headers = {k: v.decode() for k, v in (await record_at(kafka_bootstrap, again.topic, again.partition, again.offset)).headers}
     assert headers[REPLAY_OF] == second.id  # the marks of the earlier replay are replaced, not kept
+
+
+async def test_a_back_office_replay_is_handled_in_place_once_and_recorded(kafka_bootstrap, tmp_path):
+    from services.gateway.tables import trace  # noqa: PLC0415
+    from shared.runtime import Service  # noqa: PLC0415
+    from shared.settings import settings  # noqa: PLC0415
+    from shared.testing import LocalRunner  # noqa: PLC0415
+    from tests.integration.test_batch_core import Recorder, count  # noqa: PLC0415
+
+    recorder = Recorder()
+    service = Service("gateway", handlers=recorder.handlers)
+    service.settings = settings().model_copy(update={"kafka_bootstrap_servers": kafka_bootstrap})
+    key = f"P:ORD-{uuid.uuid4().hex[:8]}"
+    _, envelope = build_envelope(decision(key.split(":")[1]), "customs", key)
+    await write_dead_letter(kafka_bootstrap, "gateway", key, envelope.model_dump_json().encode())
+    [letter] = [d for d in await deadletters.dead_letters(kafka_bootstrap, "gateway") if d.key == key]
+    async with LocalRunner(service, tmp_path) as runner:
+        [done] = await deadletters.replay_in_place(service, [letter])
+        assert (done.outcome, done.offset, done.by) == ("handled", -1, "back office")
+        [again] = await deadletters.replay_in_place(service, [letter])
+        assert again.outcome == "handled"
+        assert await count(runner, trace, trace.c.correlation_id == key) == 1  # once
+    [letter] = [d for d in await deadletters.dead_letters(kafka_bootstrap, "gateway") if d.key == key]
+    assert letter.status == "replayed, handled" and len(letter.replays) == 2
