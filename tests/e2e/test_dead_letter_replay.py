@@ -90,7 +90,9 @@ def test_a_dead_letter_is_replayed_after_the_fix_handled_once_and_by_its_service
     assert [d["inbox"] for d in listed_by_tax["dead_letters"] if d["id"] == letter["id"]] == ["handled"]
     refused = tax.post("/v1/dead-letters:replay", json={"ids": ["customs.decision.v1.dlq:0:999999"]})
     assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "ids[0]"
-    assert httpx.post(mesh.url("tax") + "/v1/dead-letters:replay", json={"all": True}).status_code == 401
+    for headers in ({}, parties.platform.auth):  # the operator's alone: no token, an enterprise's key
+        assert httpx.post(mesh.url("tax") + "/v1/dead-letters:replay", json={"all": True}, headers=headers).status_code == 401
+        assert httpx.get(mesh.url("gateway") + "/v1/dead-letters", headers=headers).status_code == 401
     # again, by mistake, from the back office: handled in place, known to tax's inbox, no second effect
     again = tax.post("/v1/dead-letters:replay", json={"ids": [letter["id"]]})
     assert again.status_code == 200, again.text
