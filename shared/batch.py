@@ -240,7 +240,7 @@ class BatchProcessor:
             if is_transient(err):
                 raise
             log.warning("a batch failed; handling it record by record to isolate the cause",
-                        extra={"error": repr(err)[:500]})
+                        extra={"error": describe_error(err)[:500]})
             await self._transaction(records, isolate=True)
 
     async def _transaction(self, records: list[ConsumerRecord], isolate: bool) -> None:
@@ -351,7 +351,7 @@ class BatchProcessor:
                 if is_transient(err):
                     raise
                 last_error = err
-                log.warning("handler failed", extra={"event_type": item.envelope.type, "error": repr(err)[:500]})
+                log.warning("handler failed", extra={"event_type": item.envelope.type, "error": describe_error(err)[:500]})
         item.outcome, item.problem = "dead_letter", describe_error(last_error)
 
     def _dead_letter(self, item: _Item) -> dict:
