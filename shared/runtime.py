@@ -17,6 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from shared import kafka, logs, metrics
 from shared.batch import BatchProcessor, Handlers, Received, TransientError, UnitOfWork, is_transient
 from shared.db import create_engine, is_sqlite, session_factory
 from shared.migrations import upgrade
-from shared.outbox import OutboxRelay
+from shared.outbox import OutboxRelay, Pruner, count_set_aside
 from shared.settings import Settings, settings
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ class Service:
         self.producer: AIOKafkaProducer | None = None
         self.consumer: AIOKafkaConsumer | None = None
         self.relay: OutboxRelay | None = None
+        self.pruner: Pruner | None = None
         self.processor: BatchProcessor | None = None
         self._tasks: list[asyncio.Task] = []
 
@@ -121,6 +123,9 @@ class Service:
         await self._retry_until_up(self.producer.start)
         self.relay = OutboxRelay(self.name, self.sessions, self.producer)
         self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.name}-relay"))
+        self.pruner = Pruner(self.name, self.sessions, outbox_keep=timedelta(minutes=s.sw_outbox_keep_minutes),
+                             inbox_keep=timedelta(hours=s.sw_inbox_keep_hours), chunk=s.sw_prune_chunk)
+        self._tasks.append(asyncio.create_task(self.pruner.run(), name=f"{self.name}-pruner"))
         if self.handlers.topics:
             self.consumer = AIOKafkaConsumer(
                 *sorted(self.handlers.topics), bootstrap_servers=s.kafka_bootstrap_servers,
@@ -222,7 +227,11 @@ class Service:
     # --- HTTP -------------------------------------------------------------------------------
 
     async def health(self) -> tuple[bool, dict]:
-        checks = {"database": "ok", "broker": "ok"}
+        """(up, checks). Up (HTTP 200) when the database and the broker answer. `checks["outbox"]` tells
+        how many rows are set aside (refused by the broker for good) and what the relay is doing
+        (`publishing`, `standby` while another instance holds the lease, `stalled: <error>`); either makes
+        the status `degraded` but stays 200: intake must go on while an operator looks (docs/outbox.md)."""
+        checks: dict = {"database": "ok", "broker": "ok"}
         try:
             async with self.readers() as session:  # type: ignore[misc]
                 await asyncio.wait_for(session.execute(text("SELECT 1")), 3)
@@ -233,7 +242,23 @@ class Service:
             await asyncio.wait_for(self.producer.client.fetch_all_metadata(), 3)
         except Exception as err:
             checks["broker"] = f"down: {type(err).__name__}"
-        return all(v == "ok" for v in checks.values()), checks
+        up = all(v == "ok" for v in checks.values())
+        if checks["database"] == "ok":
+            checks["outbox"] = await self.outbox_health()
+        return up, checks
+
+    async def outbox_health(self) -> dict:
+        """{"set_aside": rows set aside, "relay": publishing | standby | stalled: <error>, "degraded": bool}."""
+        try:
+            set_aside = await asyncio.wait_for(count_set_aside(self.readers), 3)  # type: ignore[arg-type]
+        except Exception as err:
+            return {"set_aside": None, "relay": f"unknown: {type(err).__name__}", "degraded": True}
+        metrics.OUTBOX_SET_ASIDE.labels(self.name).set(set_aside)
+        relay = "stopped"
+        if self.relay is not None:
+            relay = ("standby" if self.relay.standby else
+                     f"stalled: {self.relay.last_error}" if self.relay.last_error else "publishing")
+        return {"set_aside": set_aside, "relay": relay, "degraded": set_aside > 0 or relay.startswith("stalled")}
 
     def http(self, *routers, title: str | None = None, **fastapi_kwargs) -> FastAPI:
         service = self
@@ -252,7 +277,9 @@ class Service:
         @app.get("/healthz", tags=["operations"])
         async def healthz():
             ok, checks = await service.health()
-            return JSONResponse({"status": "ok" if ok else "unavailable", "service": service.name, **checks},
+            degraded = checks.get("outbox", {}).get("degraded", False)
+            status = "unavailable" if not ok else "degraded" if degraded else "ok"
+            return JSONResponse({"status": status, "service": service.name, **checks},
                                 status_code=200 if ok else 503)
 
         @app.get("/metrics", tags=["operations"])
