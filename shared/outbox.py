@@ -22,6 +22,7 @@ import json
 import logging
 import re
 import zlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -125,6 +126,16 @@ def topic_refusal(topic: str) -> str | None:
     return f"InvalidTopicError: {topic[:300]!r} is not a legal Kafka topic name"
 
 
+# After the broker refused a record batch, an idempotent aiokafka producer's sequence numbers for that
+# partition no longer match the broker's: every later send there fails with one of these, for ever. The
+# Java client resets itself; with aiokafka the relay replaces the producer (a new producer id).
+PRODUCER_OUT_OF_STEP: tuple[type[Exception], ...] = (
+    kafka_errors.OutOfOrderSequenceNumber,
+    kafka_errors.UnknownProducerId,
+    kafka_errors.InvalidProducerEpoch,
+)
+
+
 class RelayStalled(Exception):
     """A pass stopped at a row whose failure may pass (the broker is down, a topic is missing, a
     timeout): the rows before it were settled, the row and those behind it will be sent again."""
@@ -215,10 +226,14 @@ class OutboxRelay:
     another instance holds the lease; /healthz shows both."""
 
     def __init__(self, service: str, sessions: async_sessionmaker[AsyncSession], producer: AIOKafkaProducer,
-                 batch_size: int = 1000, idle_wait: float = 0.25, lease_wait: float = 2.0):
+                 batch_size: int = 1000, idle_wait: float = 0.25, lease_wait: float = 2.0,
+                 renew_producer: Callable[[], Awaitable[AIOKafkaProducer]] | None = None):
+        """`renew_producer` stops the producer and returns a new, started one (the Service's); without it a
+        producer put out of step by a refused batch stays so (tests that need no renewal)."""
         self.service = service
         self.sessions = sessions
         self.producer = producer
+        self.renew_producer = renew_producer
         self.batch_size = batch_size
         self.idle_wait = idle_wait
         self.lease_wait = lease_wait
@@ -311,19 +326,52 @@ class OutboxRelay:
                     continue
             set_aside.append((row, reason))
         published: list = []
+        suspects: list = []
+        out_of_step = False
         results = await asyncio.gather(*(future for _, future in sent), return_exceptions=True)
         for (row, _), result in zip(sent, results):
             if not isinstance(result, BaseException):
                 published.append(row)
-                continue
-            reason = refusal(result)
-            if reason is not None:
-                set_aside.append((row, reason))
-            elif stalled is None:
-                # With the idempotent producer a retriable produce error is retried inside the client
-                # and never comes back here; what does (the producer closing) leaves the row unmarked.
-                stalled = result
+            elif refusal(result) is not None:
+                suspects.append(row)
+            else:
+                out_of_step = out_of_step or isinstance(result, PRODUCER_OUT_OF_STEP)
+                # With the idempotent producer a retriable produce error is retried inside the client and
+                # never comes back here; what does (the producer closing, or out of step after a refused
+                # batch) leaves the row unmarked, to be sent again on the next pass.
+                stalled = stalled or result
+        # The broker answers for a whole record batch: one row too large for a topic's max.message.bytes
+        # fails the rows that shared its batch. Each is sent again alone, on a fresh producer (the refusal
+        # put the old one out of step); only a row refused alone is set aside.
+        renew = bool(suspects)
+        for row in suspects:
+            if renew:
+                await self._renew()
+                renew = False
+            try:
+                headers = [(k, str(v).encode()) for k, v in json.loads(row.headers).items()]
+                await (await self.producer.send(row.topic, value=row.value, key=row.key.encode(), headers=headers))
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:
+                reason = refusal(err)
+                if reason is not None:
+                    set_aside.append((row, reason))
+                    renew = True
+                else:
+                    stalled = stalled or err
+                    break  # the rest stay open, for the next pass, in order
+            else:
+                published.append(row)
+        if renew or (out_of_step and not suspects):
+            await self._renew()
         return PassOutcome(published, set_aside, stalled)
+
+    async def _renew(self) -> None:
+        if self.renew_producer is None:
+            log.warning("outbox relay: the producer may be out of step and cannot be renewed here")
+            return
+        self.producer = await self.renew_producer()
 
     async def _settle(self, outcome: PassOutcome) -> None:
         now = datetime.now(timezone.utc)

@@ -116,12 +116,9 @@ class Service:
         s.refuse_unsafe_production_defaults(self.name)
         logs.configure_logging(self.name, s.log_level)
         await self.open_database()
-        self.producer = AIOKafkaProducer(
-            bootstrap_servers=s.kafka_bootstrap_servers, enable_idempotence=True, acks="all",
-            linger_ms=5, max_batch_size=262144, client_id=f"{self.name}-producer", **kafka.client_options(s),
-        )
+        self.producer = self._new_producer()
         await self._retry_until_up(self.producer.start)
-        self.relay = OutboxRelay(self.name, self.sessions, self.producer)
+        self.relay = OutboxRelay(self.name, self.sessions, self.producer, renew_producer=self.renew_producer)
         self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.name}-relay"))
         self.pruner = Pruner(self.name, self.sessions, outbox_keep=timedelta(minutes=s.sw_outbox_keep_minutes),
                              inbox_keep=timedelta(hours=s.sw_inbox_keep_hours), chunk=s.sw_prune_chunk)
@@ -138,6 +135,26 @@ class Service:
         for job in self.jobs:
             self._tasks.append(asyncio.create_task(self._run_job(job), name=f"{self.name}-{job.run.__name__}"))
         log.info("service started", extra={"topic": ",".join(sorted(self.handlers.topics))})
+
+    def _new_producer(self) -> AIOKafkaProducer:
+        return AIOKafkaProducer(
+            bootstrap_servers=self.settings.kafka_bootstrap_servers, enable_idempotence=True, acks="all",
+            linger_ms=5, max_batch_size=262144, client_id=f"{self.name}-producer",
+            **kafka.client_options(self.settings),
+        )
+
+    async def renew_producer(self) -> AIOKafkaProducer:
+        """Replaces the producer with a new, started one (a new producer id): the relay's way out after the
+        broker refused a record batch and put the old one's sequence numbers out of step."""
+        fresh = self._new_producer()
+        await fresh.start()
+        old, self.producer = self.producer, fresh
+        if old is not None:
+            try:
+                await asyncio.wait_for(old.stop(), 10)
+            except Exception as err:
+                log.warning("closing failed", extra={"error": f"old producer: {err!r}"})
+        return fresh
 
     async def stop(self) -> None:
         for task in self._tasks:
