@@ -468,3 +468,59 @@ class Pruner:
         if deleted:
             metrics.ROWS_PRUNED.labels(self.service, table.name).inc(deleted)
         return deleted
+
+
+# --- the operator's side of set-aside rows -------------------------------------------------------------
+
+
+async def list_set_aside(sessions: async_sessionmaker[AsyncSession]) -> list[dict]:
+    """Every set-aside row, oldest first: id, topic, key, bytes, set_aside_at, reason."""
+    async with sessions() as session:
+        rows = (await session.execute(
+            select(OUTBOX.c.id, OUTBOX.c.topic, OUTBOX.c.key, func.length(OUTBOX.c.value).label("bytes"),
+                   OUTBOX.c.set_aside_at, OUTBOX.c.set_aside_reason)
+            .where(OUTBOX.c.set_aside_at.is_not(None)).order_by(OUTBOX.c.id))).all()
+    return [{"id": r.id, "topic": r.topic, "key": r.key, "bytes": r.bytes, "set_aside_at": r.set_aside_at.isoformat(),
+             "reason": r.set_aside_reason} for r in rows]
+
+
+async def release_set_aside(sessions: async_sessionmaker[AsyncSession], ids: list[int]) -> int:
+    """Puts set-aside rows back in the relay's way (after the cause was fixed, e.g. a topic's
+    max.message.bytes raised): the relay sends them again on its next pass, after the rows of their key
+    that went on meanwhile (docs/outbox.md). Returns how many rows were released."""
+    async with sessions() as session, session.begin():
+        result = await session.execute(update(OUTBOX).where(OUTBOX.c.id.in_(ids), OUTBOX.c.set_aside_at.is_not(None))
+                                       .values(set_aside_at=None, set_aside_reason=None))
+    return result.rowcount or 0
+
+
+def main(argv: list[str]) -> int:
+    """python -m shared.outbox SERVICE set-aside            list the rows set aside (JSON lines)
+    python -m shared.outbox SERVICE release ID [ID ...]    let the relay send them again"""
+    from shared.db import create_engine, session_factory  # noqa: PLC0415
+    from shared.settings import settings  # noqa: PLC0415
+
+    if len(argv) < 2 or argv[1] not in ("set-aside", "release") or (argv[1] == "release" and len(argv) < 3):
+        print(main.__doc__)
+        return 2
+
+    async def run() -> int:
+        engine = create_engine(settings().database_url(argv[0]))
+        try:
+            sessions = session_factory(engine)
+            if argv[1] == "set-aside":
+                for row in await list_set_aside(sessions):
+                    print(json.dumps(row))
+            else:
+                print(f"released {await release_set_aside(sessions, [int(i) for i in argv[2:]])}")
+        finally:
+            await engine.dispose()
+        return 0
+
+    return asyncio.run(run())
+
+
+if __name__ == "__main__":
+    import sys
+
+    raise SystemExit(main(sys.argv[1:]))

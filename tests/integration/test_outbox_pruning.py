@@ -114,3 +114,18 @@ async def test_pruning_keeps_up_under_sustained_load(sessions):
     print(f"written {written}, left when the writer stopped {during}, peak outbox {peak}")
     assert peak < written
     assert await count(sessions, OUTBOX) == 0 and await count(sessions, INBOX) == 0
+
+
+async def test_set_aside_rows_can_be_listed_and_released(sessions):
+    """The operator's side (python -m shared.outbox SERVICE set-aside | release ID...)."""
+    from shared.outbox import count_set_aside, list_set_aside, release_set_aside
+
+    await add(sessions, OUTBOX, outbox_rows(2, None, set_aside=True) + outbox_rows(1, None))
+    listed = await list_set_aside(sessions)
+    assert [(r["id"], r["reason"], r["bytes"]) for r in listed] == [(1, "RecordTooLargeError", 1), (2, "RecordTooLargeError", 1)]
+    assert await release_set_aside(sessions, [1, 3]) == 1  # row 3 was not set aside
+    assert await count_set_aside(sessions) == 1
+    async with sessions() as session:
+        open_rows = (await session.execute(select(OUTBOX.c.id).where(
+            OUTBOX.c.published_at.is_(None), OUTBOX.c.set_aside_at.is_(None)).order_by(OUTBOX.c.id))).scalars().all()
+    assert open_rows == [1, 3]
