@@ -124,7 +124,21 @@ def metric(name: str, **labels) -> float:
 
 
 async def test_rows_the_broker_refuses_are_set_aside_and_the_rows_behind_them_go_on(outbox_db, kafka_bootstrap):
-    sessions = outbox_db()
+    await refused_rows_are_set_aside(outbox_db(), kafka_bootstrap)
+
+
+async def test_the_same_on_sqlite(tmp_path, kafka_bootstrap):
+    """`make up`'s default database: no lease is needed (one instance per SQLite file)."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'relay.db'}"
+    await asyncio.to_thread(upgrade, "credit", url)
+    engine = create_engine(url)
+    try:
+        await refused_rows_are_set_aside(session_factory(engine), kafka_bootstrap)
+    finally:
+        await engine.dispose()
+
+
+async def refused_rows_are_set_aside(sessions, kafka_bootstrap: str) -> None:
     topic = await new_topic(kafka_bootstrap)
     service = f"relay-test-{uuid.uuid4().hex[:6]}"
     # Key A: a row, a row of 2 MiB (over the broker's message.max.bytes and the client's max_request_size),
