@@ -20,11 +20,11 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from prometheus_client import REGISTRY
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from shared.db import create_engine, session_factory
 from shared.migrations import upgrade
-from shared.outbox import OutboxRelay, RelayStalled, stage_rows
+from shared.outbox import OutboxRelay, RelayLease, RelayStalled, stage_rows
 from shared.settings import settings
 from shared.tables import OUTBOX
 from tests.conftest import create_database
@@ -298,6 +298,19 @@ async def test_two_relays_over_one_outbox_publish_each_row_once_in_order(outbox_
         await asyncio.gather(write_rows(first, 20), write_rows(second, 20))
         await wait_all_published()
         assert not relays[1 - holder].standby and relays[1 - holder].lease.conn is not None
+
+        # The new holder's lease connection is cut (as when its process dies or the network drops it):
+        # PostgreSQL frees the lock, the holder's next statement fails and it stops publishing; one relay
+        # (either) takes the lease and goes on.
+        tasks[holder] = asyncio.create_task(relays[holder].run())  # the first instance is back, standing by
+        async with first() as session:
+            cut = await session.scalar(text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' AND classid = :c"
+            ), {"c": RelayLease.LOCK_CLASS})
+        assert cut == 1
+        await asyncio.gather(write_rows(first, 25), write_rows(second, 25))
+        await wait_all_published()
+        assert sum(not relay.standby and relay.lease.conn is not None for relay in relays) == 1
     finally:
         for task in tasks:
             task.cancel()
@@ -305,7 +318,7 @@ async def test_two_relays_over_one_outbox_publish_each_row_once_in_order(outbox_
         for producer in producers:
             await producer.stop()
 
-    assert seq == 1000
+    assert seq == 1500
     records = await read_topic(kafka_bootstrap, topic, expected=seq)
     by_key = per_key(records)
     assert sum(len(v) for v in by_key.values()) == seq  # each row once: nothing doubled, nothing lost
