@@ -346,8 +346,11 @@ class OutboxRelay:
         renew = bool(suspects)
         for row in suspects:
             if renew:
-                await self._renew()
                 renew = False
+                failed = await self._renew()
+                if failed is not None:
+                    stalled = stalled or failed
+                    break  # the rest stay open, for the next pass, in order
             try:
                 headers = [(k, str(v).encode()) for k, v in json.loads(row.headers).items()]
                 await (await self.producer.send(row.topic, value=row.value, key=row.key.encode(), headers=headers))
@@ -364,14 +367,23 @@ class OutboxRelay:
             else:
                 published.append(row)
         if renew or (out_of_step and not suspects):
-            await self._renew()
+            stalled = stalled or await self._renew()
         return PassOutcome(published, set_aside, stalled)
 
-    async def _renew(self) -> None:
+    async def _renew(self) -> Exception | None:
+        """A new producer (see PRODUCER_OUT_OF_STEP); the error if none could be started (the pass then
+        settles what it has and stalls, rather than losing the marks of the rows already acknowledged)."""
         if self.renew_producer is None:
             log.warning("outbox relay: the producer may be out of step and cannot be renewed here")
-            return
-        self.producer = await self.renew_producer()
+            return None
+        try:
+            self.producer = await self.renew_producer()
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:
+            log.warning("outbox relay: could not renew the producer", extra={"error": repr(err)})
+            return err
+        return None
 
     async def _settle(self, outcome: PassOutcome) -> None:
         now = datetime.now(timezone.utc)
