@@ -2,7 +2,7 @@
 inbox in bounded chunks: the same step in every service (shared/runtime_migrations.py)
 
 Revision ID: 61a2a9a2c8b8
-Revises: 5b1f0c7a9d2e
+Revises: 7d3e2a91c4b8
 Create Date: 2026-11-29 09:40:00
 """
 from shared.runtime_migrations import (
@@ -11,7 +11,7 @@ from shared.runtime_migrations import (
 )
 
 revision = '61a2a9a2c8b8'
-down_revision = '5b1f0c7a9d2e'
+down_revision = '7d3e2a91c4b8'
 branch_labels = None
 depends_on = None
 
