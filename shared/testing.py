@@ -31,11 +31,12 @@ from shared.tables import OUTBOX
 
 
 class LocalRunner:
-    """Drives `service` (its handlers, tables and migrations) on an SQLite file in `directory`."""
+    """Drives `service` (its handlers, tables and migrations) on an SQLite file in `directory`, or on the
+    database at `url` (e.g. PostgreSQL, where several runners on one database race like instances)."""
 
-    def __init__(self, service: Service, directory: Path, source: str = "test"):
+    def __init__(self, service: Service, directory: Path, source: str = "test", url: str | None = None):
         self.service = service
-        self.url = f"sqlite+aiosqlite:///{Path(directory) / (service.name + '.db')}"
+        self.url = url or f"sqlite+aiosqlite:///{Path(directory) / (service.name + '.db')}"
         self.source = source
         self._offsets: dict[str, int] = defaultdict(int)
         self._last_outbox_id = 0
