@@ -363,6 +363,9 @@ def test_two_instances_of_every_agency_decide_what_one_decides(postgres_port, wo
         one.play(workload)
         single = one.settled_outcome(workload)
 
+    # How the races ended (shown with -s): customs' word, at which version.
+    print("racing orders, two instances:", Counter((o["customs"]["status"], o["customs"]["order_version"])
+                                                   for o in scaled["racing"].values()))
     for no, outcome in scaled["racing"].items():
         assert agreement(outcome) == [], (no, outcome)
     for no, outcome in single["racing"].items():
