@@ -272,7 +272,11 @@ class Run:
 
     def order_outcome(self, body: dict) -> dict:
         trace = self.http.get(self.path(body) + "/trace", headers=self.admin).json()["events"]
-        return {"status": self.status(body), "trace": sorted(Counter((e["source"], e["type"]) for e in trace).items()),
+        # How many answers of each kind (nothing doubled, nothing missing). Logistics' steps are left out:
+        # a waybill that reaches logistics after customs' release starts out cleared (one step instead of
+        # two), which is about timing, with one instance as with two; its final status is compared.
+        answers = Counter((e["source"], e["type"]) for e in trace if e["type"] != "logistics.status")
+        return {"status": self.status(body), "trace": sorted(answers.items()),
                 **{agency: self.own_record(agency, body) for agency in ("customs", "tax", "fx")}}
 
     def enterprise_outcome(self, code: str) -> dict:
