@@ -32,7 +32,7 @@ from shared.tables import OUTBOX
 
 class LocalRunner:
     """Drives `service` (its handlers, tables and migrations) on an SQLite file in `directory`, or on the
-    database at `url` (e.g. a PostgreSQL one from tests/conftest.py create_database)."""
+    database at `url` (e.g. PostgreSQL, where several runners on one database race like instances)."""
 
     def __init__(self, service: Service, directory: Path, source: str = "test", url: str | None = None):
         self.service = service
