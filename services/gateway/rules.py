@@ -39,7 +39,7 @@ def fingerprint(document: BaseModel, key: str | None = None) -> str:
 
 def keyed_fingerprint(digest: str, key: str | None = None) -> str:
     """The stored fingerprint of a document whose canonical SHA-256 is `digest` (hex); gateway migration
-    0005 applies it to the plain digests stored before 1.1."""
+    0006 applies it to the plain digests stored before 1.1."""
     secret = (key if key is not None else settings().sw_gateway_fingerprint_key).encode()
     return hmac.new(secret, digest.encode(), hashlib.sha256).hexdigest()
 

@@ -1,4 +1,4 @@
-"""Migration 0005 of the gateway: fingerprints stored before 1.1 (plain SHA-256 of the canonical document,
+"""Migration 0006 of the gateway: fingerprints stored before 1.1 (plain SHA-256 of the canonical document,
 reversible into the identity number it covers) become keyed, and a document resubmitted after the
 migration still has the fingerprint stored for it (idempotency kept), on SQLite and on PostgreSQL."""
 from __future__ import annotations

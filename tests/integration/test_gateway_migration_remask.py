@@ -1,4 +1,4 @@
-"""Migration 0004 of the gateway: documents stored under 1.0 with a passport masked as E123*5678 come out
+"""Migration 0005 of the gateway: documents stored under 1.0 with a passport masked as E123*5678 come out
 masked as spec 1.1 §7.2 says (*******78), and the customs views lose the names and half-masked numbers 1.0
 reasons carried, on SQLite and on PostgreSQL; other fields and rows untouched."""
 from __future__ import annotations
@@ -19,7 +19,7 @@ from tests.conftest import create_database
 
 pytestmark = pytest.mark.integration
 
-BEFORE, AFTER = "7d3e2a91c4b8", "7e3c91a4b2d8"
+BEFORE, AFTER = "61a2a9a2c8b8", "7e3c91a4b2d8"
 T0 = datetime(2026, 11, 24, 3, 0, tzinfo=timezone.utc)
 
 

@@ -9,7 +9,7 @@ Data only; nothing to undo (a masked number cannot be unmasked). The events alre
 rewritten: every reader masks `id_number_masked` again on receipt (contracts.types.MaskedIdNumber).
 
 Revision ID: 7e3c91a4b2d8
-Revises: 7d3e2a91c4b8
+Revises: 61a2a9a2c8b8
 Create Date: 2026-11-29 09:50:00
 """
 import re
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '7e3c91a4b2d8'
-down_revision = '7d3e2a91c4b8'
+down_revision = '61a2a9a2c8b8'
 branch_labels = None
 depends_on = None
 
