@@ -200,6 +200,11 @@ def format_decimal(value: Decimal) -> str:
     return format(value.normalize(context=Context(prec=60)), "f")
 
 
+def format_exact(value: Decimal) -> str:
+    """A derived decimal as its producer computed it, scale kept ("7.1300", "362.00"), never "1E+2"."""
+    return format(value, "f")
+
+
 MONEY = DecimalBounds("amount", MONEY_INTEGER_DIGITS, MONEY_DECIMALS, "123.40")
 QUANTITY = DecimalBounds("quantity", QUANTITY_INTEGER_DIGITS, QUANTITY_DECIMALS, "0.45", positive=True,
                          integers=True, trailing_zeros=True)
@@ -219,13 +224,13 @@ TotalMoney = _decimal_type(TOTAL, format_money, ["123.40"])
 """An amount an agency derives (a conversion to CNY or USD, a sum over a month or a year), 0 or more."""
 SignedTotalMoney = _decimal_type(SIGNED_TOTAL, format_money, ["-3.20"])
 """A derived difference of amounts, which may be negative."""
-TaxLineAmount = _decimal_type(TAX_LINE, format_decimal, ["12.3456789"])
+TaxLineAmount = _decimal_type(TAX_LINE, format_exact, ["12.3456789"])
 """A tax line amount before the order's rounding: up to 10 decimals."""
 QuantityTotal = _decimal_type(QUANTITY_TOTAL, format_decimal, ["120.5"])
 """A sum of quantities (a month's consolidated export line)."""
-Rate = _decimal_type(RATE, format_decimal, ["7.115"])
+Rate = _decimal_type(RATE, format_exact, ["7.115"])
 """An exchange rate: CNY per unit, more than 0, up to 8 decimals."""
-Score = _decimal_type(SCORE, format_decimal, ["99.5"])
+Score = _decimal_type(SCORE, format_exact, ["99.5"])
 """A credit score or its change: may be negative, up to 2 decimals."""
 
 
