@@ -14,7 +14,7 @@ class Envelope(BaseModel):
 
     event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
     type: str
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=2**31 - 1)
     occurred_at: Timestamp = Field(default_factory=lambda: datetime.now(timezone.utc))
     source: str
     correlation_id: str

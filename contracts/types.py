@@ -83,7 +83,8 @@ def exact() -> Iterator[Context]:
 # --- decimals ------------------------------------------------------------------------------------------
 
 
-_DECIMAL = re.compile(r"(-)?(\d+)(?:\.(\d+))?")
+# ASCII digits only: Python's \d (and Decimal) would take "９" or "١", which JSON Schema patterns do not.
+_DECIMAL = re.compile(r"(-)?([0-9]+)(?:\.([0-9]+))?")
 
 
 @dataclass(frozen=True)
@@ -240,7 +241,7 @@ Score = _decimal_type(SCORE, format_exact, ["99.5"])
 # RFC 3339 §5.6 date-time: full-date "T" full-time with a mandatory offset ("Z" or ±hh:mm). ABNF is
 # case-insensitive, so "t" and "z" are RFC 3339 too. Fractions of a second: up to nanoseconds.
 RFC3339_PATTERN = r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
-_RFC3339 = re.compile(RFC3339_PATTERN)
+_RFC3339 = re.compile(RFC3339_PATTERN, re.ASCII)
 _FARTHEST_ZONES = (timezone(timedelta(hours=23, minutes=59)), timezone(-timedelta(hours=23, minutes=59)))
 _TIME_EXPECTED = "expected an RFC 3339 time with an offset, such as 2026-11-24T10:00:00+08:00"
 
@@ -286,7 +287,7 @@ Timestamp = Annotated[
 """A time (spec §2): RFC 3339 with an offset. Written as pydantic writes an aware datetime (`…+08:00`, `…Z`)."""
 
 def _hs_code(value: str) -> str:
-    if not re.fullmatch(r"\d{10}", value):
+    if not re.fullmatch(r"[0-9]{10}", value):
         raise ValueError("expected a 10-digit HS code")
     return value
 
