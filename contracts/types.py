@@ -206,15 +206,18 @@ def format_exact(value: Decimal) -> str:
     return format(value, "f")
 
 
+# A document's money is a string only (spec §2: nothing rounded before we see it); what agencies derive is
+# written as a string too, and read from an integer as well (an integer is exact; floats stay refused).
 MONEY = DecimalBounds("amount", MONEY_INTEGER_DIGITS, MONEY_DECIMALS, "123.40")
 QUANTITY = DecimalBounds("quantity", QUANTITY_INTEGER_DIGITS, QUANTITY_DECIMALS, "0.45", positive=True,
                          integers=True, trailing_zeros=True)
-TOTAL = DecimalBounds("amount", TOTAL_INTEGER_DIGITS, MONEY_DECIMALS, "123.40")
-SIGNED_TOTAL = DecimalBounds("amount", TOTAL_INTEGER_DIGITS, MONEY_DECIMALS, "-3.20", signed=True)
-TAX_LINE = DecimalBounds("amount", TOTAL_INTEGER_DIGITS, TAX_LINE_DECIMALS, "12.3456789")
-QUANTITY_TOTAL = DecimalBounds("quantity", QUANTITY_TOTAL_INTEGER_DIGITS, QUANTITY_DECIMALS, "120.5", positive=True)
-RATE = DecimalBounds("rate", RATE_INTEGER_DIGITS, RATE_DECIMALS, "7.1150", positive=True)
-SCORE = DecimalBounds("score", SCORE_INTEGER_DIGITS, MONEY_DECIMALS, "99.5", signed=True)
+TOTAL = DecimalBounds("amount", TOTAL_INTEGER_DIGITS, MONEY_DECIMALS, "123.40", integers=True)
+SIGNED_TOTAL = DecimalBounds("amount", TOTAL_INTEGER_DIGITS, MONEY_DECIMALS, "-3.20", signed=True, integers=True)
+TAX_LINE = DecimalBounds("amount", TOTAL_INTEGER_DIGITS, TAX_LINE_DECIMALS, "12.3456789", integers=True)
+QUANTITY_TOTAL = DecimalBounds("quantity", QUANTITY_TOTAL_INTEGER_DIGITS, QUANTITY_DECIMALS, "120.5", positive=True,
+                                integers=True)
+RATE = DecimalBounds("rate", RATE_INTEGER_DIGITS, RATE_DECIMALS, "7.1150", positive=True, integers=True)
+SCORE = DecimalBounds("score", SCORE_INTEGER_DIGITS, MONEY_DECIMALS, "99.5", signed=True, integers=True)
 
 Money = _decimal_type(MONEY, format_money, ["123.40"])
 """An amount of a document (spec §2): a decimal string, at most 2 decimals and 12 digits before the point."""
