@@ -171,6 +171,14 @@ def test_a_quantity_with_five_decimals_is_accepted(gateway):
     assert gateway.post("/v1/orders", again, "platform").status_code == 200
 
 
+def test_a_number_too_long_for_the_json_parser_is_a_malformed_body_not_500(gateway):
+    body = json.dumps(gateway.order()).replace('"quantity": 2', '"quantity": ' + "9" * 5000).encode()
+    before = gateway.counts()
+    r = gateway.post("/v1/orders", None, "platform", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 400 and r.json()["type"] == "/problems/malformed-json", r.text
+    assert gateway.counts() == before
+
+
 def test_an_order_of_101_lines_is_422(gateway):
     body = gateway.order()
     body["items"] = [{**body["items"][0], "item_no": f"SKU-{i}", "unit_price": "1.00", "quantity": 1}
