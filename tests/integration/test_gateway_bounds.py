@@ -162,6 +162,15 @@ def test_a_tracking_event_time_in_customs_style_is_422(gateway):
     assert r.status_code == 202, r.text
 
 
+def test_statistics_times_are_rfc3339_with_an_offset_too(gateway):
+    admin = {"Authorization": "Bearer dev-admin-token"}
+    for bad in ("20261124100000", "1764000000", "2026-11-24T10:00:00"):
+        r = gateway.run(gateway.http.get("/v1/stats", params={"from": bad}, headers=admin))
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "from", r.text
+    r = gateway.run(gateway.http.get("/v1/stats", params={"from": "2026-11-24T10:00:00+08:00"}, headers=admin))
+    assert r.status_code == 200, r.text
+
+
 def test_a_quantity_with_five_decimals_is_accepted(gateway):
     body = gateway.order()
     body["items"][0]["quantity"] = "2.00000"
