@@ -17,9 +17,9 @@ They tell one story, so that they can serve as golden inputs (the contract suite
 
 Event payloads are written exactly as producers serialize them (`model_dump(mode="json")`: money as
 strings with two decimals, times in RFC 3339, every field present), so they are what a consumer reads off
-the topic. REST bodies are written as a platform would send them. Sealed identity numbers are Fernet
-tokens under the development key (`SW_CUSTOMS_ID_KEY=dev-customs-id-key`), so customs in a development
-mesh can open them.
+the topic. REST bodies are written as a platform would send them. Sealed identity numbers are X25519
+sealed boxes to the development public key (shared/settings.py DEV_CUSTOMS_SEALING_PUBLIC_KEY), so customs in
+a development mesh can open them.
 """
 from __future__ import annotations
 
@@ -42,12 +42,12 @@ LISTED_SELLER = "91440101MA9XK3PD7N"
 
 BUYER_ID_NUMBER = "110101199003070011"
 BUYER_ID_MASKED = "1101**********0011"
-# seal(BUYER_ID_NUMBER) under the development key: one token for the order, one for the payment (each
-# sealing draws its own IV, so the same number never gives the same token twice).
-BUYER_ID_SEALED = ("gAAAAABrB5BwpNYGKK6QnnHXruEc0nbuEKhVoKx_wdb27hYYecF3VIzEkFA0R7ICxXtMwusZgAhJFqE23dfM4wgwdIK"
-                   "FdNb6IfygB-M1mDLLBePz-xVfYKw=")
-PAYER_ID_SEALED = ("gAAAAABrB5Bzl-dFFgDvupf-NTYHZDAJ5bDI5DEQQCjBk7S7n3l6BEJ3wdTq3SRCdl6n55zkCI7JoQ59nH6XuVMflyl"
-                   "Nd1uXzBzOceXt1cOATJKkKlKqpdg=")
+# seal(BUYER_ID_NUMBER) to the development public key: one token for the order, one for the payment (each
+# sealing draws its own ephemeral key, so the same number never gives the same token twice).
+BUYER_ID_SEALED = ("FR7w8L5XtzjGhqZQgzxQznxQNH6tAlFszhwHaLMcEgMa5C2nywckbr6HiCnX"
+                   "absxOo86ecy_dhYXH5iF72Z1r66e")
+PAYER_ID_SEALED = ("I6iQQzlmPp7gKXZ7KqMcWG8O9ZzrsXdcypW_CFgK10Fr3ifU3iUYhu39PcNf"
+                   "m38OthcPGoRA8Q1LfCzqVuRgCkFk")
 
 IMPORT_ORDER_NO = "ORD-20261124-000001"
 IMPORT_KEY = f"{PLATFORM}:{IMPORT_ORDER_NO}"
@@ -235,6 +235,9 @@ IMPORT_ORDER = {
               "id_number_sealed": BUYER_ID_SEALED, "phone": "13800000000"},
     "consignee": CONSIGNEE,
     "destination_country": None,
+    "payment_code": None,  # spec §7.2: the firms an order may name (none named here)
+    "payment_transaction_id": None,
+    "logistics_code": None,
 }
 
 EXPORT_ORDER = {
@@ -256,6 +259,9 @@ EXPORT_ORDER = {
     "buyer": None,
     "consignee": US_CONSIGNEE,
     "destination_country": "US",
+    "payment_code": None,  # spec §7.2: the firms an order may name (none named here)
+    "payment_transaction_id": None,
+    "logistics_code": None,
 }
 
 
@@ -281,6 +287,9 @@ IMPORT_ORDER_V2 = {
     "buyer": IMPORT_ORDER["buyer"],
     "consignee": CONSIGNEE,
     "destination_country": None,
+    "payment_code": None,  # spec §7.2: the firms an order may name (none named here)
+    "payment_transaction_id": None,
+    "logistics_code": None,
 }
 
 IMPORT_WAYBILL = {**IMPORT_WAYBILL_IN}

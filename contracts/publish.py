@@ -423,6 +423,7 @@ REQUEST_BODIES: dict[tuple[str, str], type[BaseModel]] = {
     ("post", "/v1/orders:batch"): documents.OrderBatchIn,
     ("post", "/v1/payments:batch"): documents.PaymentBatchIn,
     ("post", "/v1/waybills:batch"): documents.WaybillBatchIn,
+    ("put", "/v1/enterprises/{code}/platforms"): documents.PlatformList,
 }
 # Batch twins (spec §7.1): their body may be 8 MiB, and a refused document is a result, not the answer.
 BATCHES = {key for key in REQUEST_BODIES if key[1].endswith(":batch")}
@@ -432,8 +433,15 @@ CONFLICTS: dict[tuple[str, str], str] = {
     ("post", "/v1/orders"): "the order number was already submitted with different content",
     ("put", "/v1/orders/{platform_code}/{order_no}"): "the order is released (or cancelled): no more corrections",
     ("delete", "/v1/orders/{platform_code}/{order_no}"): "the order is released: it can no longer be cancelled",
-    ("post", "/v1/payments"): "the payment number was already submitted with different content",
-    ("post", "/v1/waybills"): "the waybill number was already submitted with different content",
+    ("post", "/v1/orders:batch"): "(as a document's result) as `POST /v1/orders`; also: a firm the order names "
+                                   "differs from the firm its payment or waybill was already filed by",
+    ("post", "/v1/payments"): "the payment number was already submitted with different content (and is not the "
+                              "order's bound payment, or the order is released); or the order already has another "
+                              "payment, or names another payment_no (errors name `order_no`)",
+    ("post", "/v1/waybills"): "the waybill number was already submitted with different content (and is not the "
+                              "order's bound waybill, or the order is released); or the order already has another "
+                              "waybill (errors name `order_no`)",
+    ("post", "/v1/enterprises/{code}/keys"): "the enterprise already holds two live keys: revoke one first",
 }
 NOT_FOUND: dict[tuple[str, str], str] = {
     ("get", "/v1/enterprises/{code}"): "no such enterprise",
@@ -442,6 +450,11 @@ NOT_FOUND: dict[tuple[str, str], str] = {
     ("put", "/v1/orders/{platform_code}/{order_no}"): "no such order: POST it first",
     ("delete", "/v1/orders/{platform_code}/{order_no}"): "no such order",
     ("post", "/v1/waybills/{logistics_code}/{waybill_no}/events"): "no such waybill",
+    ("post", "/v1/enterprises/{code}/keys"): "no such enterprise",
+    ("get", "/v1/enterprises/{code}/keys"): "no such enterprise",
+    ("delete", "/v1/enterprises/{code}/keys/{key_id}"): "no such enterprise, or no such key of it",
+    ("put", "/v1/enterprises/{code}/platforms"): "no such enterprise",
+    ("get", "/v1/enterprises/{code}/platforms"): "no such enterprise",
 }
 
 
@@ -470,6 +483,8 @@ PROBLEMS = {
     "409": "Conflict",
     "413": "Payload too large: the body is over 1 MiB",
     "413-batch": "Payload too large: the body is over 8 MiB",
+    "429": ("Too many requests: over the API key's rate (SW_RATE_LIMIT_PER_SECOND, default 200 a second over a "
+            "moving window; a batch counts one per document); `Retry-After` says how many seconds to wait"),
     "503": "Service unavailable: the submission could not be stored, and nothing of it was; submit it again",
     "422": "Validation failed: `errors` names every field",
 }
@@ -563,6 +578,7 @@ def openapi_document() -> dict:
                 raise PublishError(f"{method.upper()} {path} has no bearer authentication")
             responses["401"] = _problem_response("401")
             responses["403"] = _problem_response("403")
+            responses["429"] = _problem_response("429")
         if key in CONFLICTS:
             responses["409"] = _problem_response("409", CONFLICTS[key])
         if key in NOT_FOUND:

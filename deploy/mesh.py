@@ -18,6 +18,8 @@ from pathlib import Path
 
 import httpx
 
+from deploy import kafka_secure
+
 ROOT = Path(__file__).resolve().parent.parent
 SERVICE_PORTS = {"gateway": 8000, "customs": 8001, "tax": 8002, "fx": 8003, "logistics": 8004, "credit": 8005}
 
@@ -55,6 +57,9 @@ class Mesh:
     ports: dict[str, int] = field(default_factory=lambda: dict(SERVICE_PORTS))
     env: dict[str, str] = field(default_factory=dict)
     bootstrap: str | None = None
+    # SW_KAFKA_SECURE=1: the broker this mesh starts runs SASL/SCRAM with ACLs, each service its own
+    # principal (deploy/kafka_secure.py); off by default. Not used when KAFKA_BOOTSTRAP_SERVERS is given.
+    secure: bool = field(default_factory=lambda: os.environ.get("SW_KAFKA_SECURE") == "1")
 
     def __post_init__(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -67,17 +72,22 @@ class Mesh:
             return self.bootstrap
         kafka_dir = self.run_dir / "kafka"
         args = [str(ROOT / "deploy/kafka/start.sh"), str(kafka_dir)] + ([str(port)] if port else [])
-        subprocess.run(args, check=True, stdout=sys.stderr)
+        env = {**os.environ, **kafka_secure.broker_env(self.kafka_credentials())} if self.secure else None
+        subprocess.run(args, check=True, stdout=sys.stderr, env=env)
         self.bootstrap = f"127.0.0.1:{(kafka_dir / 'kafka.port').read_text().strip()}"
         return self.bootstrap
 
     def stop_broker(self) -> None:
         subprocess.run([str(ROOT / "deploy/kafka/stop.sh"), str(self.run_dir / "kafka")], check=False)
 
+    def kafka_credentials(self) -> dict[str, str]:
+        return kafka_secure.credentials(self.run_dir / "kafka")
+
     def create_topics(self) -> None:
         from shared.topics_admin import create_topics  # noqa: PLC0415
 
-        asyncio.run(create_topics(self.bootstrap, int(self.env.get("SW_TOPIC_PARTITIONS", "4"))))
+        options = kafka_secure.client_options(self.kafka_credentials(), "admin") if self.secure else None
+        asyncio.run(create_topics(self.bootstrap, int(self.env.get("SW_TOPIC_PARTITIONS", "4")), options))
 
     # --- services -----------------------------------------------------------------------
 
@@ -102,6 +112,8 @@ class Mesh:
             return int(pid_file.read_text())
         port = port or self.ports[name]
         log = open(self.run_dir / "logs" / f"{label}.log", "ab")
+        if self.secure:  # the service's own principal, and only its own
+            extra_env = {**kafka_secure.client_env(self.kafka_credentials(), name), **(extra_env or {})}
         proc = subprocess.Popen(
             uvicorn_command(app or f"services.{name}.app:app", port), cwd=ROOT, env=self.service_env(extra_env),
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
@@ -156,6 +168,7 @@ class Mesh:
             self.start_broker(kafka_port)
         else:
             self.bootstrap = os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+            self.secure = False  # a cluster of one's own: principals from KAFKA_SASL_* (docs/security.md)
         self.create_topics()
         for name in self.ports:
             self.start_service(name)

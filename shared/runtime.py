@@ -28,7 +28,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared import logs, metrics
+from shared import kafka, logs, metrics
 from shared.batch import BatchProcessor, Handlers, Received, TransientError, UnitOfWork, is_transient
 from shared.db import create_engine, is_sqlite, session_factory
 from shared.migrations import upgrade
@@ -111,12 +111,12 @@ class Service:
 
     async def start(self) -> None:
         s = self.settings
-        s.refuse_unsafe_production_defaults()
+        s.refuse_unsafe_production_defaults(self.name)
         logs.configure_logging(self.name, s.log_level)
         await self.open_database()
         self.producer = AIOKafkaProducer(
             bootstrap_servers=s.kafka_bootstrap_servers, enable_idempotence=True, acks="all",
-            linger_ms=5, max_batch_size=262144, client_id=f"{self.name}-producer",
+            linger_ms=5, max_batch_size=262144, client_id=f"{self.name}-producer", **kafka.client_options(s),
         )
         await self._retry_until_up(self.producer.start)
         self.relay = OutboxRelay(self.name, self.sessions, self.producer)
@@ -126,7 +126,7 @@ class Service:
                 *sorted(self.handlers.topics), bootstrap_servers=s.kafka_bootstrap_servers,
                 group_id=self.group_id or self.name, client_id=f"{self.name}-consumer", enable_auto_commit=False,
                 auto_offset_reset="earliest", max_poll_records=s.sw_batch_max_records,
-                session_timeout_ms=10000, heartbeat_interval_ms=1000,
+                session_timeout_ms=10000, heartbeat_interval_ms=1000, **kafka.client_options(s),
             )
             await self._retry_until_up(self.consumer.start)
             self._tasks.append(asyncio.create_task(self._consume(), name=f"{self.name}-consumer"))

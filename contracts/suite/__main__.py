@@ -11,7 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
-from shared.settings import DEFAULT_CUSTOMS_ID_KEY
+from shared.settings import DEV_CUSTOMS_SEALING_PUBLIC_KEY
 
 EXIT_OK, EXIT_FAILED, EXIT_CANNOT_RUN = 0, 1, 2
 
@@ -41,8 +41,8 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--bootstrap", required=True, metavar="HOST:PORT", help="the Kafka bootstrap servers")
     a.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
                    help="time limit for every answer of the run (default 60)")
-    a.add_argument("--customs-id-key", default=DEFAULT_CUSTOMS_ID_KEY, metavar="KEY",
-                   help="the key identity numbers are sealed with for customs (default: the dev key)")
+    a.add_argument("--customs-public-key", default=DEV_CUSTOMS_SEALING_PUBLIC_KEY, metavar="BASE64",
+                   help="customs' public sealing key identity numbers are sealed to (default: the dev key)")
     a.add_argument("--topic-prefix", default="", metavar="PREFIX",
                    help="use PREFIX + every topic name (a sandbox's own copies of the topics)")
     a.add_argument("--create-topics", action="store_true", help="create missing topics (4 partitions)")
@@ -93,7 +93,7 @@ def agency_mode(args: argparse.Namespace) -> int:
     # The client's own retries (a partition leader moving, a topic just created) are not the report's news.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     run = AgencyRun(role=args.role, bootstrap=args.bootstrap, timeout=args.timeout,
-                    customs_id_key=args.customs_id_key, topic_prefix=args.topic_prefix,
+                    customs_public_key=args.customs_public_key, topic_prefix=args.topic_prefix,
                     create_topics=args.create_topics, only=tuple(args.scenario))
     try:
         result = asyncio.run(run_agency_suite(run))

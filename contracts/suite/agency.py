@@ -28,7 +28,7 @@ from contracts.suite.golden import Golden, scenarios_for
 from contracts.suite.scenario import Publish, Received, Scenario, ScenarioState, Verdict, scenario_for
 from contracts.topics import TOPICS
 from shared.outbox import outbox_row
-from shared.settings import DEFAULT_CUSTOMS_ID_KEY
+from shared.settings import DEV_CUSTOMS_SEALING_PUBLIC_KEY
 from shared.tracing import continue_trace
 
 WRITER = {t.name: t.writer for t in TOPICS}
@@ -50,7 +50,7 @@ class AgencyRun:
     role: str
     bootstrap: str
     timeout: float = 60.0
-    customs_id_key: str = DEFAULT_CUSTOMS_ID_KEY
+    customs_public_key: str = DEV_CUSTOMS_SEALING_PUBLIC_KEY
     topic_prefix: str = ""
     create_topics: bool = False
     only: tuple[str, ...] = ()  # scenario names; empty: all of the role's
@@ -95,7 +95,7 @@ def selected_scenarios(run: AgencyRun, golden: Golden) -> list[Scenario]:
 
 
 async def run_agency_suite(run: AgencyRun, golden: Golden | None = None) -> SuiteResult:
-    golden = golden or Golden(customs_id_key=run.customs_id_key)
+    golden = golden or Golden(customs_public_key=run.customs_public_key)
     scenarios = selected_scenarios(run, golden)
     prefix = run.topic_prefix
     outputs = [prefix + t for t in output_topics(run.role)]

@@ -53,7 +53,7 @@ from contracts.suite import domain
 from contracts.suite.scenario import Expect, Publish, Scenario, Step, codes
 from shared.reference import FxRates, fx_rates
 from shared.sealing import seal
-from shared.settings import DEFAULT_CUSTOMS_ID_KEY
+from shared.settings import DEV_CUSTOMS_SEALING_PUBLIC_KEY
 
 ROLES = ("tax", "fx", "logistics", "credit", "customs")
 D = Decimal
@@ -91,10 +91,10 @@ class Parties:
 class Golden:
     """Builds one run's inputs: fresh codes and numbers, documents as the gateway would publish them."""
 
-    def __init__(self, run_id: str | None = None, customs_id_key: str = DEFAULT_CUSTOMS_ID_KEY,
+    def __init__(self, run_id: str | None = None, customs_public_key: str = DEV_CUSTOMS_SEALING_PUBLIC_KEY,
                  now: datetime | None = None, rates: FxRates | None = None):
         self.run_id = run_id or "".join(secrets.choice("ABCDEFGHJKLMNPQRTUWXY0123456789") for _ in range(6))
-        self.customs_id_key = customs_id_key
+        self.customs_public_key = customs_public_key
         self.now = now or datetime.now(timezone.utc)
         self.rates = rates or fx_rates()
         self._orders = 0
@@ -169,7 +169,7 @@ class Golden:
 
     def sealed(self, person: Any, with_phone: bool) -> SealedPerson:
         return SealedPerson(name=person.name, id_type=person.id_type, id_number_masked=mask_id_number(person.id_number),
-                            id_number_sealed=seal(person.id_number, self.customs_id_key),
+                            id_number_sealed=seal(person.id_number, self.customs_public_key),
                             phone=getattr(person, "phone", None) if with_phone else None)
 
     def registered(self, code: str, roles: Sequence[str], customs_credit: str = "general") -> Publish:
@@ -519,7 +519,7 @@ def customs_scenarios(g: Golden) -> list[Scenario]:
                  documents(p2, o2, pay2, w2, decision(o2, p2, rejected("AMOUNT_MISMATCH")))),
         Scenario("customs-identity-mismatch", "domain §4: the payer's identity number is not the buyer's",
                  documents(p3, o3, pay3, w3, decision(o3, p3, rejected("IDENTITY_MISMATCH"))),
-                 note="identity numbers are sealed with --customs-id-key; a customs holding another key cannot "
+                 note="identity numbers are sealed to --customs-public-key; a customs holding another key cannot "
                       "compare them and will find IDENTITY_MISMATCH everywhere"),
         Scenario("customs-prohibited-goods", "domain §6: an import of a prohibited code (9303200000, shotguns)",
                  documents(p4, o4, pay4, w4,

@@ -63,8 +63,9 @@ def hints(result: SuiteResult) -> list[str]:
     findings = [f for r in result.results for row in r.verdicts for v in row for f in v.findings]
     if result.run.role == "customs" and any(
             "IDENTITY_MISMATCH" in f.got and "IDENTITY_MISMATCH" not in f.expected for f in findings):
-        out.append("hint: IDENTITY_MISMATCH where none was expected: identity numbers are sealed with "
-                   "--customs-id-key (default: the dev key); pass the key the agency opens them with")
+        out.append("hint: IDENTITY_MISMATCH where none was expected: identity numbers are sealed to "
+                   "--customs-public-key (default: the dev key); pass the public half of the key the agency opens "
+                   "them with")
     if result.results and all(r.outcome == "timed out" and r.steps_played and not any(
             v.received for row in r.verdicts for v in row) for r in result.results):
         out.append(f"hint: no answer at all: is the agency running, connected to {result.run.bootstrap}, and "

@@ -42,6 +42,21 @@ class EnterpriseRegistration(Strict):
         return self
 
 
+class PlatformList(Strict):
+    """`PUT /v1/enterprises/{code}/platforms` (spec §7.2): the platforms that may declare for this ecommerce
+    enterprise; an empty list lifts the restriction (any registered platform may, as in 1.0)."""
+
+    platforms: list[str] = Field(max_length=1000, description="platform enterprise codes; [] lifts the restriction")
+
+    @model_validator(mode="after")
+    def _codes(self) -> "PlatformList":
+        for i, code in enumerate(self.platforms):
+            if not 1 <= len(code) <= 32:
+                raise_field(f"platforms[{i}]", "length", "an enterprise code has 1 to 32 characters")
+        self.platforms = sorted(set(self.platforms))
+        return self
+
+
 class FieldProblem(ValueError):
     """A cross-field check that names the field it is about (spec §2: `errors[].field`)."""
 
@@ -115,9 +130,19 @@ class OrderIn(Strict):
     buyer: Buyer | None = None
     consignee: Consignee | None = None
     destination_country: Country | None = None
+    # Spec §7.2: the firms the order was paid and shipped with (as customs' own order message names them).
+    # Named, they are the only firms whose payment and waybill the single window accepts for the order.
+    payment_code: str | None = Field(default=None, min_length=1, max_length=32,
+                                     description="the payment firm that took the payment (optional)")
+    payment_transaction_id: str | None = Field(default=None, min_length=1, max_length=64,
+                                               description="that firm's payment_no for it (optional; needs payment_code)")
+    logistics_code: str | None = Field(default=None, min_length=1, max_length=32,
+                                       description="the logistics firm that ships it (optional)")
 
     @model_validator(mode="after")
     def _consistent(self) -> "OrderIn":
+        if self.payment_transaction_id is not None and self.payment_code is None:
+            raise_field("payment_code", "required", "payment_transaction_id names a payment of a firm: name payment_code too")
         seen: set[str] = set()
         for i, item in enumerate(self.items):
             if item.item_no in seen:

@@ -134,6 +134,10 @@ class Order(Payload):
     buyer: SealedPerson | None = None
     consignee: Consignee | None = None
     destination_country: Country | None = None
+    # Spec §7.2 (added in 1.1): the firms the order names; customs matches only their documents.
+    payment_code: str | None = None
+    payment_transaction_id: str | None = None
+    logistics_code: str | None = None
 
     @property
     def key(self) -> str:

@@ -54,6 +54,10 @@ class OrderV2(Payload):
     buyer: SealedPerson | None = None
     consignee: Consignee | None = None
     destination_country: Country | None = None
+    # Spec §7.2 (added in 1.1): the firms the order names; customs and FX use only their documents.
+    payment_code: str | None = None
+    payment_transaction_id: str | None = None
+    logistics_code: str | None = None
 
     @model_validator(mode="after")
     def _one_currency(self) -> "OrderV2":
@@ -93,7 +97,8 @@ class OrderSubmittedV2(Payload):
                                origin_country=i.origin_country) for i in o.items],
             freight=amount(o.freight), insurance=amount(o.insurance), discount=amount(o.discount),
             tax_total=amount(o.tax_total), actual_paid=amount(o.actual_paid), buyer=o.buyer, consignee=o.consignee,
-            destination_country=o.destination_country))
+            destination_country=o.destination_country, payment_code=o.payment_code,
+            payment_transaction_id=o.payment_transaction_id, logistics_code=o.logistics_code))
 
     def as_v1(self) -> v1.OrderSubmitted:
         """The same facts in the v1 shape, which the agencies' rules are written over."""
@@ -105,4 +110,5 @@ class OrderSubmittedV2(Payload):
                                 unit_price=i.unit_price.amount, origin_country=i.origin_country) for i in o.items],
             freight=o.freight.amount, insurance=o.insurance.amount, discount=o.discount.amount,
             tax_total=o.tax_total.amount, actual_paid=o.actual_paid.amount, buyer=o.buyer, consignee=o.consignee,
-            destination_country=o.destination_country))
+            destination_country=o.destination_country, payment_code=o.payment_code,
+            payment_transaction_id=o.payment_transaction_id, logistics_code=o.logistics_code))

@@ -3,7 +3,14 @@
 #   deploy/kafka/start.sh DATA_DIR [PORT]
 # Formats DATA_DIR on first use, writes DATA_DIR/kafka.pid and DATA_DIR/kafka.port, and returns once the
 # broker accepts connections. PORT defaults to a free loopback port.
+#
+# SW_KAFKA_SECURE=1: clients must authenticate with SASL/SCRAM-SHA-512 and are authorised by ACLs
+# (secure.properties.sh, shared with docker-compose.yml's broker). KAFKA_ADMIN_PASSWORD is the password of the
+# super user `admin` (the broker itself, topic creation, ACLs); KAFKA_SCRAM_USERS ("name=password ...") are
+# the SCRAM users created when DATA_DIR is formatted (deploy/mesh.py passes one per service, see
+# deploy/kafka_secure.py). A data dir keeps the mode it was formatted in.
 set -euo pipefail
+umask 077  # server.properties may hold the admin password
 here="$(cd "$(dirname "$0")" && pwd)"
 dir="$(mkdir -p "$1" && cd "$1" && pwd)"
 port="${2:-}"
@@ -17,15 +24,29 @@ if [ -z "$port" ]; then port="$(cat "$dir/kafka.port" 2>/dev/null || free_port)"
 # Both ports are kept, so a restarted broker comes back where its clients and its own quorum expect it.
 controller_port="$(cat "$dir/kafka.controller.port" 2>/dev/null || free_port)"
 echo "$controller_port" > "$dir/kafka.controller.port"
+mode=plaintext
+# A data dir formatted before the modes existed was formatted for plaintext.
+if [ -f "$dir/data/meta.properties" ] && [ ! -f "$dir/security.mode" ]; then echo plaintext > "$dir/security.mode"; fi
+if [ "${SW_KAFKA_SECURE:-0}" = "1" ]; then mode=sasl; fi
+if [ -f "$dir/security.mode" ] && [ "$(cat "$dir/security.mode")" != "$mode" ]; then
+  echo "$dir was formatted for a $(cat "$dir/security.mode") broker, not $mode: remove it (make clean) to switch"; exit 1
+fi
+if [ "$mode" = sasl ]; then
+  : "${KAFKA_ADMIN_PASSWORD:?SW_KAFKA_SECURE=1 needs KAFKA_ADMIN_PASSWORD}"
+  . "$here/secure.properties.sh"
+  listeners="$(secure_listeners 127.0.0.1 "$port" 127.0.0.1 "$controller_port" 127.0.0.1)"
+else
+  listeners="listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+controller.quorum.voters=1@127.0.0.1:$controller_port
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT"
+fi
 cat > "$dir/server.properties" <<PROPS
 process.roles=broker,controller
 node.id=1
-controller.quorum.voters=1@127.0.0.1:$controller_port
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
-controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-inter.broker.listener.name=PLAINTEXT
+$listeners
 log.dirs=$dir/data
 num.partitions=4
 auto.create.topics.enable=false
@@ -45,7 +66,13 @@ PROPS
 cp="$libs/*"
 if [ ! -f "$dir/data/meta.properties" ]; then
   cluster_id="$(java -cp "$cp" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)"
-  java -cp "$cp" kafka.tools.StorageTool format -t "$cluster_id" -c "$dir/server.properties" >"$dir/format.log" 2>&1
+  scram_args=()
+  if [ "$mode" = sasl ]; then
+    while read -r user; do scram_args+=(--add-scram "$user"); done < <(scram_users)
+  fi
+  java -cp "$cp" kafka.tools.StorageTool format -t "$cluster_id" -c "$dir/server.properties" "${scram_args[@]}" \
+    >"$dir/format.log" 2>&1
+  echo "$mode" > "$dir/security.mode"
 fi
 echo "$port" > "$dir/kafka.port"
 nohup java ${KAFKA_HEAP_OPTS:--Xms128m -Xmx512m} -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \

@@ -21,7 +21,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from cryptography.fernet import InvalidToken
 
 from contracts.identifiers import order_key
 from contracts.v1.events import (
@@ -39,7 +38,7 @@ from services.customs.rules import Documents, Party
 from services.customs.tables import order_files
 from shared.clock import china_date
 from shared.reference import FxRates, HsEntry, MissingRate
-from shared.sealing import pseudonym, unseal
+from shared.sealing import CannotUnseal, pseudonym, unseal
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +85,7 @@ def unsealed_id(person: SealedPerson | None) -> str | None:
         return None
     try:
         return unseal(person.id_number_sealed).upper()
-    except (InvalidToken, ValueError, TypeError):
+    except CannotUnseal:
         log.warning("identity number could not be unsealed", extra={"error": person.id_number_masked})
         return None
 
@@ -470,28 +469,33 @@ class Desk:
     def payment_arrived(self, payment: Payment, submitted_at: datetime, now: datetime) -> CustomsDecision | None:
         file = self.files[(payment.platform_code, payment.order_no)]
         held = (file.payment_code, file.payment_no) if file.payment is not None else None
+        changed = file.payment is not None and file.payment != payment
         return self._document_arrived(file, "payment", held, (payment.payment_code, payment.payment_no),
-                                      lambda: file.set_payment(payment), submitted_at, now)
+                                      lambda: file.set_payment(payment), submitted_at, now, changed)
 
     def waybill_arrived(self, waybill: Waybill, submitted_at: datetime, now: datetime) -> CustomsDecision | None:
         file = self.files[(waybill.platform_code, waybill.order_no)]
         held = (file.logistics_code, file.waybill_no) if file.waybill is not None else None
+        changed = file.waybill is not None and file.waybill != waybill
         return self._document_arrived(file, "waybill", held, (waybill.logistics_code, waybill.waybill_no),
-                                      lambda: file.set_waybill(waybill), submitted_at, now)
+                                      lambda: file.set_waybill(waybill), submitted_at, now, changed)
 
     def _document_arrived(self, file: OrderFile, kind: str, held: tuple[str, str] | None,
                           incoming: tuple[str, str], keep: Callable[[], None], submitted_at: datetime,
-                          now: datetime) -> CustomsDecision | None:
+                          now: datetime, changed: bool = False) -> CustomsDecision | None:
         """A payment or waybill (`incoming`: its firm and number) for a file that may hold one (`held`):
-        the first one binds, the same one again changes nothing, another one is ignored and logged."""
+        the first one binds; its own correction (same firm and number, `changed` content) replaces it while
+        customs has not released the order; another one is ignored and logged (rules.second_document_action)."""
         file.note_arrival(submitted_at)
         self.dirty.add(file.pk)
-        action = rules.second_document_action(held, incoming)
-        if action != "accept":
+        action = rules.second_document_action(held, incoming, changed, file.status)
+        if action in ("same", "ignore_other"):
             if action == "ignore_other":
                 log.warning("second %s %s:%s for the order ignored; %s:%s is kept", kind, *incoming, *held)
             return None
         keep()
+        if action == "keep_correction":
+            return None
         return self.try_decide(file, now)
 
     # --- registrations ---

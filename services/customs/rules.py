@@ -133,7 +133,19 @@ def _order_mismatches(order: Order, docs: Documents, export: bool) -> list[str]:
             details.append(
                 f"{kind} names order {doc.platform_code}:{doc.order_no}, not {order.platform_code}:{order.order_no}"
             )
+        details.extend(_named_firm_mismatches(order, kind, doc))
     return details
+
+
+def _named_firm_mismatches(order: Order, kind: str, doc: Payment | Waybill) -> list[str]:
+    """Spec §7.2: an order that names its payment firm (and transaction) or logistics firm matches only
+    their documents (the gateway refuses the others; this is the same rule, held by customs too)."""
+    if isinstance(doc, Payment):
+        named = [(order.payment_code, doc.payment_code, "firm"), (order.payment_transaction_id, doc.payment_no, "transaction")]
+    else:
+        named = [(order.logistics_code, doc.logistics_code, "firm")]
+    return [f"{kind} {what} {actual} is not the {kind} {what} the order names ({wanted})"
+            for wanted, actual, what in named if wanted is not None and wanted != actual]
 
 
 def _amount_mismatches(order: Order, docs: Documents, export: bool) -> list[str]:
@@ -441,13 +453,22 @@ def order_event_action(held_version: int, status: str, version: int, action: str
     return "reopen"
 
 
-def second_document_action(held: tuple[str, str] | None, arriving: tuple[str, str]) -> str:
+def second_document_action(held: tuple[str, str] | None, arriving: tuple[str, str], changed: bool = False,
+                           status: str = "pending") -> str:
     """A payment (payment_code, payment_no) or waybill (logistics_code, waybill_no) arriving for a file
-    that holds `held` of its kind: "accept" when none is held, "same" when it is the one held (nothing
-    changes), "ignore_other" when another one is held (the first one is kept)."""
+    that holds `held` of its kind: "accept" when none is held; for the one held, "correct" when its content
+    `changed` and the file is still `pending` (spec §7.2: its firm corrects it, under the same business key,
+    before customs decided), "keep_correction" when it changed on a file customs already decided but did
+    not release (inspection, rejected: the correction is kept for the next decision, which a correction of
+    the order triggers), "same" otherwise (nothing changes); "ignore_other" when another one is held (the
+    first one binds, as at the gateway)."""
     if held is None:
         return "accept"
-    return "same" if held == arriving else "ignore_other"
+    if held != arriving:
+        return "ignore_other"
+    if not changed or status in ("released", "cancelled"):
+        return "same"
+    return "correct" if status == "pending" else "keep_correction"
 
 
 def ready_to_decide(docs: Documents, status: str, order_version: int, decided_version: int | None) -> bool:

@@ -6,8 +6,10 @@ stored, and whichever completes the picture settles the order: the decision must
 latest version, and an import also needs its payment.
 
 Behaviour kept from the per-record handlers (the decisions themselves are in rules.py):
-- an order event older than, or the same version as, the one held is ignored; a payment submitted
-  before the held one is ignored; a decision about an older version, or decided earlier, is ignored;
+- an order event older than, or the same version as, the one held is ignored; the first payment binds
+  the order (spec §7.2): another payment (other firm or payment_no) is ignored, and the bound one's
+  correction submitted before the held one is ignored; a decision about an older version, or decided
+  earlier, is ignored;
 - a settlement is final: a later cancellation or correction does not unsettle it;
 - not applicable (cancelled, rejected) is published once per version and gives way to a later version's
   settlement;

@@ -176,8 +176,16 @@ def is_newer_order(held: FxOrder | None, incoming: FxOrder) -> bool:
 
 
 def is_later_payment(held: FxPayment | None, incoming: FxPayment) -> bool:
-    """A payment replaces the held one unless that one was submitted later (the same time again replaces)."""
-    return held is None or not held.submitted_at > incoming.submitted_at
+    """Whether `incoming` becomes the order's payment (spec §7.2: FX settles the bound payment only, the one
+    customs matched): the first payment binds the order; afterwards only the same payment (firm and
+    payment_no) submitted again, a correction by its own firm, replaces it, unless the held one was submitted
+    later (the same time again replaces). A payment of another firm or number changes nothing, so it can
+    never choose the amount settled into the seller's year."""
+    if held is None:
+        return True
+    if (held.payment_code, held.payment_no) != (incoming.payment_code, incoming.payment_no):
+        return False
+    return not held.submitted_at > incoming.submitted_at
 
 
 def is_current_decision(held: Verdict | None, incoming: Verdict) -> bool:

@@ -9,15 +9,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query
 from fastapi.responses import JSONResponse
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from contracts.identifiers import order_key
 from contracts.types import Timestamp
-from contracts.v1.documents import BatchIn, BatchResults, EnterpriseRegistration, OrderIn, TrackingEventIn
+from contracts.v1.documents import BatchIn, BatchResults, EnterpriseRegistration, OrderIn, PlatformList, TrackingEventIn
 from contracts.v1.events import EnterpriseRegistered, Order, WaybillTracked
 from services.gateway import contracts_policy, intake, rules, store, views
-from services.gateway.auth import Caller, CallerDep, caller_cache
+from services.gateway.auth import Caller, CallerDep, caller_cache, rate_limit
 from services.gateway.handlers import handlers
 from services.gateway.store import add_trace
 from services.gateway.intake import (
@@ -27,7 +27,18 @@ from services.gateway.intake import (
     parse,
     status_url,
 )
-from services.gateway.tables import agency_views, enterprise_views, enterprises, orders, payments, trace, tracking_events, waybills
+from services.gateway.tables import (
+    agency_views,
+    api_keys,
+    enterprise_platforms,
+    enterprise_views,
+    enterprises,
+    orders,
+    payments,
+    trace,
+    tracking_events,
+    waybills,
+)
 from shared.clock import utcnow
 from shared.http import Problem, unprocessable
 from shared.reference import MissingRate, fx_rates
@@ -57,22 +68,6 @@ service.on_start.append(_start_group_commit)
 JsonBody = Annotated[Any, Body()]
 
 
-async def registered_roles(uow: UnitOfWork, codes: set[str]) -> dict[str, set[str]]:
-    rows = await uow.session.execute(select(enterprises.c.code, enterprises.c.roles).where(enterprises.c.code.in_(codes)))
-    return {r.code: set(r.roles) for r in rows}
-
-
-def require_registered(found: dict[str, set[str]], checks: list[tuple[str, str, str]]) -> None:
-    errors = []
-    for field, code, role in checks:
-        if code not in found:
-            errors.append({"field": field, "code": "not_registered", "message": f"{code} is not a registered enterprise"})
-        elif role not in found[code]:
-            errors.append({"field": field, "code": "wrong_role", "message": f"{code} is not registered with the {role} role"})
-    if errors:
-        raise unprocessable(errors)
-
-
 # --- enterprises ----------------------------------------------------------------------------
 
 
@@ -81,7 +76,7 @@ async def register_enterprise(caller: CallerDep, body: JsonBody):
     if not caller.is_operator:
         raise Problem(403, "Forbidden", "only the operator registers enterprises")
     reg: EnterpriseRegistration = parse(EnterpriseRegistration, body)
-    api_key = "sw_" + secrets.token_urlsafe(32)
+    api_key, key_id = new_api_key()
     registered_at = utcnow()
     try:
         async with service.unit_of_work() as uow:
@@ -93,12 +88,129 @@ async def register_enterprise(caller: CallerDep, body: JsonBody):
                 customs_credit=reg.customs_credit, api_key_hash=rules.api_key_hash(api_key),
                 registered_at=registered_at,
             ))
+            # The registration's key is the enterprise's first key (spec §7.2: it may hold two at once).
+            await uow.session.execute(insert(api_keys).values(
+                key_id=key_id, enterprise_code=reg.code, key_hash=rules.api_key_hash(api_key), created_at=registered_at))
             uow.emit(EnterpriseRegistered(**reg.model_dump(), registered_at=registered_at), correlation_id=reg.code)
         # Usable at once: forget a brief "unknown key" this process may remember for it.
         caller_cache.forget(rules.api_key_hash(api_key))
     except IntegrityError:
         raise Problem(409, "Conflict", f"enterprise {reg.code} is already registered") from None
-    return {"code": reg.code, "api_key": api_key, "registered_at": registered_at.isoformat()}
+    return {"code": reg.code, "api_key": api_key, "key_id": key_id, "registered_at": registered_at.isoformat()}
+
+
+def new_api_key() -> tuple[str, str]:
+    """A new key (256 random bits) and its public id (random too: the id tells nothing about the key)."""
+    return "sw_" + secrets.token_urlsafe(32), "k" + secrets.token_hex(8)
+
+
+def require_self_or_operator(caller: Caller, code: str) -> None:
+    if not caller.is_operator and caller.code != code:
+        raise Problem(403, "Forbidden", "only the enterprise itself or the operator may do this")
+
+
+async def registered_enterprise(session, code: str, lock: bool = False):  # noqa: ANN001, ANN201
+    """The enterprise's row (locked for update when `lock`: issuing keys counts live keys under it); 404."""
+    query = select(enterprises.c.code, enterprises.c.roles).where(enterprises.c.code == code)
+    row = (await session.execute(query.with_for_update() if lock else query)).first()
+    if row is None:
+        raise Problem(404, "Not found", f"no enterprise {code}")
+    return row
+
+
+def key_view(row) -> dict:  # noqa: ANN001
+    return {"key_id": row.key_id, "created_at": row.created_at.isoformat(),
+            "revoked_at": row.revoked_at.isoformat() if row.revoked_at else None, "live": row.revoked_at is None}
+
+
+@router.post("/enterprises/{code}/keys", status_code=201, tags=["enterprises"])
+async def issue_key(code: str, caller: CallerDep):
+    """Spec §7.2: a new API key for the enterprise (itself or the operator), shown once and stored hashed.
+    At most `MAX_LIVE_KEYS` live keys at once (rotation: issue the new one, switch, revoke the old); a third
+    is 409 until one is revoked."""
+    require_self_or_operator(caller, code)
+    api_key, key_id = new_api_key()
+    created_at = utcnow()
+    async with service.unit_of_work() as uow:
+        await registered_enterprise(uow.session, code, lock=True)
+        live = await uow.session.scalar(select(func.count()).select_from(api_keys).where(
+            api_keys.c.enterprise_code == code, api_keys.c.revoked_at.is_(None)))
+        if live >= MAX_LIVE_KEYS:
+            raise Problem(409, "Conflict", f"{code} already holds {live} live API keys, the most it may hold at "
+                          "once; revoke one first (DELETE /v1/enterprises/{code}/keys/{key_id})")
+        await uow.session.execute(insert(api_keys).values(
+            key_id=key_id, enterprise_code=code, key_hash=rules.api_key_hash(api_key), created_at=created_at))
+    caller_cache.forget(rules.api_key_hash(api_key))  # usable at once, even if just tried and refused
+    return {"code": code, "key_id": key_id, "api_key": api_key, "created_at": created_at.isoformat()}
+
+
+MAX_LIVE_KEYS = 2
+
+
+@router.get("/enterprises/{code}/keys", tags=["enterprises"])
+async def list_keys(code: str, caller: CallerDep):
+    """The enterprise's API keys, live and revoked, oldest first: ids and times, never a key."""
+    require_self_or_operator(caller, code)
+    async with service.readers() as session:
+        await registered_enterprise(session, code)
+        rows = (await session.execute(select(api_keys).where(api_keys.c.enterprise_code == code)
+                                      .order_by(api_keys.c.created_at, api_keys.c.key_id))).all()
+    return {"code": code, "keys": [key_view(r) for r in rows]}
+
+
+@router.delete("/enterprises/{code}/keys/{key_id}", tags=["enterprises"])
+async def revoke_key(code: str, key_id: str, caller: CallerDep):
+    """Revokes one key at once in this gateway process, and within SW_API_KEY_CACHE_SECONDS in every other
+    (their memory of keys). Revoking a revoked key again changes nothing (200)."""
+    require_self_or_operator(caller, code)
+    async with service.unit_of_work() as uow:
+        await registered_enterprise(uow.session, code)
+        row = (await uow.session.execute(select(api_keys).where(
+            api_keys.c.key_id == key_id, api_keys.c.enterprise_code == code))).first()
+        if row is None:
+            raise Problem(404, "Not found", f"{code} has no API key {key_id}")
+        if row.revoked_at is None:
+            await uow.session.execute(update(api_keys).where(api_keys.c.key_id == key_id).values(revoked_at=utcnow()))
+            row = (await uow.session.execute(select(api_keys).where(api_keys.c.key_id == key_id))).first()
+    caller_cache.forget(row.key_hash)
+    return {"code": code, **key_view(row)}
+
+
+@router.put("/enterprises/{code}/platforms", tags=["enterprises"])
+async def set_platforms(code: str, caller: CallerDep, body: JsonBody):
+    """Spec §7.2: the platforms that may declare orders for this ecommerce enterprise (itself or the
+    operator). Each must be a registered platform (422 naming `platforms[i]`); [] lifts the restriction."""
+    require_self_or_operator(caller, code)
+    wanted: PlatformList = parse(PlatformList, body)
+    async with service.unit_of_work() as uow:
+        row = await registered_enterprise(uow.session, code, lock=True)
+        if "ecommerce" not in row.roles:
+            raise unprocessable([{"field": "code", "code": "wrong_role",
+                                  "message": f"{code} is not an ecommerce enterprise: only sellers keep a platform list"}])
+        found = {r.code: r.roles for r in await uow.session.execute(select(enterprises.c.code, enterprises.c.roles)
+                                                                     .where(enterprises.c.code.in_(wanted.platforms)))}
+        errors = [{"field": f"platforms[{i}]", "code": "not_registered" if p not in found else "wrong_role",
+                   "message": f"{p} is not a registered platform"}
+                  for i, p in enumerate(wanted.platforms) if "platform" not in found.get(p, ())]
+        if errors:
+            raise unprocessable(errors)
+        await uow.session.execute(delete(enterprise_platforms).where(enterprise_platforms.c.ecommerce_code == code))
+        if wanted.platforms:
+            await uow.session.execute(insert(enterprise_platforms), [
+                {"ecommerce_code": code, "platform_code": p} for p in wanted.platforms])
+    return {"code": code, "platforms": wanted.platforms, "restricted": bool(wanted.platforms)}
+
+
+@router.get("/enterprises/{code}/platforms", tags=["enterprises"])
+async def get_platforms(code: str, caller: CallerDep):
+    """The platform list (`restricted` false and [] when none is set: any registered platform may)."""
+    require_self_or_operator(caller, code)
+    async with service.readers() as session:
+        await registered_enterprise(session, code)
+        rows = await session.execute(select(enterprise_platforms.c.platform_code).where(
+            enterprise_platforms.c.ecommerce_code == code).order_by(enterprise_platforms.c.platform_code))
+        platforms = [r.platform_code for r in rows]
+    return {"code": code, "platforms": platforms, "restricted": bool(platforms)}
 
 
 @router.get("/enterprises/{code}", tags=["enterprises"])
@@ -123,9 +235,9 @@ async def enterprise_view(code: str, caller: CallerDep):
 
 
 async def check_order_parties(uow: UnitOfWork, doc: OrderIn) -> None:
-    found = await registered_roles(uow, {doc.platform_code, doc.ecommerce_code})
-    require_registered(found, [("platform_code", doc.platform_code, "platform"),
-                               ("ecommerce_code", doc.ecommerce_code, "ecommerce")])
+    """The same party checks as POST (intake.check_order_parties): roles, the seller's platform list, the
+    named firms against the order's bindings."""
+    intake.check_order_parties(*await intake.read_order_parties(uow.session, doc), doc)
 
 
 DOCUMENT_RESPONSES: dict = {200: {"description": "already accepted: the same document was submitted before"}}
@@ -146,6 +258,7 @@ async def _submit(caller: Caller, kind: intake.Kind, body: Any) -> JSONResponse:
 
 async def _submit_batch(caller: Caller, kind: intake.Kind, body: Any) -> JSONResponse:
     envelope: BatchIn = intake.parse(BatchIn, body)
+    await rate_limit.hit(caller, len(envelope.documents))  # spec §7.2: a batch counts one per document
     outcomes = await intake.accept_batch(service.unit_of_work, caller, kind, envelope.documents)
     return JSONResponse({"results": [{"index": i, "status": o.status, "body": o.body} for i, o in enumerate(outcomes)]})
 

@@ -1,16 +1,21 @@
-"""Who is calling: the operator (SW_ADMIN_TOKEN) or a registered enterprise (its API key)."""
+"""Who is calling: the operator (SW_ADMIN_TOKEN) or a registered enterprise (one of its live API keys,
+table `api_keys`), and how fast it may call (spec §7.2: per key, per gateway process)."""
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from limits import RateLimitItemPerSecond
+from limits.aio.storage import MemoryStorage
+from limits.aio.strategies import MovingWindowRateLimiter
 from sqlalchemy import select
 
 from services.gateway.rules import api_key_hash
-from services.gateway.tables import enterprises
+from services.gateway.tables import api_keys, enterprises
 from shared.http import BearerToken, Problem, is_operator_token
 from shared.settings import settings
 
@@ -19,6 +24,7 @@ from shared.settings import settings
 class Caller:
     code: str | None  # None for the operator
     roles: frozenset[str]
+    key_id: str | None = None  # the API key it called with (rate limits are per key)
 
     @property
     def is_operator(self) -> bool:
@@ -76,8 +82,41 @@ class CallerCache:
 caller_cache = CallerCache(settings().sw_api_key_cache_seconds, settings().sw_api_key_negative_cache_seconds)
 
 
+class KeyRateLimit:
+    """Spec §7.2: at most `per_second` requests a second per API key, on average over a moving window of
+    `window_seconds` (the `limits` library's moving window, in this process's memory: with several gateway
+    processes each counts on its own, so a key gets that rate from each). A batch counts one per document;
+    a batch larger than the whole window's allowance counts as the whole window (it can still pass, alone).
+    The operator is not limited. `per_second` 0: no limit."""
+
+    def __init__(self, per_second: float, window_seconds: int):
+        self.amount = max(1, math.floor(per_second * window_seconds)) if per_second > 0 else 0
+        self.item = RateLimitItemPerSecond(self.amount, window_seconds) if self.amount else None
+        self.limiter = MovingWindowRateLimiter(MemoryStorage()) if self.item else None
+
+    async def hit(self, caller: Caller, cost: int = 1) -> None:
+        """Counts `cost` requests against the caller's key; 429 with Retry-After (seconds) when over."""
+        if self.limiter is None or self.item is None or caller.key_id is None:
+            return
+        cost = max(1, min(cost, self.amount))
+        if await self.limiter.hit(self.item, caller.key_id, cost=cost):
+            return
+        stats = await self.limiter.get_window_stats(self.item, caller.key_id)
+        retry = max(1, math.ceil(stats.reset_time - time.time()))
+        raise Problem(429, "Too many requests", f"over the rate limit of API key {caller.key_id} "
+                      f"({self.amount} requests per {self.item.multiples} s; a batch counts one per document); "
+                      f"retry after {retry} s", headers={"Retry-After": str(retry)})
+
+
+rate_limit = KeyRateLimit(settings().sw_rate_limit_per_second, settings().sw_rate_limit_window_seconds)
+
+BATCH_SUFFIX = ":batch"  # batch endpoints count their documents themselves (services/gateway/app.py)
+
+
 async def current_caller(request: Request, token: BearerToken) -> Caller:
-    """The caller of a request: the operator, or the enterprise whose API key it is (401 otherwise)."""
+    """The caller of a request: the operator, or the enterprise one of whose live (not revoked) API keys it
+    is (401 otherwise). Counts the request against the key's rate limit (429), except a batch's, which
+    counts its documents once it has read them."""
     if is_operator_token(token):
         return Caller(None, frozenset())
     key_hash = api_key_hash(token)
@@ -86,12 +125,16 @@ async def current_caller(request: Request, token: BearerToken) -> Caller:
         service = request.app.state.service
         async with service.readers() as session:
             row = (await session.execute(
-                select(enterprises.c.code, enterprises.c.roles).where(enterprises.c.api_key_hash == key_hash)
+                select(api_keys.c.key_id, enterprises.c.code, enterprises.c.roles)
+                .join(enterprises, enterprises.c.code == api_keys.c.enterprise_code)
+                .where(api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None))
             )).first()
-        caller = Caller(row.code, frozenset(row.roles)) if row is not None else None
+        caller = Caller(row.code, frozenset(row.roles), row.key_id) if row is not None else None
         caller_cache.remember(key_hash, caller)
     if caller is None:
         raise Problem(401, "Unauthorized", "unknown API key", headers={"WWW-Authenticate": "Bearer"})
+    if not request.url.path.endswith(BATCH_SUFFIX):
+        await rate_limit.hit(caller)
     return caller
 
 

@@ -30,16 +30,25 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import and_, insert, or_, select, tuple_, update
+from sqlalchemy import and_, bindparam, insert, or_, select, tuple_, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
 from contracts.identifiers import mask_id_number, order_key
 from contracts.types import format_money
 from contracts.v1.documents import OrderIn, PaymentIn, WaybillIn
 from contracts.v1.events import Order, Payment, PaymentSubmitted, SealedPerson, Waybill, WaybillSubmitted
-from services.gateway import contracts_policy, rules
+from services.gateway import contracts_policy, rules, views
 from services.gateway.auth import Caller
-from services.gateway.tables import enterprises, orders, payments, trace, waybills
+from services.gateway.tables import (
+    agency_views,
+    enterprise_platforms,
+    enterprises,
+    order_bindings,
+    orders,
+    payments,
+    trace,
+    waybills,
+)
 from shared.clock import china_date, utcnow
 from shared.http import Problem, problem_from_validation, unprocessable
 from shared.reference import fx_rates
@@ -173,7 +182,8 @@ def order_columns(doc: OrderIn, event_doc: Order, fp: str) -> dict:
         content_hash=fp, document=contracts_policy.stored_document(event_doc, contracts_policy.brands_of(doc.items)),
         ecommerce_code=doc.ecommerce_code,
         direction=doc.direction, trade_mode=doc.trade_mode, currency=doc.currency, actual_paid=doc.actual_paid,
-        country=order_country(doc),
+        country=order_country(doc), payment_code=doc.payment_code,
+        payment_transaction_id=doc.payment_transaction_id, logistics_code=doc.logistics_code,
     )
 
 
@@ -225,7 +235,15 @@ class Lot:
     kind: Kind
     parties: dict[str, tuple[frozenset[str], str]]  # code → (roles, country), the parties the lot names
     stored: dict[tuple[str, str], str]  # business key → fingerprint, stored or accepted earlier in the lot
-    directions: dict[tuple[str, str], str] = field(default_factory=dict)  # (platform, order_no) → direction
+    # Payments and waybills (spec §7.2): the orders they name, as (direction, named firm, named number), the
+    # document each order is bound to ((firm, number)), and customs' status of the orders bound already.
+    named: dict[tuple[str, str], tuple[str, str | None, str | None]] = field(default_factory=dict)
+    bindings: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+    customs: dict[tuple[str, str], str] = field(default_factory=dict)
+    # Orders: ecommerce code → the platforms it lets declare for it (absent: any platform may), and the
+    # payments and waybills their orders are bound to already ((platform, order_no, kind) → (firm, number)).
+    platforms: dict[str, set[str]] = field(default_factory=dict)
+    bound: dict[tuple[str, str, str], tuple[str, str]] = field(default_factory=dict)
     traces: list[dict] = field(default_factory=list)
 
 
@@ -242,16 +260,53 @@ async def _stored_fingerprints(uow: UnitOfWork, kind: Kind, keys: set[tuple[str,
     return {(r[0], r[1]): r.content_hash for r in rows if (r[0], r[1]) in keys}
 
 
+def _named_firms(doc: OrderIn) -> list[tuple[str, str, str]]:
+    """(field, code, role) of the firms an order names (spec §7.2)."""
+    return [(f, code, role) for f, code, role in (("payment_code", doc.payment_code, "payment"),
+                                                   ("logistics_code", doc.logistics_code, "logistics")) if code]
+
+
+async def _bindings_of(session, kinds: set[str], wanted: set[tuple[str, str]]) -> dict:  # noqa: ANN001
+    """(platform_code, order_no, kind) → (firm, number) of the documents `wanted` orders are bound to."""
+    if not wanted:
+        return {}
+    rows = await session.execute(_pairs_query(order_bindings, "platform_code", "order_no", wanted, order_bindings.c.kind,
+                                              order_bindings.c.party_code, order_bindings.c.document_no
+                                              ).where(order_bindings.c.kind.in_(kinds)))
+    return {(r[0], r[1], r.kind): (r.party_code, r.document_no) for r in rows if (r[0], r[1]) in wanted}
+
+
 async def _open_lot(uow: UnitOfWork, kind: Kind, items: Sequence[Prepared]) -> Lot:
-    codes = {d.doc.platform_code for d in items} | ({d.doc.ecommerce_code for d in items} if kind is ORDER else set())
+    """Everything the lot's decisions need, one query per table for the whole lot: the parties it names,
+    the stored fingerprints of its business keys; for orders the platform lists of their sellers; for
+    payments and waybills the orders they name, their bindings and (for corrections) customs' status."""
+    codes = {d.doc.platform_code for d in items}
+    if kind is ORDER:
+        codes |= {d.doc.ecommerce_code for d in items} | {c for d in items for _, c, _ in _named_firms(d.doc)}
     rows = await uow.session.execute(
         select(enterprises.c.code, enterprises.c.roles, enterprises.c.country).where(enterprises.c.code.in_(codes)))
     lot = Lot(kind, {r.code: (frozenset(r.roles), r.country) for r in rows},
               await _stored_fingerprints(uow, kind, {d.key for d in items}))
-    if kind is PAYMENT:
-        wanted = {(d.doc.platform_code, d.doc.order_no) for d in items}
-        rows = await uow.session.execute(_pairs_query(orders, "platform_code", "order_no", wanted, orders.c.direction))
-        lot.directions = {(r[0], r[1]): r.direction for r in rows}
+    wanted = {(d.doc.platform_code, d.doc.order_no) for d in items}
+    if kind is ORDER:
+        sellers = {d.doc.ecommerce_code for d in items}
+        for r in await uow.session.execute(select(enterprise_platforms).where(
+                enterprise_platforms.c.ecommerce_code.in_(sellers))):
+            lot.platforms.setdefault(r.ecommerce_code, set()).add(r.platform_code)
+        if any(_named_firms(d.doc) for d in items):
+            lot.bound = await _bindings_of(uow.session, {"payment", "waybill"}, wanted)
+        return lot
+    rows = await uow.session.execute(_pairs_query(
+        orders, "platform_code", "order_no", wanted, orders.c.direction,
+        orders.c.payment_code if kind is PAYMENT else orders.c.logistics_code,
+        orders.c.payment_transaction_id if kind is PAYMENT else orders.c.logistics_code.label("unnamed")))
+    lot.named = {(r[0], r[1]): (r[2], r[3], r[4] if kind is PAYMENT else None) for r in rows}
+    lot.bindings = {(p, o): bound for (p, o, _), bound in (await _bindings_of(uow.session, {kind.name}, wanted)).items()}
+    corrections = {(d.doc.platform_code, d.doc.order_no) for d in items if d.key in lot.stored}
+    if corrections:
+        rows = await uow.session.execute(_pairs_query(agency_views, "platform_code", "order_no", corrections,
+                                                      agency_views.c.view).where(agency_views.c.agency == "customs"))
+        lot.customs = {(r[0], r[1]): views.customs_status({"customs": r.view}) for r in rows if (r[0], r[1]) in corrections}
     return lot
 
 
@@ -268,17 +323,103 @@ def _require_registered(lot: Lot, checks: list[tuple[str, str, str]]) -> None:
         raise unprocessable(errors)
 
 
+def _refused(status: int, field_name: str, code: str, message: str) -> Problem:
+    """A 403 or 409 naming its field the way a 422 does (spec §7.2: "field named")."""
+    title = {403: "Forbidden", 409: "Conflict"}[status]
+    return Problem(status, title, message, errors=[{"field": field_name, "code": code, "message": message}])
+
+
+def check_order_parties(lot_parties: dict, platforms: dict[str, set[str]], bindings: dict, doc: OrderIn) -> None:
+    """An order's parties (spec §4.1, §7.2), for POST and PUT alike: every code registered with its role
+    (422); the platform on the seller's list when it keeps one (403, `ecommerce_code`); a named firm
+    agreeing with a payment or waybill the order is already bound to (409, the field)."""
+    lot = Lot(ORDER, lot_parties, {})
+    _require_registered(lot, [("platform_code", doc.platform_code, "platform"),
+                              ("ecommerce_code", doc.ecommerce_code, "ecommerce"), *_named_firms(doc)])
+    allowed = platforms.get(doc.ecommerce_code)
+    if allowed is not None and doc.platform_code not in allowed:
+        raise _refused(403, "ecommerce_code", "platform_not_allowed",
+                       f"{doc.ecommerce_code} does not let platform {doc.platform_code} declare for it")
+    for field_name, number_field, kind, code, number in (
+            ("payment_code", "payment_transaction_id", "payment", doc.payment_code, doc.payment_transaction_id),
+            ("logistics_code", None, "waybill", doc.logistics_code, None)):
+        bound = bindings.get((doc.platform_code, doc.order_no, kind))
+        if code is None or bound is None:
+            continue
+        if bound[0] != code:
+            raise _refused(409, field_name, "bound_to_another_firm",
+                           f"the order's {kind} was already filed by {bound[0]}, not {code}")
+        if number is not None and bound[1] != number:
+            raise _refused(409, number_field or field_name, "bound_to_another_document",
+                           f"the order's {kind} already filed is {bound[1]}, not {number}")
+
+
+async def read_order_parties(session, doc: OrderIn) -> tuple[dict, dict[str, set[str]], dict]:  # noqa: ANN001
+    """What `check_order_parties` needs for one order (PUT): parties, the seller's platform list, bindings."""
+    codes = {doc.platform_code, doc.ecommerce_code} | {c for _, c, _ in _named_firms(doc)}
+    rows = await session.execute(
+        select(enterprises.c.code, enterprises.c.roles, enterprises.c.country).where(enterprises.c.code.in_(codes)))
+    parties = {r.code: (frozenset(r.roles), r.country) for r in rows}
+    platforms: dict[str, set[str]] = {}
+    for r in await session.execute(select(enterprise_platforms).where(
+            enterprise_platforms.c.ecommerce_code == doc.ecommerce_code)):
+        platforms.setdefault(r.ecommerce_code, set()).add(r.platform_code)
+    bindings = await _bindings_of(session, {"payment", "waybill"}, {(doc.platform_code, doc.order_no)})
+    return parties, platforms, bindings
+
+
 def _check(lot: Lot, item: Prepared) -> None:
-    """The checks that need the database (read for the whole lot): 422 naming the field."""
+    """The checks that need the database (read for the whole lot): 422 naming the field; for payments and
+    waybills the order's named firm (403, the firm's field) and number (409, `order_no`)."""
     d = item.doc
     if lot.kind is ORDER:
-        _require_registered(lot, [("platform_code", d.platform_code, "platform"),
-                                  ("ecommerce_code", d.ecommerce_code, "ecommerce")])
+        check_order_parties(lot.parties, lot.platforms, lot.bound, d)
         return
     _require_registered(lot, [("platform_code", d.platform_code, "platform")])
-    if lot.kind is PAYMENT and lot.directions.get((d.platform_code, d.order_no)) == "export":
+    named = lot.named.get((d.platform_code, d.order_no))
+    if named is None:
+        return  # the order has not come yet: documents arrive in any order
+    direction, firm, number = named
+    if lot.kind is PAYMENT and direction == "export":
         raise unprocessable([{"field": "order_no", "code": "export_order",
                               "message": "payments are for import orders only"}])
+    own = lot.kind.own_field
+    if firm is not None and firm != getattr(d, own):
+        raise _refused(403, own, "not_the_named_firm",
+                       f"order {d.order_no} names {firm} as its {lot.kind.name} firm, not {getattr(d, own)}")
+    if number is not None and number != getattr(d, lot.kind.number_field):
+        raise _refused(409, "order_no", "not_the_named_document",
+                       f"order {d.order_no} names {lot.kind.name} {number}, not {getattr(d, lot.kind.number_field)}")
+
+
+def _decide(lot: Lot, item: Prepared) -> str | Outcome:
+    """One document against what the lot read: "new" (write it and bind its order), "correct" (the bound
+    document of its firm, corrected), or the final Outcome (200 identical, 403, 409, 422)."""
+    outcome = rules.submission_outcome(lot.stored.get(item.key), item.fingerprint)
+    if outcome == "same":
+        return Outcome(200, item.answer())
+    if outcome == "conflict" and lot.kind is ORDER:
+        return Outcome.refused(_conflict(item), item.kind.path)  # corrections of orders are PUT (§4.5)
+    try:
+        _check(lot, item)
+        if lot.kind is ORDER:
+            return "new"
+        order = (item.doc.platform_code, item.doc.order_no)
+        bound = lot.bindings.get(order)
+        action = rules.bound_document_action(bound, item.key, outcome == "conflict", lot.customs.get(order, "pending"))
+    except Problem as problem:
+        return Outcome.refused(problem, item.kind.path)
+    if action in ("new", "correct"):
+        return action
+    if action == "conflict":
+        return Outcome.refused(_conflict(item), item.kind.path)
+    if action == "bound_elsewhere":
+        return Outcome.refused(_refused(409, "order_no", "order_already_bound", (
+            f"order {item.doc.order_no} already has its {item.kind.name}: {bound[1]} of {bound[0]}; an order has "
+            f"one {item.kind.name}")), item.kind.path)  # type: ignore[index]
+    return Outcome.refused(_refused(409, "order_no", "order_not_correctable", (
+        f"the order is {action}; a {item.kind.name} can be corrected only while customs has not released it "
+        "(pending, inspection or rejected)")), item.kind.path)
 
 
 @dataclass
@@ -325,6 +466,34 @@ def new_document(lot: Lot, item: Prepared, at: datetime) -> NewDocument:
     return NewDocument(row, events, trace_line)
 
 
+def corrected_document(lot: Lot, item: Prepared, at: datetime) -> NewDocument:
+    """A payment's or waybill's correction by its own firm under the same business key (spec §7.2): the
+    row's new content, the event published again (a later `submitted_at` replaces the earlier one
+    downstream), a trace line."""
+    document = new_document(lot, item, at)
+    number = getattr(item.doc, lot.kind.number_field)
+    trace_line = {**document.trace, "type": f"{lot.kind.name}.corrected",
+                  "summary": f"{lot.kind.name} {number} corrected by {getattr(item.doc, lot.kind.own_field)}"[:500]}
+    return NewDocument(document.row, document.events, trace_line)
+
+
+async def write_corrections(uow: UnitOfWork, lot: Lot, documents: Sequence[NewDocument]) -> None:
+    """One executemany update of the corrected rows (new fingerprint and document, same business key and
+    order); their events are staged and their trace lines kept for the lot's one trace insert."""
+    if not documents:
+        return
+    table, own, number = TABLES[lot.kind.name], lot.kind.own_field, lot.kind.number_field
+    await uow.session.execute(
+        update(table).where(table.c[own] == bindparam("k_own"), table.c[number] == bindparam("k_number"))
+        .values(content_hash=bindparam("content_hash"), document=bindparam("document")),
+        [{"k_own": d.row[own], "k_number": d.row[number], "content_hash": d.row["content_hash"],
+          "document": d.row["document"]} for d in documents])
+    for document in documents:
+        for event in document.events:
+            uow.emit(event, correlation_id=order_key(*document.order))
+        lot.traces.append(document.trace)
+
+
 async def write_new(uow: UnitOfWork, lot: Lot, documents: Sequence[NewDocument], at: datetime) -> None:
     """One executemany insert of the lot's new rows, one completeness stamp for their orders; their events
     are staged and their trace lines kept for the lot's one trace insert. Raises IntegrityError when a
@@ -332,6 +501,12 @@ async def write_new(uow: UnitOfWork, lot: Lot, documents: Sequence[NewDocument],
     if not documents:
         return
     await uow.session.execute(insert(TABLES[lot.kind.name]), [d.row for d in documents])
+    if lot.kind is not ORDER:
+        # The order's binding (spec §7.2): its primary key makes a concurrent second document lose the race.
+        own, number = lot.kind.own_field, lot.kind.number_field
+        await uow.session.execute(insert(order_bindings), [
+            {"platform_code": d.row["platform_code"], "order_no": d.row["order_no"], "kind": lot.kind.name,
+             "party_code": d.row[own], "document_no": d.row[number], "bound_at": at} for d in documents])
     await mark_complete_if_all_documents(uow, {d.order for d in documents}, at)
     for document in documents:
         for event in document.events:
@@ -355,27 +530,28 @@ _RACE_TRIES = 3
 
 async def _accept_one(uow: UnitOfWork, lot: Lot, item: Prepared) -> Outcome:
     for _ in range(_RACE_TRIES):
-        outcome = rules.submission_outcome(lot.stored.get(item.key), item.fingerprint)
-        if outcome == "same":
-            return Outcome(200, item.answer())
-        if outcome == "conflict":
-            return Outcome.refused(_conflict(item), item.kind.path)
-        try:
-            _check(lot, item)
-        except Problem as problem:
-            return Outcome.refused(problem, item.kind.path)
+        action = _decide(lot, item)
+        if isinstance(action, Outcome):
+            return action
         staged, traced = len(uow._staged), len(lot.traces)
         try:
             async with uow.session.begin_nested():
                 at = utcnow()
-                await write_new(uow, lot, [new_document(lot, item, at)], at)
+                if action == "correct":
+                    await write_corrections(uow, lot, [corrected_document(lot, item, at)])
+                else:
+                    await write_new(uow, lot, [new_document(lot, item, at)], at)
         except IntegrityError:
-            # Another transaction committed the same business key after this lot read its fingerprints
-            # (PostgreSQL; SQLite writers queue instead). The savepoint is undone; read what won, decide again.
+            # Another transaction committed the same business key (or bound the order) after this lot read
+            # them (PostgreSQL; SQLite writers queue instead). The savepoint is undone; read again, decide again.
             del uow._staged[staged:], lot.traces[traced:]
-            won = await _stored_fingerprints(uow, item.kind, {item.key})
+            fresh = await _open_lot(uow, item.kind, [item])
             lot.stored.pop(item.key, None)
-            lot.stored.update(won)
+            lot.stored.update(fresh.stored)
+            order = (item.doc.platform_code, item.doc.order_no)
+            for held, read in ((lot.bindings, fresh.bindings), (lot.named, fresh.named), (lot.customs, fresh.customs)):
+                held.pop(order, None)  # type: ignore[attr-defined]
+                held.update(read)  # type: ignore[attr-defined]
             continue
         except SQLAlchemyError:
             raise  # the database, not the document: the whole unit of work fails (503)
@@ -385,9 +561,16 @@ async def _accept_one(uow: UnitOfWork, lot: Lot, item: Prepared) -> Outcome:
             log.exception("accepting a document failed", extra={"event_type": item.kind.name})
             return Outcome.refused(Problem(500, "Internal error", "the document could not be accepted; nothing "
                                            "of it was stored"), item.kind.path)
-        lot.stored[item.key] = item.fingerprint
+        _note_accepted(lot, item)
         return Outcome(202, item.answer())
     raise IntegrityError(f"{item.kind.name} {item.key} kept losing insert races", None, Exception("race"))
+
+
+def _note_accepted(lot: Lot, item: Prepared) -> None:
+    """A later document of the lot sees this one: its fingerprint and, for a payment or waybill, its binding."""
+    lot.stored[item.key] = item.fingerprint
+    if lot.kind is not ORDER:
+        lot.bindings[(item.doc.platform_code, item.doc.order_no)] = item.key
 
 
 async def accept(uow: UnitOfWork, items: Sequence[Prepared]) -> list[Outcome]:
@@ -403,33 +586,29 @@ async def accept(uow: UnitOfWork, items: Sequence[Prepared]) -> list[Outcome]:
     kind = items[0].kind
     lot = await _open_lot(uow, kind, items)
     staged = len(uow._staged)
-    outcomes, documents, at = [], [], utcnow()
+    outcomes, documents, corrections, at = [], [], [], utcnow()
     for item in items:
-        outcome = rules.submission_outcome(lot.stored.get(item.key), item.fingerprint)
-        if outcome == "same":
-            outcomes.append(Outcome(200, item.answer()))
-            continue
-        if outcome == "conflict":
-            outcomes.append(Outcome.refused(_conflict(item), kind.path))
+        action = _decide(lot, item)
+        if isinstance(action, Outcome):
+            outcomes.append(action)
             continue
         try:
-            _check(lot, item)
-            document = new_document(lot, item, at)
-        except Problem as problem:
-            outcomes.append(Outcome.refused(problem, kind.path))
-            continue
+            if action == "correct":
+                corrections.append(corrected_document(lot, item, at))
+            else:
+                documents.append(new_document(lot, item, at))
         except Exception:
             # A bug met by this document alone: answered 500, nothing of it stored; its neighbours go on.
             log.exception("accepting a document failed", extra={"event_type": kind.name})
             outcomes.append(Outcome.refused(Problem(500, "Internal error", "the document could not be accepted; "
                                                     "nothing of it was stored"), kind.path))
             continue
-        documents.append(document)
-        lot.stored[item.key] = item.fingerprint
+        _note_accepted(lot, item)
         outcomes.append(Outcome(202, item.answer()))
     try:
         async with uow.session.begin_nested():
             await write_new(uow, lot, documents, at)
+            await write_corrections(uow, lot, corrections)
     except IntegrityError:
         del uow._staged[staged:]
         lot = await _open_lot(uow, kind, items)

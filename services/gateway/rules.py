@@ -66,6 +66,22 @@ def submission_outcome(stored_fingerprint: str | None, new_fingerprint: str) -> 
     return "same" if stored_fingerprint == new_fingerprint else "conflict"
 
 
+def bound_document_action(bound: tuple[str, str] | None, key: tuple[str, str], changed: bool,
+                          customs_status: str) -> str:
+    """A payment or waybill with business key `key` (firm, number) for an order bound to `bound` (the first
+    one accepted for it, or None), `changed` when `key` is already stored with other content (spec §7.2):
+    "new" (it binds the order), "correct" (the bound document corrected by its firm while customs has not
+    released the order, §4.5), "conflict" (the key is stored for something else), "bound_elsewhere" (the
+    order has another payment or waybill: one per order), or the customs status that forbids the correction."""
+    if bound is None:
+        return "conflict" if changed else "new"
+    if bound != key:
+        return "bound_elsewhere"
+    if not changed:
+        return "conflict"  # a binding always has its stored document; never reached
+    return "correct" if correction_allowed(customs_status) else customs_status
+
+
 def correction_allowed(customs_status: str) -> bool:
     return customs_status in AMENDABLE
 

@@ -17,8 +17,29 @@ enterprises = Table(
     Column("roles", JSON, nullable=False),
     Column("country", String(2), nullable=False),
     Column("customs_credit", String(16), nullable=False),
+    # The registration's key, as issued; who may call is decided by `api_keys` alone (migration 0003 copied
+    # it there), so revoking it there is enough.
     Column("api_key_hash", String(64), nullable=False, unique=True),
     Column("registered_at", UtcDateTime(), nullable=False),
+)
+
+# An enterprise's API keys (spec §3, §7.2): the registration's key and every key issued since, stored
+# hashed; a revoked key keeps its row (revoked_at set) so the list shows the history.
+api_keys = Table(
+    "api_keys", metadata,
+    Column("key_id", String(32), primary_key=True),
+    Column("enterprise_code", String(32), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("revoked_at", UtcDateTime()),
+    Index("ix_api_keys_enterprise", "enterprise_code"),
+)
+
+# The platforms an ecommerce enterprise lets declare for it (spec §7.2); no row: any platform may.
+enterprise_platforms = Table(
+    "enterprise_platforms", metadata,
+    Column("ecommerce_code", String(32), primary_key=True),
+    Column("platform_code", String(32), primary_key=True),
 )
 
 orders = Table(
@@ -37,6 +58,10 @@ orders = Table(
     Column("submitted_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
     Column("documents_complete_at", UtcDateTime()),
+    # The firms the order names as having paid and shipped it (spec §7.2; null: not named).
+    Column("payment_code", String(32)),
+    Column("payment_transaction_id", String(64)),
+    Column("logistics_code", String(32)),
     Index("ix_orders_submitted_at", "submitted_at"),
     Index("ix_orders_ecommerce", "ecommerce_code"),
 )
@@ -84,6 +109,18 @@ waybills = Table(
     Column("document", JSON, nullable=False),
     Column("received_at", UtcDateTime(), nullable=False),
     Index("ix_waybills_order", "platform_code", "order_no"),
+)
+
+# The payment and the waybill an order is bound to (spec §7.2): the first one accepted for the order; only
+# its firm may correct it (same business key), every other one is refused. One row per order and kind.
+order_bindings = Table(
+    "order_bindings", metadata,
+    Column("platform_code", String(32), primary_key=True),
+    Column("order_no", String(64), primary_key=True),
+    Column("kind", String(8), primary_key=True),  # payment | waybill
+    Column("party_code", String(32), nullable=False),  # payment_code or logistics_code
+    Column("document_no", String(64), nullable=False),  # payment_no or waybill_no
+    Column("bound_at", UtcDateTime(), nullable=False),
 )
 
 tracking_events = Table(

@@ -246,7 +246,7 @@ def test_a_party_customs_never_heard_of_is_rejected_at_the_timeout(api, mesh, pa
     body = order_body(parties.platform.code, new_uscc(), released_order_no(parties.platform.code))
     buyer = body["buyer"]
     sealed = SealedPerson(name=buyer["name"], id_type="resident_id", id_number_masked=mask_id_number(buyer["id_number"]),
-                          id_number_sealed=seal(buyer["id_number"], "dev-customs-id-key"))
+                          id_number_sealed=seal(buyer["id_number"]))
     now = datetime.now(timezone.utc)
     order = OrderSubmitted(action="new", version=1, submitted_at=now, order=Order(**{**body, "buyer": sealed}))
     payment = payment_body(parties.payment.code, body)

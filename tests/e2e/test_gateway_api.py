@@ -125,12 +125,18 @@ def test_resubmission_is_idempotent_and_a_conflict_is_409(api, parties):
     payment = payment_body(parties.payment.code, body)
     assert api.payment(parties.payment, payment).status_code == 202
     assert api.payment(parties.payment, payment).status_code == 200
-    assert api.payment(parties.payment, {**payment, "amount": "1.00"}).status_code == 409
+    # Spec §7.2: one payment per order; another payment_no for it is 409 naming order_no.
+    r = api.payment(parties.payment, {**payment, "payment_no": unique("PAY")})
+    assert r.status_code == 409 and r.json()["errors"][0]["field"] == "order_no"
+    # The same business key with other content, by its own firm, while customs has not decided (the waybill
+    # is still missing): a correction (spec §7.2, §4.5), published once more.
+    assert api.payment(parties.payment, {**payment, "amount": "1.00"}).status_code == 202
+    assert api.payment(parties.payment, payment).status_code == 202  # and corrected back
     waybill = waybill_body(parties.logistics.code, body)
     assert api.waybill(parties.logistics, waybill).status_code == 202
     assert api.waybill(parties.logistics, waybill).status_code == 200
-    assert api.waybill(parties.logistics, {**waybill, "freight": "13.00"}).status_code == 409
-    assert api.produced() == before + 2  # the payment and the waybill, once each
+    assert api.waybill(parties.logistics, {**waybill, "waybill_no": unique("SF")}).status_code == 409
+    assert api.produced() == before + 4  # the payment, its two corrections and the waybill, once each
 
 
 def test_payment_and_waybill_validation(api, parties):

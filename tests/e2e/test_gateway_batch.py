@@ -81,7 +81,7 @@ def test_payment_and_waybill_batches_judge_each_document(api, parties):
         payment,
         payment_body(p.payment.code, exp),  # a payment for an export: 422 export_order
         payment_body(other_firm.code, imp),  # another firm's payment: 403
-        {**payment, "amount": "1.00"},  # the first one's key, other content: 409
+        {**payment, "payment_no": unique("PAY")},  # a second payment for the order: 409 (spec §7.2)
         payment,  # identical: 200
         {**payment_body(p.payment.code, imp), "platform_code": new_uscc()},  # unregistered platform: 422
     ]

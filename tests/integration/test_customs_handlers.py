@@ -187,6 +187,31 @@ async def test_a_second_payment_is_ignored_and_the_same_payment_again_changes_no
     assert [d[2] for d in decisions(emitted)] == ["released"]
 
 
+async def test_the_bound_payments_own_correction_replaces_it_while_the_file_is_pending(runner):
+    """Spec §7.2: the firm that filed the order's payment corrects it under the same payment_no before
+    customs decided; customs decides on the correction (no AMOUNT_MISMATCH). Another firm's is ignored."""
+    body = an_import()
+    wrong = payment_event(body, amount="400.00", payment_no="PAY-FIX-1")
+    corrected = payment_event(body, payment_no="PAY-FIX-1")
+    other_firm = PaymentSubmitted(submitted_at=T0, payment=Payment(**{
+        **corrected.payment.model_dump(), "payment_code": "PAY00002", "payment_no": "PAY-RIVAL", "amount": "1.00"}))
+    assert await runner.deliver(order_event(body), wrong, corrected, other_firm) == []
+    emitted = await runner.deliver(waybill_event(body))
+    assert [d[2:5] for d in decisions(emitted)] == [("released", "green", ())]
+
+
+async def test_documents_of_firms_the_order_does_not_name_do_not_match(runner):
+    """Spec §7.2: an order naming its payment firm and transaction, and its logistics firm, matches only
+    their documents (the gateway refuses the others; customs holds the same rule)."""
+    body = {**an_import(), "payment_code": "PAY00002", "payment_transaction_id": "TX-1", "logistics_code": CARRIER}
+    emitted = await runner.deliver(order_event(body), payment_event(body), waybill_event(body))
+    [(_, _, status, _, reasons, _, _)] = decisions(emitted)
+    assert (status, reasons) == ("rejected", ("ORDER_MISMATCH",))
+    body = {**an_import(), "payment_code": PAYER, "logistics_code": CARRIER}
+    emitted = await runner.deliver(order_event(body), payment_event(body), waybill_event(body))
+    assert [d[2] for d in decisions(emitted)] == ["released"]
+
+
 async def test_every_mismatch_is_reported_together(runner):
     body = an_import()
     emitted = await runner.deliver(order_event(body), payment_event(body, amount="447.00", payer_name="Li Si",

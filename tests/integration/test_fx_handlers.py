@@ -39,11 +39,13 @@ def order(order_no: str, *, seller: str = SELLER, version: int = 1, action: str 
 
 
 def payment(order_no: str, amount: str = "447.50", currency: str = "CNY", paid_at: datetime = T0,
-            submitted_at: datetime = T0 + timedelta(minutes=5)) -> PaymentSubmitted:
+            submitted_at: datetime = T0 + timedelta(minutes=5), firm: str | None = None,
+            payment_no: str | None = None) -> PaymentSubmitted:
     [example] = examples.EVENT_EXAMPLES[("payment.submitted", 1)]
+    firm_and_no = {k: v for k, v in (("payment_code", firm), ("payment_no", payment_no)) if v is not None}
     body = {**example, "submitted_at": submitted_at.isoformat(), "payment": {
         **example["payment"], "order_no": order_no, "platform_code": PLATFORM, "amount": amount, "currency": currency,
-        "paid_at": paid_at.isoformat()}}
+        "paid_at": paid_at.isoformat(), **firm_and_no}}
     return PaymentSubmitted.model_validate(body)
 
 
@@ -113,6 +115,37 @@ async def test_a_later_payment_replaces_an_earlier_one_and_not_the_other_way(tmp
               envelope(decision("IMP-1", direction="import"), "IMP-1")]
     emitted, state = await same_in_one_batch_and_one_by_one(tmp_path, events)
     assert [p["amount"] for _, _, p in emitted] == ["100.00"] and state["payments"][0]["amount"] == D("100.00")
+
+
+async def test_a_second_payment_firm_cannot_choose_the_amount_settled(tmp_path):
+    """Issue 9 item 3: customs keeps the first payment of an order (it binds the order); FX used to keep the
+    latest, so a second payment firm could make FX settle an amount of its choosing and push the seller's
+    year-to-date past the directory threshold (USD 200,000) on a parcel worth 447.50 CNY. FX settles the
+    bound payment only: the second firm's payment, earlier or later, in one batch or one by one, is ignored."""
+    bound = payment("IMP-1", "447.50", submitted_at=T0 + timedelta(minutes=5), firm="PAYFIRM-A", payment_no="PAY-A")
+    same_firm_other_no = payment("IMP-1", "9999.00", submitted_at=T0 + timedelta(minutes=7), firm="PAYFIRM-A",
+                                 payment_no="PAY-A2")
+    forged = payment("IMP-1", "1500000.00", submitted_at=T0 + timedelta(minutes=8), firm="PAYFIRM-B", payment_no="PAY-B")
+    events = [envelope(order("IMP-1", direction="import", currency="CNY", actual_paid="447.50"), "IMP-1"),
+              envelope(bound, "IMP-1"), envelope(same_firm_other_no, "IMP-1"), envelope(forged, "IMP-1"),
+              envelope(decision("IMP-1", direction="import"), "IMP-1")]
+    emitted, state = await same_in_one_batch_and_one_by_one(tmp_path, events)
+    assert [(t, p.get("amount"), p.get("year_to_date_usd"), p.get("directory_status", p.get("status")))
+            for t, _, p in emitted] == [("fx.settlement", "447.50", "62.76", "exempt")]
+    [held] = state["payments"]
+    assert (held["payment_code"], held["payment_no"], held["amount"]) == ("PAYFIRM-A", "PAY-A", D("447.50"))
+
+
+async def test_the_bound_payments_own_correction_replaces_it(tmp_path):
+    """Spec §7.2: the bound payment's firm may correct it (same payment_no) before customs releases."""
+    events = [envelope(payment("IMP-1", "400.00", submitted_at=T0 + timedelta(minutes=5), firm="PAYFIRM-A",
+                               payment_no="PAY-A"), "IMP-1"),
+              envelope(payment("IMP-1", "447.50", submitted_at=T0 + timedelta(minutes=6), firm="PAYFIRM-A",
+                               payment_no="PAY-A"), "IMP-1"),
+              envelope(order("IMP-1", direction="import", currency="CNY", actual_paid="447.50"), "IMP-1"),
+              envelope(decision("IMP-1", direction="import"), "IMP-1")]
+    emitted, _ = await same_in_one_batch_and_one_by_one(tmp_path, events)
+    assert [p["amount"] for _, _, p in emitted] == ["447.50"]
 
 
 async def test_new_then_corrected_in_one_batch_settles_the_correction(tmp_path):

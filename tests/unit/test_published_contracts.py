@@ -30,7 +30,7 @@ from contracts.v1 import documents
 from contracts.v1.events import Order
 from contracts.v2.events import OrderSubmittedV2
 
-DEV_CUSTOMS_ID_KEY = "dev-customs-id-key"
+from shared.settings import DEV_CUSTOMS_SEALING_PRIVATE_KEY as DEV_CUSTOMS_ID_KEY
 
 
 @pytest.fixture(scope="module")
