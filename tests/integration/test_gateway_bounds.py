@@ -11,7 +11,6 @@ import functools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 
 import httpx
@@ -19,14 +18,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 
 from contracts import publish
 
 from services.gateway import app as gateway_app
 from services.gateway.app import app, service
-from services.gateway.rules import api_key_hash
-from services.gateway.tables import enterprises, orders, payments, trace, tracking_events, waybills
+from services.gateway.tables import orders, payments, trace, tracking_events, waybills
+from shared.settings import settings as service_settings
 from shared.tables import OUTBOX
 from tests.support import new_uscc, order_body, payment_body, unique, waybill_body
 
@@ -37,16 +36,18 @@ ROLES = ("platform", "ecommerce", "payment", "logistics")
 # An event far larger than any valid document can make is the symptom of issue 9 (a quantity written out
 # digit by digit): every event an accepted body stages must stay well under the broker's 1 MB default.
 MAX_EVENT_BYTES = 64 * 1024
+OPERATOR = service_settings().sw_admin_token
 
 
 @dataclass
 class Gateway:
     runner: asyncio.Runner
     http: httpx.AsyncClient
-    codes: dict[str, str]
+    codes: dict[str, str]  # role -> enterprise code
+    keys: dict[str, str]  # role -> its API key
 
     def auth(self, role: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer key-{self.codes[role]}"}
+        return {"Authorization": f"Bearer {self.keys[role]}"}
 
     def run(self, coroutine):  # noqa: ANN001, ANN201
         return self.runner.run(coroutine)
@@ -83,21 +84,24 @@ def gateway(tmp_path_factory) -> Iterator[Gateway]:
     # Its own event loop (hypothesis drives plain functions): the database, the group commit writer and
     # the HTTP client all live on it.
     runner = asyncio.Runner()
-    codes = {role: new_uscc() for role in ROLES}
+    codes: dict[str, str] = {}
+    keys: dict[str, str] = {}
 
     async def open_() -> httpx.AsyncClient:
         await service.open_database(f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('bounds') / 'gateway.db'}")
-        async with service.unit_of_work() as uow:
-            await uow.session.execute(insert(enterprises), [
-                {"code": code, "name": code, "roles": [role], "country": "CN", "customs_credit": "general",
-                 "api_key_hash": api_key_hash(f"key-{code}"), "registered_at": datetime.now(timezone.utc)}
-                for role, code in codes.items()])
-        return httpx.AsyncClient(transport=httpx.ASGITransport(app, raise_app_exceptions=False),
-                                 base_url="http://gateway")
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app, raise_app_exceptions=False),
+                                   base_url="http://gateway")
+        for role in ROLES:  # registered as the operator does, each with its API key
+            code = new_uscc()
+            r = await client.post("/v1/enterprises", headers={"Authorization": f"Bearer {OPERATOR}"},
+                                  json={"code": code, "name": f"Enterprise {code}", "roles": [role]})
+            assert r.status_code == 201, r.text
+            codes[role], keys[role] = code, r.json()["api_key"]
+        return client
 
     http = runner.run(open_())
     try:
-        yield Gateway(runner, http, codes)
+        yield Gateway(runner, http, codes, keys)
     finally:
         async def close() -> None:
             await http.aclose()
@@ -163,7 +167,7 @@ def test_a_tracking_event_time_in_customs_style_is_422(gateway):
 
 
 def test_statistics_times_are_rfc3339_with_an_offset_too(gateway):
-    admin = {"Authorization": "Bearer dev-admin-token"}
+    admin = {"Authorization": f"Bearer {OPERATOR}"}
     for bad in ("20261124100000", "1764000000", "2026-11-24T10:00:00"):
         r = gateway.run(gateway.http.get("/v1/stats", params={"from": bad}, headers=admin))
         assert r.status_code == 422 and r.json()["errors"][0]["field"] == "from", r.text
@@ -333,8 +337,8 @@ def test_orders_with_any_numbers_never_get_a_server_error(gateway, field, value,
     _check(gateway, responses, before, "OrderIn", body)
 
 
-@pytest.fixture(scope="module")
-def held_order(gateway) -> dict:
+def held_order(gateway: Gateway) -> dict:
+    """A new order of its own (an order binds its first payment and waybill: spec §7.2)."""
     order = gateway.order()
     assert gateway.post("/v1/orders", order, "platform").status_code == 202
     return order
@@ -342,8 +346,8 @@ def held_order(gateway) -> dict:
 
 @settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
 @given(field=st.sampled_from(PAYMENT_FIELDS), value=VALUES, batch=st.booleans())
-def test_payments_with_any_numbers_and_times_never_get_a_server_error(gateway, held_order, field, value, batch):
-    body = payment_body(gateway.codes["payment"], held_order)
+def test_payments_with_any_numbers_and_times_never_get_a_server_error(gateway, field, value, batch):
+    body = payment_body(gateway.codes["payment"], held_order(gateway))
     _set(body, field, value)
     before = gateway.counts()
     if batch:
@@ -358,8 +362,8 @@ def test_payments_with_any_numbers_and_times_never_get_a_server_error(gateway, h
 
 @settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
 @given(field=st.sampled_from(WAYBILL_FIELDS), value=VALUES, batch=st.booleans())
-def test_waybills_with_any_numbers_never_get_a_server_error(gateway, held_order, field, value, batch):
-    body = waybill_body(gateway.codes["logistics"], held_order)
+def test_waybills_with_any_numbers_never_get_a_server_error(gateway, field, value, batch):
+    body = waybill_body(gateway.codes["logistics"], held_order(gateway))
     _set(body, field, value)
     before = gateway.counts()
     if batch:
@@ -373,9 +377,9 @@ def test_waybills_with_any_numbers_never_get_a_server_error(gateway, held_order,
 
 
 @pytest.fixture(scope="module")
-def held_waybill(gateway, held_order) -> str:
-    bill = waybill_body(gateway.codes["logistics"], held_order)
-    assert gateway.post("/v1/waybills", bill, "logistics").status_code in (200, 202)
+def held_waybill(gateway) -> str:
+    bill = waybill_body(gateway.codes["logistics"], held_order(gateway))
+    assert gateway.post("/v1/waybills", bill, "logistics").status_code == 202
     return f"/v1/waybills/{gateway.codes['logistics']}/{bill['waybill_no']}/events"
 
 
