@@ -2,7 +2,7 @@
 PYTHON ?= python3
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: install up down demo test test-unit test-e2e bench status clean
+.PHONY: install up down demo test test-unit test-e2e bench status clean dead-letters
 
 install:            ## Python dependencies (pinned by constraints.txt)
 	$(PYTHON) -m pip install -q -c constraints.txt -e '.[test,bench]'
@@ -24,6 +24,9 @@ test:               ## everything: unit tests, then integration and end-to-end o
 
 test-unit:
 	$(PYTHON) -m pytest -q tests/unit
+
+dead-letters:       ## dead letters per service and what became of them; make dead-letters ARGS="replay --service tax --all"
+	$(PYTHON) -m shared.deadletters $(or $(ARGS),list)
 
 bench:             ## its own broker, durable PostgreSQL and SQLite meshes, load generator and ceilings (docs/benchmarks.md)
 	$(PYTHON) -m bench

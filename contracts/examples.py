@@ -378,7 +378,7 @@ EVENT_CASES: tuple[EventExample, ...] = (
                          {"ecommerce_code": EXPORTER, "hs_code": "6109100022", "destination_country": "GB",
                           "currency": "USD", "quantity": "96", "value": "1200.00", "parcel_count": 40},
                      ],
-                     "consolidated_at": "2026-12-01T00:05:00Z"}),
+                     "consolidated_at": "2026-12-01T00:05:00Z", "part": 1, "parts": 1}),
     # tax.assessment.v1 (tax)
     EventExample(("tax.assessment", 1), "import_assessed", "domain §7 example 1: 362.00, 0.00, 38.76, 44.72, 83.48",
                  IMPORT_KEY, IMPORT_KEY, {

@@ -247,6 +247,12 @@ def message_headers(et: EventType, writer: str) -> dict:
             "correlation_id": {"type": "string", "description": "the envelope's `correlation_id`"},
             "traceparent": {"type": "string", "pattern": TRACEPARENT_PATTERN,
                             "description": "W3C trace context: the span of the request or event that caused this one"},
+            "sw.replay-of": {"type": "string", "description": "on a replayed dead letter only (`python -m "
+                             "shared.deadletters replay`): the dead letter's id, `<dlq topic>:<partition>:<offset>`; "
+                             "the record is a copy of an event already published, same event_id"},
+            "sw.replay-for": {"type": "string", "description": "on a replayed dead letter only: the service that "
+                              "dead-lettered it and is to handle it; every other reader ignores the record"},
+            "sw.replayed-at": {"type": "string", "format": "date-time", "description": "on a replayed dead letter only"},
         },
     }
 
@@ -311,6 +317,8 @@ def dead_letter_message(topic: Topic) -> dict:
                 "dlq.original_topic": {"type": "string", "const": topic.name},
                 "dlq.original_partition": {"type": "string", "pattern": r"^\d+$"},
                 "dlq.original_offset": {"type": "string", "pattern": r"^\d+$"},
+                "dlq.original_key": {"type": "string", "description": "the original key, when it is longer than "
+                                     "the 200 characters the dead letter's own key keeps"},
                 "type": {"type": "string", "description": "the original header, when the record had one"},
                 "version": {"type": "string", "description": "the original header, when the record had one"},
                 "source": {"type": "string", "description": "the original header, when the record had one"},

@@ -110,6 +110,13 @@ def event_type_of(model: type[BaseModel]) -> EventType:
     return EVENT_BY_MODEL[model]
 
 
+# Not an event topic: the operators' record of dead letters replayed (shared/deadletters.py), one JSON
+# record per replay, keyed by the dead letter's id.
+DEAD_LETTER_REPLAYS = "ops.dead-letter-replays"
+
+
 def all_topic_names(with_dead_letters: bool = True) -> list[str]:
+    """Every topic to create: the catalogue's, and with `with_dead_letters` their dead-letter topics and the
+    record of replays."""
     names = [t.name for t in TOPICS]
-    return names + [t.dead_letter for t in TOPICS] if with_dead_letters else names
+    return names + [t.dead_letter for t in TOPICS] + [DEAD_LETTER_REPLAYS] if with_dead_letters else names

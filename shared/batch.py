@@ -47,6 +47,10 @@ log = logging.getLogger(__name__)
 P = TypeVar("P", bound=BaseModel)
 
 # Registrations and ratings first: an order in the same batch may name the enterprise they describe.
+# That is a convenience, not a promise: the order of records of DIFFERENT topics (within a batch, between
+# batches, between instances of a group) is whatever the consumers met, so a handler joining topics (an
+# order and customs' decision about it) must end the same in every interleaving (tax and FX: tested over
+# all of them in tests/integration/test_races.py). Only one partition's offset order is kept.
 TOPIC_PRIORITY = {t.name: i for i, t in enumerate(
     sorted(TOPICS, key=lambda t: 0 if t.name.startswith(("sw.enterprise", "credit.")) else 1))}
 
@@ -142,20 +146,49 @@ class TransientError(Exception):
     """The database or broker is unreachable: retry the whole batch later, do not dead-letter."""
 
 
+# PostgreSQL SQLSTATE classes (PostgreSQL manual, appendix A) that say the database cannot do the work now,
+# whatever the record: 08 connection exception, 40 transaction rollback (serialization failure, deadlock),
+# 53 insufficient resources (disk full, out of memory, too many connections), 57 operator intervention
+# (shutdown, cannot connect now, statement timeout), 58 system error (I/O), XX internal error (corruption);
+# and 55P03 lock_not_available (a lock timeout). Every other class is about the statement and its values:
+# 22 data exception (a value too long for its column, a numeric overflow), 23 integrity constraint (check,
+# unique, foreign key, not null), 42 syntax or access rule, 54 program limit, ...
+OUTAGE_SQLSTATE_CLASSES = frozenset({"08", "40", "53", "57", "58", "XX"})
+OUTAGE_SQLSTATES = frozenset({"55P03"})
+# SQLite primary result codes (sqlite.org/rescode.html) that are about the database file or the process, not
+# the statement: PERM, ABORT, BUSY ("database is locked"), LOCKED, NOMEM, READONLY, INTERRUPT, IOERR
+# ("disk I/O error"), CORRUPT, FULL, CANTOPEN, PROTOCOL, SCHEMA, NOLFS, AUTH, NOTADB. The others (ERROR,
+# e.g. "integer overflow" or "no such column"; TOOBIG; CONSTRAINT; MISMATCH; RANGE; ...) are the statement's.
+OUTAGE_SQLITE_CODES = frozenset({3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 17, 22, 23, 26})
+
+
 def is_transient(err: BaseException) -> bool:
-    """True when `err` is about reaching the database (or broker), not about the record: the batch is
-    kept and retried whole. Deadlocks, serialization failures and lock timeouts are about timing."""
-    if isinstance(err, (OSError, asyncio.TimeoutError, ConnectionError)):
+    """True when `err` is an outage: the database (or broker) cannot do the work now, whatever the record, so
+    the batch is kept whole, its offsets stay uncommitted, and it is tried again. False when it is about the
+    record (or the handler given that record): the core then isolates the record and dead-letters it alone.
+
+    By kind: network and OS errors, timeouts and a pool with no free connection are outages; a database error
+    is classified by its PostgreSQL SQLSTATE (`OUTAGE_SQLSTATE_CLASSES`, `OUTAGE_SQLSTATES`) or its SQLite result
+    code (`OUTAGE_SQLITE_CODES`); a driver error that carries neither (a connection the driver lost) is an
+    outage; any other exception (a handler's own ValueError, an int too large for SQLite) is the record's."""
+    if isinstance(err, TransientError):
         return True
-    if isinstance(err, sa_exc.DBAPIError) and err.connection_invalidated:
+    if isinstance(err, (OSError, asyncio.TimeoutError, ConnectionError, sa_exc.TimeoutError)):
         return True
-    if isinstance(err, (sa_exc.OperationalError, sa_exc.InterfaceError)):
+    if not isinstance(err, sa_exc.DBAPIError):
+        return False
+    if err.connection_invalidated:
         return True
-    if isinstance(err, sa_exc.DBAPIError):
-        code = getattr(err.orig, "sqlstate", None) or getattr(err.orig, "pgcode", None)
-        if code in ("40P01", "40001", "55P03"):
-            return True
-    return isinstance(err, TransientError)
+    orig = err.orig
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if isinstance(sqlstate, str) and len(sqlstate) == 5:
+        return sqlstate in OUTAGE_SQLSTATES or sqlstate[:2] in OUTAGE_SQLSTATE_CLASSES
+    sqlite_code = getattr(orig, "sqlite_errorcode", None)
+    if isinstance(sqlite_code, int):
+        return sqlite_code & 0xFF in OUTAGE_SQLITE_CODES  # extended codes keep the primary one in the low byte
+    if isinstance(orig, (OSError, asyncio.TimeoutError)):
+        return True
+    return isinstance(err, (sa_exc.OperationalError, sa_exc.InterfaceError))
 
 
 @dataclass
@@ -168,11 +201,16 @@ class _Item:
     received: Received | None = None
     outcome: str = "pending"  # handled | ignored | dead_letter | duplicate
     problem: str | None = None
+    replay_of: str | None = None  # the dead letter this record replays (shared/deadletters.py), if it is a replay
 
     @property
     def inbox_id(self) -> str:
         """The event id; a record that is no envelope is known by its place in the log instead, so that a
-        redelivered one is not dead-lettered twice."""
+        redelivered one is not dead-lettered twice. A replay is known by the dead letter it replays: not the
+        event id, which the inbox already holds as dead-lettered, yet the same for every copy of the replay
+        (a redelivery, or the operator replaying that dead letter again), so it is handled once."""
+        if self.replay_of is not None:
+            return replay_inbox_id(self.replay_of)
         if self.envelope is not None:
             return str(self.envelope.event_id)
         r = self.record
@@ -206,7 +244,7 @@ class BatchProcessor:
             if is_transient(err):
                 raise
             log.warning("a batch failed; handling it record by record to isolate the cause",
-                        extra={"error": repr(err)[:500]})
+                        extra={"error": describe_error(err)[:500]})
             await self._transaction(records, isolate=True)
 
     async def _transaction(self, records: list[ConsumerRecord], isolate: bool) -> None:
@@ -232,6 +270,14 @@ class BatchProcessor:
 
     def _classify(self, record: ConsumerRecord) -> _Item:
         item = _Item(record)
+        headers = dict(record.headers or [])
+        if REPLAY_OF in headers:
+            # A replay goes back to the original topic, read by every consumer group of it; only the service
+            # that dead-lettered the record handles it, the others handled the original already.
+            item.replay_of = headers[REPLAY_OF].decode("utf-8", "replace")
+            if headers.get(REPLAY_FOR, b"").decode("utf-8", "replace") != self.name:
+                item.outcome = "ignored"
+                return item
         try:
             item.envelope = Envelope.model_validate_json(record.value)
         except (ValidationError, ValueError, TypeError) as err:
@@ -251,7 +297,6 @@ class BatchProcessor:
         except ValidationError as err:
             item.outcome, item.problem = "dead_letter", f"payload does not match {et.name} v{et.version}: {short_error(err)}"
             return item
-        headers = dict(record.headers or [])
         traceparent = (headers.get("traceparent") or b"").decode() or None
         item.received = Received(envelope, payload, traceparent)
         return item
@@ -301,14 +346,17 @@ class BatchProcessor:
             try:
                 async with uow.session.begin_nested():
                     await self._handle_run(uow, [item])
+                    # The events it emitted are written inside its savepoint: one that cannot be stored (a
+                    # key longer than the outbox column) is this record's fault, not the batch's.
+                    await uow.flush_events()
                 return
             except Exception as err:
                 del uow._staged[staged_before:]
                 if is_transient(err):
                     raise
                 last_error = err
-                log.warning("handler failed", extra={"event_type": item.envelope.type, "error": repr(err)[:500]})
-        item.outcome, item.problem = "dead_letter", f"{type(last_error).__name__}: {last_error}"
+                log.warning("handler failed", extra={"event_type": item.envelope.type, "error": describe_error(err)[:500]})
+        item.outcome, item.problem = "dead_letter", describe_error(last_error)
 
     def _dead_letter(self, item: _Item) -> dict:
         record = item.record
@@ -323,6 +371,28 @@ class BatchProcessor:
                 metrics.EVENTS_DUPLICATE.labels(self.name, item.record.topic).inc()
             else:
                 metrics.EVENTS_CONSUMED.labels(self.name, item.record.topic, kind).inc()
+
+
+# Headers of a replayed record (written by shared/deadletters.py): the dead letter it replays, as
+# `<dlq topic>:<partition>:<offset>`, and the service (the `dlq.source`) that is to handle it.
+REPLAY_OF = "sw.replay-of"
+REPLAY_FOR = "sw.replay-for"
+
+
+def replay_inbox_id(dead_letter: str) -> str:
+    """The inbox id of the replay of `dead_letter` (`<dlq topic>:<partition>:<offset>`): a UUID derived from
+    it, never an event id, and the same for every copy of that replay."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"sw-replay:{dead_letter}"))
+
+
+def describe_error(err: BaseException | None) -> str:
+    """`Type: message` for a dead letter's `dlq.error`; for a database error the driver's message and its
+    SQLSTATE or SQLite code, never the statement and its parameters (they may carry personal data, and the
+    record itself is in the dead letter)."""
+    if isinstance(err, sa_exc.DBAPIError) and err.orig is not None:
+        code = getattr(err.orig, "sqlstate", None) or getattr(err.orig, "sqlite_errorname", None)
+        return f"{type(err).__name__}{f' [{code}]' if code else ''}: {err.orig}"
+    return f"{type(err).__name__}: {err}"
 
 
 def short_error(err: Exception) -> str:

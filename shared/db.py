@@ -1,7 +1,9 @@
 """Async SQLAlchemy engines and sessions for a service's own database (SQLite file or PostgreSQL)."""
 from __future__ import annotations
 
-from sqlalchemy import event
+from collections.abc import Iterable
+
+from sqlalchemy import event, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -86,3 +88,21 @@ async def upsert(session: AsyncSession, table, rows: dict | list[dict], keys: li
     where = table.c[unless_newer] <= stmt.excluded[unless_newer] if unless_newer else None
     await session.execute(stmt.on_conflict_do_update(
         index_elements=keys, set_={c: stmt.excluded[c] for c in rows[0] if c not in keys}, where=where), rows)
+
+
+async def lock_keys(session: AsyncSession, keys: Iterable[str]) -> None:
+    """Takes the transaction's advisory lock of every key (PostgreSQL; SQLite has one writer at a time
+    anyway) in ONE statement, in hash order, so two transactions locking overlapping keys queue instead of
+    deadlocking. The locks are held until the transaction ends.
+
+    What it is for: one key's events travel on several topics (an order and customs' decision about it),
+    which two instances of a service may consume at the same moment. A handler that joins them locks
+    the key before it reads, so whichever transaction comes second reads what the first committed (READ
+    COMMITTED takes a fresh snapshot per statement) and sees both halves. Locking a key whose rows do not
+    exist yet works too, which `SELECT … FOR UPDATE` cannot do. Two keys with one hash share a lock:
+    harmless, they only queue."""
+    keys = sorted(set(keys))
+    if keys and session.get_bind().dialect.name == "postgresql":
+        await session.execute(text(
+            "SELECT count(pg_advisory_xact_lock(h)) FROM (SELECT DISTINCT hashtext(k) AS h "
+            "FROM unnest(CAST(:keys AS text[])) AS k ORDER BY h) AS ordered"), {"keys": keys})

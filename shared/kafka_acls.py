@@ -5,6 +5,7 @@ Each service is its own principal (`User:<service>`, a SCRAM user) and may:
   dead-letter topic `<topic>.dlq` of every topic it consumes (a consumer dead-letters what it failed on);
 - READ the topics it consumes (its handlers' subscriptions, `services/<service>/handlers.py`) and its own
   dead-letter topics (so a dead-letter replay can run under the service's own principal);
+- READ and WRITE `ops.dead-letter-replays`, the record of dead letters replayed (its back office replays in place);
 - use the consumer group named after it (literal) and groups prefixed `<service>-` (a replay's own group).
 Nothing else: no CREATE, DELETE, ALTER or cluster rights. Topics are created, and these ACLs applied, by the
 admin principal (`super.users`) with `python -m shared.topics_admin`. READ and WRITE imply DESCRIBE.
@@ -24,7 +25,7 @@ from aiokafka.errors import for_code
 from aiokafka.protocol.admin import CreateAclsRequest_v1, DeleteAclsRequest_v1, DescribeAclsRequest
 from aiokafka.protocol.api import Request
 
-from contracts.topics import TOPICS
+from contracts.topics import DEAD_LETTER_REPLAYS, TOPICS
 
 SERVICES = ("gateway", "customs", "tax", "fx", "logistics", "credit")  # deploy/mesh.py SERVICE_PORTS
 
@@ -89,6 +90,8 @@ def acls_for(consumed_by: Mapping[str, Iterable[str]]) -> list[Acl]:
         principal = f"User:{service}"
         out |= {Acl(principal, "topic", name, "WRITE") for name in writes(service, consumed)}
         out |= {Acl(principal, "topic", name, "READ") for name in consumed | {f"{c}.dlq" for c in consumed}}
+        # its back office replays its own dead letters in place and records that (shared/deadletters.py)
+        out |= {Acl(principal, "topic", DEAD_LETTER_REPLAYS, operation) for operation in ("READ", "WRITE")}
         out.add(Acl(principal, "group", service, "READ"))
         out.add(Acl(principal, "group", f"{service}-", "READ", "prefixed"))
     return sorted(out)

@@ -15,3 +15,7 @@ BATCH_SIZE = Histogram("sw_consumer_batch_size", "Records per consumed batch", [
                        buckets=(1, 5, 10, 25, 50, 100, 250, 500, 1000))
 OUTBOX_LAG = Gauge("sw_outbox_lag", "Outbox rows not yet published", ["service"])
 OUTBOX_OLDEST_SECONDS = Gauge("sw_outbox_oldest_unsent_seconds", "Age of the oldest unpublished outbox row", ["service"])
+OUTBOX_SET_ASIDE_TOTAL = Counter("sw_outbox_set_aside_total",
+                                 "Outbox rows the broker refused for good, set aside instead of published", ["service", "topic"])
+OUTBOX_SET_ASIDE = Gauge("sw_outbox_set_aside_rows", "Outbox rows set aside and not yet dealt with", ["service"])
+ROWS_PRUNED = Counter("sw_runtime_rows_pruned_total", "Published outbox rows and old inbox rows deleted", ["service", "table"])

@@ -17,6 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from shared import kafka, logs, metrics
 from shared.batch import BatchProcessor, Handlers, Received, TransientError, UnitOfWork, is_transient
 from shared.db import create_engine, is_sqlite, session_factory
 from shared.migrations import upgrade
-from shared.outbox import OutboxRelay
+from shared.outbox import OutboxRelay, Pruner, count_set_aside
 from shared.settings import Settings, settings
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ class Service:
         self.producer: AIOKafkaProducer | None = None
         self.consumer: AIOKafkaConsumer | None = None
         self.relay: OutboxRelay | None = None
+        self.pruner: Pruner | None = None
         self.processor: BatchProcessor | None = None
         self._tasks: list[asyncio.Task] = []
 
@@ -114,13 +116,13 @@ class Service:
         s.refuse_unsafe_production_defaults(self.name)
         logs.configure_logging(self.name, s.log_level)
         await self.open_database()
-        self.producer = AIOKafkaProducer(
-            bootstrap_servers=s.kafka_bootstrap_servers, enable_idempotence=True, acks="all",
-            linger_ms=5, max_batch_size=262144, client_id=f"{self.name}-producer", **kafka.client_options(s),
-        )
+        self.producer = self._new_producer()
         await self._retry_until_up(self.producer.start)
-        self.relay = OutboxRelay(self.name, self.sessions, self.producer)
+        self.relay = OutboxRelay(self.name, self.sessions, self.producer, renew_producer=self.renew_producer)
         self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.name}-relay"))
+        self.pruner = Pruner(self.name, self.sessions, outbox_keep=timedelta(minutes=s.sw_outbox_keep_minutes),
+                             inbox_keep=timedelta(hours=s.sw_inbox_keep_hours), chunk=s.sw_prune_chunk)
+        self._tasks.append(asyncio.create_task(self.pruner.run(), name=f"{self.name}-pruner"))
         if self.handlers.topics:
             self.consumer = AIOKafkaConsumer(
                 *sorted(self.handlers.topics), bootstrap_servers=s.kafka_bootstrap_servers,
@@ -133,6 +135,26 @@ class Service:
         for job in self.jobs:
             self._tasks.append(asyncio.create_task(self._run_job(job), name=f"{self.name}-{job.run.__name__}"))
         log.info("service started", extra={"topic": ",".join(sorted(self.handlers.topics))})
+
+    def _new_producer(self) -> AIOKafkaProducer:
+        return AIOKafkaProducer(
+            bootstrap_servers=self.settings.kafka_bootstrap_servers, enable_idempotence=True, acks="all",
+            linger_ms=5, max_batch_size=262144, client_id=f"{self.name}-producer",
+            **kafka.client_options(self.settings),
+        )
+
+    async def renew_producer(self) -> AIOKafkaProducer:
+        """Replaces the producer with a new, started one (a new producer id): the relay's way out after the
+        broker refused a record batch and put the old one's sequence numbers out of step."""
+        fresh = self._new_producer()
+        await fresh.start()
+        old, self.producer = self.producer, fresh
+        if old is not None:
+            try:
+                await asyncio.wait_for(old.stop(), 10)
+            except Exception as err:
+                log.warning("closing failed", extra={"error": f"old producer: {err!r}"})
+        return fresh
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -222,7 +244,11 @@ class Service:
     # --- HTTP -------------------------------------------------------------------------------
 
     async def health(self) -> tuple[bool, dict]:
-        checks = {"database": "ok", "broker": "ok"}
+        """(up, checks). Up (HTTP 200) when the database and the broker answer. `checks["outbox"]` tells
+        how many rows are set aside (refused by the broker for good) and what the relay is doing
+        (`publishing`, `standby` while another instance holds the lease, `stalled: <error>`); either makes
+        the status `degraded` but stays 200: intake must go on while an operator looks (docs/outbox.md)."""
+        checks: dict = {"database": "ok", "broker": "ok"}
         try:
             async with self.readers() as session:  # type: ignore[misc]
                 await asyncio.wait_for(session.execute(text("SELECT 1")), 3)
@@ -233,7 +259,23 @@ class Service:
             await asyncio.wait_for(self.producer.client.fetch_all_metadata(), 3)
         except Exception as err:
             checks["broker"] = f"down: {type(err).__name__}"
-        return all(v == "ok" for v in checks.values()), checks
+        up = all(v == "ok" for v in checks.values())
+        if checks["database"] == "ok":
+            checks["outbox"] = await self.outbox_health()
+        return up, checks
+
+    async def outbox_health(self) -> dict:
+        """{"set_aside": rows set aside, "relay": publishing | standby | stalled: <error>, "degraded": bool}."""
+        try:
+            set_aside = await asyncio.wait_for(count_set_aside(self.readers), 3)  # type: ignore[arg-type]
+        except Exception as err:
+            return {"set_aside": None, "relay": f"unknown: {type(err).__name__}", "degraded": True}
+        metrics.OUTBOX_SET_ASIDE.labels(self.name).set(set_aside)
+        relay = "stopped"
+        if self.relay is not None:
+            relay = ("standby" if self.relay.standby else
+                     f"stalled: {self.relay.last_error}" if self.relay.last_error else "publishing")
+        return {"set_aside": set_aside, "relay": relay, "degraded": set_aside > 0 or relay.startswith("stalled")}
 
     def http(self, *routers, title: str | None = None, **fastapi_kwargs) -> FastAPI:
         service = self
@@ -252,7 +294,9 @@ class Service:
         @app.get("/healthz", tags=["operations"])
         async def healthz():
             ok, checks = await service.health()
-            return JSONResponse({"status": "ok" if ok else "unavailable", "service": service.name, **checks},
+            degraded = checks.get("outbox", {}).get("degraded", False)
+            status = "unavailable" if not ok else "degraded" if degraded else "ok"
+            return JSONResponse({"status": status, "service": service.name, **checks},
                                 status_code=200 if ok else 503)
 
         @app.get("/metrics", tags=["operations"])
@@ -262,6 +306,9 @@ class Service:
         from shared.http import install_problem_details  # noqa: PLC0415 - avoids an import cycle
 
         install_problem_details(app)
+        from shared.deadletters import back_office  # noqa: PLC0415 - it builds on this module's Service
+
+        app.include_router(back_office(self))
         for router in routers:
             app.include_router(router)
         return app

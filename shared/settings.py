@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     sw_batch_max_records: int = 500
     sw_batch_wait_ms: int = 100
     sw_handler_retries: int = 3
+    # Pruning (shared/outbox.py, Pruner): published outbox rows are kept this many minutes, inbox rows this
+    # many hours (at least the topics' retention, so a redelivery is still recognised), deleted in chunks.
+    sw_outbox_keep_minutes: float = Field(default=10.0, ge=0)
+    sw_inbox_keep_hours: float = Field(default=168.0, ge=0)
+    sw_prune_chunk: int = Field(default=2000, ge=1)
     document_timeout_hours: Decimal = Decimal("72")
     customs_base_inspection_rate: Decimal = Decimal("0.03")
     customs_selection_salt: str = ""

@@ -66,7 +66,12 @@ def outbox_table(metadata: MetaData) -> Table:
         Column("headers", Text, nullable=False),
         Column("created_at", UtcDateTime(), nullable=False),
         Column("published_at", UtcDateTime(), nullable=True),
+        # A row the broker refuses for good (too large, invalid topic, ...) is set aside with the reason
+        # instead of published, so the rows behind it go on (shared/outbox.py). It is never pruned.
+        Column("set_aside_at", UtcDateTime(), nullable=True),
+        Column("set_aside_reason", Text, nullable=True),
         Index("ix_outbox_unpublished", "published_at", "id"),
+        Index("ix_outbox_set_aside", "set_aside_at"),
     )
 
 
@@ -79,6 +84,8 @@ def inbox_table(metadata: MetaData) -> Table:
         Column("topic", String(200), nullable=False),
         Column("outcome", String(16), nullable=False),
         Column("handled_at", UtcDateTime(), nullable=False),
+        # Pruning takes the oldest rows first, in bounded chunks (shared/outbox.py, Pruner).
+        Index("ix_inbox_handled_at", "handled_at"),
     )
 
 

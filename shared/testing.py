@@ -31,11 +31,12 @@ from shared.tables import OUTBOX
 
 
 class LocalRunner:
-    """Drives `service` (its handlers, tables and migrations) on an SQLite file in `directory`."""
+    """Drives `service` (its handlers, tables and migrations) on an SQLite file in `directory`, or on the
+    database at `url` (e.g. PostgreSQL, where several runners on one database race like instances)."""
 
-    def __init__(self, service: Service, directory: Path, source: str = "test"):
+    def __init__(self, service: Service, directory: Path, source: str = "test", url: str | None = None):
         self.service = service
-        self.url = f"sqlite+aiosqlite:///{Path(directory) / (service.name + '.db')}"
+        self.url = url or f"sqlite+aiosqlite:///{Path(directory) / (service.name + '.db')}"
         self.source = source
         self._offsets: dict[str, int] = defaultdict(int)
         self._last_outbox_id = 0
@@ -82,10 +83,10 @@ class LocalRunner:
         return rows
 
     async def dead_letters(self) -> list[dict]:
-        """Every dead letter the service wrote: the original topic, the error and the untouched value."""
+        """Every dead letter the service wrote: its topic, key, the untouched value and the headers (`dlq.*`)."""
         async with self.service.sessions() as session:  # type: ignore[misc]
             rows = (await session.execute(select(OUTBOX).where(OUTBOX.c.topic.like("%.dlq")).order_by(OUTBOX.c.id))).all()
-        return [{"topic": r.topic, "value": r.value, **json.loads(r.headers)} for r in rows]
+        return [{"topic": r.topic, "key": r.key, "value": r.value, **json.loads(r.headers)} for r in rows]
 
 
 async def batch_equals_one_by_one(runner_for: Callable[[Path], LocalRunner], directory: Path, events: Sequence,

@@ -247,10 +247,16 @@ class ExportDeclarationLine(Payload):
 
 
 class ExportDeclarationsConsolidated(Payload):
+    """One enterprise's consolidated export declarations for a month (domain §12), in parts of at most 500
+    lines so that no event nears the broker's message size limit: part `part` of `parts`, all published
+    together, in order, on the enterprise's key. The month's declarations are the lines of all its parts."""
+
     month: str = Field(pattern=r"^\d{4}-\d{2}$")
     ecommerce_code: str
     declarations: list[ExportDeclarationLine]
     consolidated_at: Timestamp
+    part: int = Field(default=1, ge=1, le=2**31 - 1, description="which part of the enterprise's month this event is, from 1")
+    parts: int = Field(default=1, ge=1, le=2**31 - 1, description="how many parts the enterprise's month was published in")
 
 
 # --- tax.assessment.v1 -----------------------------------------------------------------------

@@ -203,8 +203,11 @@ def display_score(score: Decimal) -> Decimal:
 
 def decision_score_event(d: Decision) -> ScoreEvent | None:
     """The score event of a customs decision for its ecommerce enterprise, or None when it scores nothing
-    (`decision_score_change`). Keyed by (order, order version, status): a later decision of a corrected
-    order is a new decision; the same one published twice is not."""
+    (`decision_score_change`). A rejection is keyed by (order, order version, status): a later decision of
+    a corrected order is a new decision; the same one published twice is not. A release is keyed by the
+    order alone: released is final, and customs re-publishes the release under the version of a
+    correction or cancellation that came too late (README, "A cancellation racing a release"), which is
+    the same release and earns nothing twice."""
     codes = list(dict.fromkeys(d.reason_codes))
     delta = decision_score_change(d.status, codes)
     if delta == 0:
@@ -216,7 +219,8 @@ def decision_score_event(d: Decision) -> ScoreEvent | None:
         reason = f"order {order} released after an inspection that found nothing"
     else:
         reason = f"order {order} released without finding"
-    key = json.dumps(["customs.decision", d.platform_code, d.order_no, d.order_version, d.status])
+    key = json.dumps(["customs.decision", d.platform_code, d.order_no, d.order_version, d.status] if d.status != "released"
+                     else ["customs.release", d.platform_code, d.order_no])
     return ScoreEvent(d.ecommerce_code, delta, key, reason, d.decided_at)
 
 

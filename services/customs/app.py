@@ -4,7 +4,6 @@ order file, and consolidates the month's 9610 exports into declarations."""
 from __future__ import annotations
 
 import re
-from collections import defaultdict
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
@@ -166,7 +165,8 @@ async def declarations(_: Operator, month: Annotated[str | None, Query()] = None
 
 @router.post("/declarations")
 async def publish_declarations(_: Operator, month: Annotated[str | None, Query()] = None):
-    """Consolidates the month and publishes one ExportDeclarationsConsolidated per ecommerce enterprise
+    """Consolidates the month and publishes each ecommerce enterprise's declarations as
+    ExportDeclarationsConsolidated events of at most 500 lines each (part n of N, rules.declaration_parts)
     on customs.decision.v1 (201). Once per month: asking again answers 200 with what was published then,
     and publishes nothing. A month with no released export is not recorded (200, nothing published)."""
     month = _month(month)
@@ -181,12 +181,11 @@ async def publish_declarations(_: Operator, month: Annotated[str | None, Query()
             at = datetime.now(timezone.utc)
             stored = _lines_json(lines)
             await uow.session.execute(insert(declaration_runs).values(month=month, published_at=at, declarations=stored))
-            by_enterprise: dict[str, list[ExportDeclarationLine]] = defaultdict(list)
-            for line in lines:
-                by_enterprise[line.ecommerce_code].append(line)
-            for code, own in sorted(by_enterprise.items()):
-                uow.emit(ExportDeclarationsConsolidated(month=month, ecommerce_code=code, declarations=own,
-                                                        consolidated_at=at), correlation_id=code, key=code)
+            for code, parts in rules.declaration_parts(lines).items():
+                for number, part in enumerate(parts, start=1):
+                    uow.emit(ExportDeclarationsConsolidated(month=month, ecommerce_code=code, declarations=part,
+                                                            consolidated_at=at, part=number, parts=len(parts)),
+                             correlation_id=code, key=code)
     except IntegrityError:
         # Another request published this month at the same moment: answer with what it published.
         async with service.readers() as session:

@@ -28,6 +28,9 @@ ANNUAL_LIMIT_CNY = Decimal("26000")
 
 CENT = Decimal("0.01")
 ZERO = Decimal("0")
+# Lines per consolidated-declaration event (ExportDeclarationsConsolidated): a line is at most about 250
+# bytes of JSON, so a part stays near 125 KiB, far below the broker's 1 MiB message limit.
+DECLARATION_LINES_PER_EVENT = 500
 
 CUSTOMS_CREDITS = frozenset({"advanced", "general", "untrustworthy"})
 GRADES = frozenset({"A", "B", "C", "D"})
@@ -536,6 +539,19 @@ def inspection_outcome(reasons: list[Reason], passed: bool, note: str) -> tuple[
 
 
 # --- §12 consolidated export declarations ----------------------------------------------------
+
+
+def declaration_parts(lines: list[ExportDeclarationLine], per_part: int = DECLARATION_LINES_PER_EVENT
+                      ) -> dict[str, list[list[ExportDeclarationLine]]]:
+    """The consolidated lines of a month, by ecommerce enterprise, cut into parts of at most `per_part`
+    lines (in the consolidation's order), one event each: an enterprise exporting many HS codes to many
+    countries must not make one event larger than the broker accepts. Enterprises in code order; every
+    enterprise with lines has at least one part."""
+    by_enterprise: dict[str, list[ExportDeclarationLine]] = {}
+    for line in lines:
+        by_enterprise.setdefault(line.ecommerce_code, []).append(line)
+    return {code: [own[i:i + per_part] for i in range(0, len(own), per_part)]
+            for code, own in sorted(by_enterprise.items())}
 
 
 def consolidate_export_declarations(lines: Iterable[ReleasedExportLine]) -> list[ExportDeclarationLine]:

@@ -11,6 +11,10 @@ Behaviour kept from the per-record handlers (the decisions themselves are in rul
   correction submitted before the held one is ignored; a decision about an older version, or decided
   earlier, is ignored;
 - a settlement is final: a later cancellation or correction does not unsettle it;
+- a cancellation waits for customs' decision about its version: `cancelled` makes the order not
+  applicable, the release re-published (the cancellation came too late) settles it;
+- each order is locked (store.load_cases), so two instances handling an order, its payment and its
+  decision at the same moment cannot all miss each other;
 - not applicable (cancelled, rejected) is published once per version and gives way to a later version's
   settlement;
 - crossing USD 200,000 in a year publishes `FxDirectoryStatusChanged` once, unless registered.

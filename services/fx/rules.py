@@ -217,26 +217,30 @@ def next_step(case: FxCase) -> Step | None:
 
     - no order yet, or already settled: nothing (settled once, for good: a cancellation cannot unsettle
       money that moved);
-    - a cancelled order, or customs rejected / cancelled the current version: not applicable, unless this
-      version is already not applicable;
-    - no decision about the order's current version, or pending / inspection: wait;
-    - released import: settle the payment's amount on its payment day (wait for the payment);
+    - no decision about the order's current version, or pending / inspection: wait. A cancellation waits
+      too: customs, the authority on `released`, answers it with a decision about its version
+      (`cancelled`, or the release re-published when the cancellation came too late);
+    - customs rejected or cancelled the current version: not applicable, unless this version is already
+      not applicable;
+    - released import (a cancellation's version included: it carries the released document): settle the
+      payment's amount on its payment day (wait for the payment);
     - released export: settle the order's `actual_paid` on its submission day.
+    The step depends only on what is held, never on which event came first, so any interleaving of the
+    three topics (one instance or several) ends the same.
     """
     order, verdict, held = case.order, case.verdict, case.settlement
     if order is None or (held is not None and held.status == "settled"):
         return None
-    if order.action != "cancelled":
-        if verdict is None or verdict.order_version != order.version:
-            return None  # wait for customs to decide on this version
-        if verdict.status == "released":
-            if order.direction == "export":
-                return Settle(order.actual_paid, order.currency, china_date(order.submitted_at))
-            if case.payment is None:
-                return None  # settled from the payment: wait for it
-            return Settle(case.payment.amount, case.payment.currency, china_date(case.payment.paid_at))
-        if verdict.status not in ("rejected", "cancelled"):
-            return None  # pending / inspection: nothing to settle yet
+    if verdict is None or verdict.order_version != order.version:
+        return None  # wait for customs to decide on this version (a cancellation included)
+    if verdict.status == "released":
+        if order.direction == "export":
+            return Settle(order.actual_paid, order.currency, china_date(order.submitted_at))
+        if case.payment is None:
+            return None  # settled from the payment: wait for it
+        return Settle(case.payment.amount, case.payment.currency, china_date(case.payment.paid_at))
+    if verdict.status not in ("rejected", "cancelled"):
+        return None  # pending / inspection: nothing to settle yet
     if held is not None and (held.order_version, held.status) == (order.version, "not_applicable"):
         return None
     return NotApplicable()

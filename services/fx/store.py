@@ -2,7 +2,10 @@
 memory.
 
 - `load_cases`: what FX holds about every order of a run, one query per table (orders, payments,
-  decisions, settlements), by primary key.
+  decisions, settlements), by primary key, each order locked first (shared.db.lock_keys, one statement,
+  hash order): an order, its payment and customs' decision travel on three topics that two instances
+  may consume at the same moment, and whichever transaction comes second must see what the first
+  committed, or neither settles (issue 9).
 - `lock_years`: the enterprise-years a run settles into, created at zero when new (one multi-row
   insert-if-absent) and locked `FOR UPDATE` in (code, year) order on PostgreSQL (one query), so two
   consumers settling for one enterprise queue instead of losing a settlement, and never deadlock;
@@ -20,12 +23,13 @@ from datetime import date
 from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from contracts.identifiers import order_key
 from contracts.v1.events import FxSettled
 from services.fx import rules
 from services.fx.load_rates import RateCache
 from services.fx.tables import decisions, directory_registrations, enterprise_years, orders, payments, settlements
 from shared.clock import utcnow
-from shared.db import insert_if_absent, upsert
+from shared.db import insert_if_absent, lock_keys, upsert
 from shared.reference import FxRates, MissingRate
 
 Key = tuple[str, str]  # (platform_code, order_no)
@@ -44,11 +48,13 @@ def _of(table, keys: list[Key]):  # noqa: ANN001, ANN202
 
 
 async def load_cases(session: AsyncSession, keys: Iterable[Key]) -> dict[Key, rules.FxCase]:
-    """Every key's case (empty when FX holds nothing about it): four queries, whatever the number of keys."""
+    """Every key's case (empty when FX holds nothing about it), each order locked until the transaction
+    ends: five statements, whatever the number of keys."""
     keys = sorted(set(keys))
     cases = {k: rules.FxCase(*k) for k in keys}
     if not keys:
         return cases
+    await lock_keys(session, (order_key(*k) for k in keys))
     for r in await session.execute(select(orders).where(_of(orders, keys))):
         cases[(r.platform_code, r.order_no)].order = rules.FxOrder(
             platform_code=r.platform_code, order_no=r.order_no, version=r.version, action=r.action,

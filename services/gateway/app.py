@@ -274,9 +274,26 @@ async def submit_orders(caller: CallerDep, body: JsonBody):
     return await _submit_batch(caller, intake.ORDER, body)
 
 
-async def load_order(session, platform_code: str, order_no: str):  # noqa: ANN001
-    return (await session.execute(select(orders).where(
-        and_(orders.c.platform_code == platform_code, orders.c.order_no == order_no)))).first()
+async def load_order(session, platform_code: str, order_no: str, *, for_change: bool = False):  # noqa: ANN001
+    """The order's row (None: not held). `for_change`: locked until the transaction ends (PostgreSQL; SQLite
+    has one writer at a time), so two PUTs or a PUT and a DELETE of one order take turns: the second one
+    reads the version and the customs view the first one left, and makes the version after it (or is
+    refused), never the same version twice."""
+    query = select(orders).where(and_(orders.c.platform_code == platform_code, orders.c.order_no == order_no))
+    return (await session.execute(query.with_for_update() if for_change else query)).first()
+
+
+async def bump_version(session, row, at: datetime, **columns: Any) -> int:  # noqa: ANN001
+    """Makes the order's next version (held + 1) with `columns`, as a compare-and-set on the version held:
+    the row was read locked, so the set cannot miss; if it ever did, the request is refused (409) rather
+    than two changes getting one version."""
+    version = row.version + 1
+    done = await session.execute(update(orders).where(and_(
+        orders.c.platform_code == row.platform_code, orders.c.order_no == row.order_no,
+        orders.c.version == row.version)).values(version=version, updated_at=at, **columns))
+    if done.rowcount != 1:
+        raise Problem(409, "Conflict", f"order {row.order_no} was changed at the same time; read it and try again")
+    return version
 
 
 async def held_views(session, platform_code: str, order_no: str) -> dict[str, dict]:  # noqa: ANN001
@@ -360,7 +377,7 @@ async def correct_order(platform_code: str, order_no: str, caller: CallerDep, bo
     key = order_key(platform_code, order_no)
     answer = {"order_no": order_no, "status_url": status_url(platform_code, order_no)}
     async with service.unit_of_work() as uow:
-        row = await load_order(uow.session, platform_code, order_no)
+        row = await load_order(uow.session, platform_code, order_no, for_change=True)
         if row is None:
             raise Problem(404, "Not found", f"no order {order_no} of platform {platform_code}; POST it first")
         customs_status = views.customs_status(await held_views(uow.session, platform_code, order_no))
@@ -374,10 +391,7 @@ async def correct_order(platform_code: str, order_no: str, caller: CallerDep, bo
         await check_order_parties(uow, doc)
         event_doc = order_event_document(doc)
         at = utcnow()
-        version = row.version + 1
-        await uow.session.execute(update(orders).where(and_(
-            orders.c.platform_code == platform_code, orders.c.order_no == order_no)).values(
-            version=version, updated_at=at, **order_columns(doc, event_doc, fp)))
+        version = await bump_version(uow.session, row, at, **order_columns(doc, event_doc, fp))
         await store.save_order_views(uow.session, views.views_on_correction((platform_code, order_no), version, at))
         await emit_order_events(uow, "corrected", version, at, event_doc, contracts_policy.brands_of(doc.items))
         await add_trace(uow.session, key, at, "gateway", "order.corrected", f"order corrected (version {version})")
@@ -390,7 +404,7 @@ async def cancel_order(platform_code: str, order_no: str, caller: CallerDep):
     caller.require_self(platform_code, "platform_code")
     key = order_key(platform_code, order_no)
     async with service.unit_of_work() as uow:
-        row = await load_order(uow.session, platform_code, order_no)
+        row = await load_order(uow.session, platform_code, order_no, for_change=True)
         if row is None:
             raise Problem(404, "Not found", f"no order {order_no} of platform {platform_code}")
         answer = {"order_no": order_no, "status": "cancelled", "status_url": status_url(platform_code, order_no)}
@@ -401,10 +415,7 @@ async def cancel_order(platform_code: str, order_no: str, caller: CallerDep):
         if not rules.cancellation_allowed(customs_status):
             raise Problem(409, "Conflict", f"the order is {customs_status} and can no longer be cancelled")
         at = utcnow()
-        version = row.version + 1
-        await uow.session.execute(update(orders).where(and_(
-            orders.c.platform_code == platform_code, orders.c.order_no == order_no)).values(
-            version=version, updated_at=at))
+        version = await bump_version(uow.session, row, at)
         await store.save_order_views(uow.session, [
             views.view_on_cancellation((platform_code, order_no), version, at, held.get("customs"))])
         await emit_order_events(uow, "cancelled", version, at, Order.model_validate(row.document),

@@ -13,21 +13,17 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, bindparam, insert, select, text, tuple_, update
+from sqlalchemy import and_, bindparam, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.identifiers import order_key
 from services.logistics.domain import Decision, OrderKey, OrderSeen, Parcel, ParcelRef, Report, WaybillKey
 from services.logistics.rules import Shipment
 from services.logistics.tables import customs_releases, orders_seen, shipments, tracking_events
-from shared.db import insert_if_absent
+from shared.db import insert_if_absent, lock_keys
 
 _STATE = ("status", "furthest", "last_event_at", "released", "exception_at", "location", "released_at",
           "order_seen_at", "awaiting_order_since", "order_never_came_at")
-
-
-def _postgres(session: AsyncSession) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
 
 
 def parcel_of(row) -> Parcel:  # noqa: ANN001
@@ -60,14 +56,10 @@ def _by_order(table, orders: Collection[OrderKey]):  # noqa: ANN001, ANN202
 
 
 async def lock_orders(session: AsyncSession, orders: Iterable[OrderKey]) -> None:
-    """Takes the transaction's advisory lock of every order (PostgreSQL), in one statement, in hash order.
-    Without it, a release handled while another instance's new shipment is still uncommitted would find no
-    shipment to clear, and the waybill's handler would not have seen the release either."""
-    keys = sorted({order_key(*o) for o in orders})
-    if keys and _postgres(session):
-        await session.execute(text(
-            "SELECT count(pg_advisory_xact_lock(h)) FROM (SELECT DISTINCT hashtext(k) AS h "
-            "FROM unnest(CAST(:keys AS text[])) AS k ORDER BY h) AS ordered"), {"keys": keys})
+    """Takes the transaction's advisory lock of every order (shared.db.lock_keys). Without it, a release
+    handled while another instance's new shipment is still uncommitted would find no shipment to clear,
+    and the waybill's handler would not have seen the release either."""
+    await lock_keys(session, (order_key(*o) for o in orders))
 
 
 # --- loading -------------------------------------------------------------------------------------------

@@ -6,7 +6,11 @@ Behaviour kept from the per-record handlers (the decisions themselves are in rul
 - an order event older than, or the same version as, the one held is ignored (redelivery, replay);
 - a correction is a full new version: it waits for customs' decision about that version;
 - a decision about an older version, or decided before the held one, is ignored;
-- a cancellation makes the order not applicable unless it was already released (the tax stays due);
+- a cancellation waits for customs' decision about its version, like a correction: `cancelled` makes the
+  order not applicable, the release re-published (the cancellation came too late) keeps it taxed; a
+  not-applicable never replaces an assessment of released goods (the tax stays due);
+- each order is locked (store.load_cases) so that two instances handling an order and its decision at the
+  same moment cannot both miss the other half;
 - an export's revenue counts once per order, in the quarter of its release;
 - a repeated decision publishes nothing new.
 

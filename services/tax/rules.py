@@ -398,27 +398,29 @@ def decide(case: TaxCase, now: datetime, rates: FxRates, catalogue: Mapping[str,
     """What the case calls for, once its order or its decision changed (§7, §8).
 
     - no order yet: nothing;
-    - a cancelled order: not applicable, unless the order was already assessed, exempted or taxed as
-      general trade (the goods were released: the tax stays due);
-    - no decision about the order's current version yet, or pending / inspection: nothing (wait);
-    - rejected or cancelled by customs: not applicable;
-    - released import: the §7 assessment (retail or general trade, customs' `tax_mode`), converted to CNY
-      at the rate of the order's submission day (China's calendar);
-    - released export: exempt, and its revenue in CNY at that same day's rate kept for §8 deemed income,
-      in the quarter of the release.
+    - no decision about the order's current version yet, or pending / inspection: nothing (wait). This
+      holds for a cancellation too: it is the platform's request, and customs, the authority on
+      `released`, answers it with a decision about the cancellation's version (README, "A cancellation
+      racing a release"): `cancelled` when it came in time, the release re-published when it came too late;
+    - rejected or cancelled by customs: not applicable, unless the order was already assessed, exempted or
+      taxed as general trade (the goods were released: the tax stays due);
+    - released (the order's version, a cancellation's included: it carries the released document): an
+      import gets the §7 assessment (retail or general trade, customs' `tax_mode`), converted to CNY at the
+      rate of the order's submission day (China's calendar); an export is exempt, and its revenue in CNY at
+      that same day's rate is kept for §8 deemed income, in the quarter of the release.
+    The outcome depends only on what is held, never on which of the order and the decision came first,
+    so any interleaving of the two topics (one instance or several) ends the same.
     An assessment identical in version and status to the held one is not news: not stored nor published
     again (a repeated decision). Errors: `MissingRate`, `UnknownHsCode`, `NegativeDutiableValue`.
     """
     order, verdict, held = case.order, case.verdict, case.assessment
     if order is None:
         return NOTHING
-    if order.action == "cancelled":
+    if verdict is None or verdict.order_version != order.version:
+        return NOTHING  # wait for customs to decide on this version (a cancellation included)
+    if verdict.status in ("rejected", "cancelled"):
         if held is not None and held.status in RELEASED_STATUSES:
             return NOTHING
-        return _news(case, _assessment(case, "not_applicable", now))
-    if verdict is None or verdict.order_version != order.version:
-        return NOTHING  # wait for customs to decide on this version
-    if verdict.status in ("rejected", "cancelled"):
         return _news(case, _assessment(case, "not_applicable", now))
     if verdict.status != "released":
         return NOTHING  # pending / inspection: nothing to assess yet

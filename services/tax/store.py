@@ -1,10 +1,14 @@
 """Tax's cases, loaded and saved a run at a time (set-based).
 
-`load_cases` reads what tax holds about every order of a run with one query per table (orders,
-decisions, assessments), by primary key. `Changes` collects what the run decided, folded per order (the
-last state of a key wins; export revenue: the first of a key wins, as the stored row does), and `save`
-writes it with one statement per table. Tax keeps no running totals, so nothing needs locking: every row
-belongs to one order, and one order's events are consumed in order.
+`load_cases` locks every order of a run and reads what tax holds about them with one query per table
+(orders, decisions, assessments), by primary key. `Changes` collects what the run decided, folded per
+order (the last state of a key wins; export revenue: the first of a key wins, as the stored row does), and
+`save` writes it with one statement per table.
+
+The lock: an order and customs' decision about it travel on two topics, which two instances of tax may
+consume at the same moment. Unlocked, each would read the case before the other committed its half, and
+neither would assess (issue 9). Locked per order (shared.db.lock_keys, in one statement for the run, in
+hash order), whichever transaction comes second reads the first one's half and assesses.
 """
 from __future__ import annotations
 
@@ -14,10 +18,11 @@ from dataclasses import dataclass, field
 from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from contracts.identifiers import order_key
 from contracts.v1.events import TaxAssessment
 from services.tax import rules
 from services.tax.tables import assessments, decisions, export_revenue, orders
-from shared.db import insert_if_absent, upsert
+from shared.db import insert_if_absent, lock_keys, upsert
 
 Key = tuple[str, str]  # (platform_code, order_no)
 
@@ -27,11 +32,13 @@ def _of(table, keys: list[Key]):  # noqa: ANN001, ANN202
 
 
 async def load_cases(session: AsyncSession, keys: Iterable[Key]) -> dict[Key, rules.TaxCase]:
-    """Every key's case (empty when tax holds nothing about it): three queries, whatever the number of keys."""
+    """Every key's case (empty when tax holds nothing about it), each order locked until the transaction
+    ends: four statements, whatever the number of keys."""
     keys = sorted(set(keys))
     cases = {k: rules.TaxCase(*k) for k in keys}
     if not keys:
         return cases
+    await lock_keys(session, (order_key(*k) for k in keys))
     o, d, a = orders, decisions, assessments
     for row in await session.execute(select(o.c.platform_code, o.c.order_no, o.c.version, o.c.action,
                                             o.c.submitted_at, o.c.document).where(_of(o, keys))):

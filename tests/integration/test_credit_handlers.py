@@ -143,6 +143,15 @@ async def test_the_same_decision_twice_counts_once_and_a_corrected_orders_decisi
     assert len(stored["ledger"]) == 2
 
 
+async def test_a_release_republished_for_a_late_cancellation_counts_once(tmp_path):
+    # Customs re-publishes a release under the version of a cancellation that came too late (issue 9):
+    # the same release, so the seller earns +0.1 once.
+    events = [registered("E8"), decided("E8", "L1", "released"), decided("E8", "L1", "released", version=2)]
+    emitted, stored = await together_and_apart(tmp_path, events)
+    assert ratings(emitted)[1:] == [("E8", "100.1", "A", "A", False)]
+    assert len(stored["ledger"]) == 1
+
+
 async def test_releases_climb_to_the_cap_and_stop_telling(tmp_path):
     events = [registered("E7")] + [decided("E7", f"R{i:03d}", "released") for i in range(102)]
     emitted, stored = await together_and_apart(tmp_path, events)

@@ -1,6 +1,6 @@
 """Spec §2 quantities have five decimals: customs' released export lines (summed into the monthly
 consolidated declaration) keep them, and their values' seven, on PostgreSQL, whose NUMERIC columns would
-otherwise round them silently (migration 0002 of customs)."""
+otherwise round them silently (migration 0003 of customs)."""
 from __future__ import annotations
 
 import asyncio

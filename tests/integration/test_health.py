@@ -57,7 +57,8 @@ async def test_healthz_follows_the_database_and_the_broker(postgres_port, own_br
     service = Service("gateway", handlers=handlers, group_id=f"health-{name}")
     await service.start()
     try:
-        assert await health(service) == (200, {"status": "ok", "service": "gateway", "database": "ok", "broker": "ok"})
+        assert await health(service) == (200, {"status": "ok", "service": "gateway", "database": "ok", "broker": "ok",
+                                              "outbox": {"set_aside": 0, "relay": "publishing", "degraded": False}})
 
         psql(postgres_port, f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
         psql(postgres_port, f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")

@@ -132,14 +132,30 @@ async def test_older_version_and_older_decision_are_ignored(tmp_path):
 
 
 async def test_cancellation_before_and_after_release(tmp_path):
+    # Customs answers each cancellation with a decision about its version (README, "A cancellation racing
+    # a release"): ORD-A came too late (its release is re-published as version 2), ORD-B in time.
     events = [envelope(worked_example_1("ORD-A"), "ORD-A"), envelope(worked_example_1("ORD-B"), "ORD-B"),
               envelope(decision("ORD-A"), "ORD-A"),  # released: the tax stays due
               envelope(worked_example_1("ORD-A", version=2, action="cancelled"), "ORD-A"),
-              envelope(worked_example_1("ORD-B", version=2, action="cancelled"), "ORD-B")]
+              envelope(worked_example_1("ORD-B", version=2, action="cancelled"), "ORD-B"),
+              envelope(decision("ORD-A", version=2), "ORD-A"),
+              envelope(decision("ORD-B", version=2, status="cancelled", at=T0 + timedelta(minutes=7)), "ORD-B")]
     emitted, state = await same_in_one_batch_and_one_by_one(tmp_path, events)
     assert [(p["order_no"], p["order_version"], p["status"]) for _, _, p in emitted] == [
-        ("ORD-A", 1, "assessed"), ("ORD-B", 2, "not_applicable")]
+        ("ORD-A", 1, "assessed"), ("ORD-A", 2, "assessed"), ("ORD-B", 2, "not_applicable")]
     assert [(a["order_no"], a["status"]) for a in state["assessments"]] == [("ORD-A", "assessed"), ("ORD-B", "not_applicable")]
+
+
+async def test_a_cancellation_waits_for_customs_however_the_topics_interleave(tmp_path):
+    # Issue 9: the cancellation (order topic) is consumed before customs' release of version 1 (decision
+    # topic), which customs made before it saw the cancellation. Tax must end where customs ends: taxed.
+    events = [envelope(worked_example_1("ORD-A"), "ORD-A"),
+              envelope(worked_example_1("ORD-A", version=2, action="cancelled"), "ORD-A"),
+              envelope(decision("ORD-A"), "ORD-A"),
+              envelope(decision("ORD-A", version=2), "ORD-A")]  # the release re-published for version 2
+    emitted, state = await same_in_one_batch_and_one_by_one(tmp_path, events)
+    assert [(p["order_version"], p["status"], p["total"]) for _, _, p in emitted] == [(2, "assessed", "83.48")]
+    assert [(a["order_version"], a["status"]) for a in state["assessments"]] == [(2, "assessed")]
 
 
 async def test_rejected_is_not_applicable(tmp_path):

@@ -743,3 +743,30 @@ def test_consolidated_value_is_rounded_once_at_the_end():
     lines = [export_line(key=f"P:{n}", qty="1.5", value="3.335") for n in range(2)]
     (declaration,) = consolidate_export_declarations(lines)
     assert (declaration.quantity, declaration.value) == (Decimal("3.0"), Decimal("6.67"))
+
+
+def test_consolidated_declarations_are_cut_into_parts_of_bounded_size():
+    """Issue 9, item 2: no consolidated-declaration event approaches the broker's 1 MiB limit. A part holds
+    at most DECLARATION_LINES_PER_EVENT lines, and even lines with the longest values the tables allow
+    keep a whole part's envelope far below the limit."""
+    from contracts.v1.events import ExportDeclarationLine, ExportDeclarationsConsolidated
+    from services.customs.rules import DECLARATION_LINES_PER_EVENT, declaration_parts
+    from shared.outbox import outbox_row
+
+    longest = "9" * 32  # ecommerce_code is String(32) in customs' tables
+    lines = [ExportDeclarationLine(ecommerce_code=longest, hs_code=f"{i:010d}", destination_country="US",
+                                   currency="USD", quantity=Decimal("99999999999999.9999"),
+                                   value=Decimal("999999999999999999.99"), parcel_count=10**9)
+             for i in range(1201)]
+    lines.append(lines[0].model_copy(update={"ecommerce_code": "A"}))
+    parts = declaration_parts(lines)
+    assert list(parts) == [longest, "A"]  # enterprises in code order ("9" sorts before "A")
+    assert [len(p) for p in parts[longest]] == [500, 500, 201] and [len(p) for p in parts["A"]] == [1]
+    assert [line for p in parts[longest] for line in p] == lines[:1201]
+    assert declaration_parts([]) == {}
+    at = datetime(2026, 12, 1, tzinfo=timezone.utc)
+    biggest = ExportDeclarationsConsolidated(month="2026-11", ecommerce_code=longest, declarations=parts[longest][0],
+                                             consolidated_at=at, part=1, parts=3)
+    size = len(outbox_row(biggest, "customs", longest)["value"])
+    assert size < 256 * 1024, size
+    assert DECLARATION_LINES_PER_EVENT == 500

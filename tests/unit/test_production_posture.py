@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from contracts.topics import TOPICS, all_topic_names
+from contracts.topics import DEAD_LETTER_REPLAYS, TOPICS, all_topic_names
 from deploy.mesh import SERVICE_PORTS
 from shared import kafka_acls, sealing
 from shared.kafka import client_options
@@ -194,8 +194,8 @@ def test_each_service_writes_its_own_topics_and_the_dead_letters_of_what_it_cons
         written = {a.resource for a in acls if a.principal == principal and a.operation == "WRITE"}
         read = {a.resource for a in acls if a.principal == principal and a.operation == "READ" and a.resource_type == "topic"}
         own = {t.name for t in TOPICS if t.writer == service}
-        assert written == own | {f"{name}.dlq" for name in subs[service]}
-        assert read == set(subs[service]) | {f"{name}.dlq" for name in subs[service]}
+        assert written == own | {f"{name}.dlq" for name in subs[service]} | {DEAD_LETTER_REPLAYS}
+        assert read == set(subs[service]) | {f"{name}.dlq" for name in subs[service]} | {DEAD_LETTER_REPLAYS}
         # never another service's main topic
         assert not {t.name for t in TOPICS if t.writer != service} & written
         groups = {(a.resource, a.pattern) for a in acls if a.principal == principal and a.resource_type == "group"}
@@ -207,7 +207,7 @@ def test_spec_6_table_who_writes_what():
     acls = kafka_acls.acls_for(kafka_acls.subscriptions())
     writers = {}
     for a in acls:
-        if a.operation == "WRITE" and not a.resource.endswith(".dlq"):
+        if a.operation == "WRITE" and not a.resource.endswith(".dlq") and a.resource != DEAD_LETTER_REPLAYS:
             writers.setdefault(a.resource, set()).add(a.principal)
     assert writers == {
         "sw.enterprise.registered.v1": {"User:gateway"}, "sw.order.submitted.v1": {"User:gateway"},

@@ -2,7 +2,7 @@
 its value's seven (five times a price's two), so PostgreSQL never rounds them before the consolidation
 
 Revision ID: 5b1c0e7a9d42
-Revises: 8387d37cf660
+Revises: e70ab16ee29e
 Create Date: 2026-11-29 09:40:00
 """
 from alembic import op
@@ -10,7 +10,7 @@ from alembic import op
 import shared.tables
 
 revision = '5b1c0e7a9d42'
-down_revision = '8387d37cf660'
+down_revision = 'e70ab16ee29e'
 branch_labels = None
 depends_on = None
 
