@@ -4,7 +4,9 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timezone
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from contracts.types import Timestamp
 
 
 class Envelope(BaseModel):
@@ -12,8 +14,8 @@ class Envelope(BaseModel):
 
     event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
     type: str
-    version: int = Field(ge=1)
-    occurred_at: AwareDatetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    version: int = Field(ge=1, le=2**31 - 1)
+    occurred_at: Timestamp = Field(default_factory=lambda: datetime.now(timezone.utc))
     source: str
     correlation_id: str
     payload: dict

@@ -2,6 +2,8 @@
 
     python -m contracts.publish                  # (re)writes contracts/schemas/, appends history revisions
     python -m contracts.publish --check          # exit 1 listing every file that differs from the code
+    python -m contracts.publish --acknowledge "spec 1.1 §2: …"   # publishes incompatible changes anyway,
+                                                 # each revision with NNNN.acknowledged.json (docs/contracts.md)
     python -m contracts.publish --ensure-asyncapi-spec   # npm-installs the AsyncAPI 3 JSON Schema (tests)
 
 What it writes under `contracts/schemas/`:
@@ -16,7 +18,10 @@ What it writes under `contracts/schemas/`:
   auth that FastAPI cannot see (the routes read raw JSON so that validation errors name their field);
 - `history/<event type>.v<major>/<NNNN>.json`: every published revision of each event schema. A changed
   schema becomes a new revision only if `contracts.compat.history_problems` finds it FULL-compatible with
-  every earlier revision of its major; otherwise nothing at all is written.
+  every earlier revision of its major (since the last acknowledged break); otherwise nothing at all is
+  written, unless `--acknowledge REASON` is given: then the revision is written with
+  `<NNNN>.acknowledged.json` (the reason and the exact problems waived), and later revisions are held to
+  it and the ones after it.
 
 Which JSON Schema mode, and why serialization: consumers validate what producers put on the topic, and
 producers put `model_dump(mode="json")` there. The serialization schema says exactly that (a `Decimal` is a
@@ -630,26 +635,51 @@ def published_revisions(et: EventType) -> list[tuple[Path, dict]]:
     return [(f, json.loads(f.read_text())) for f in files]
 
 
-def plan_history(et: EventType, schema: dict, plan: Plan) -> None:
+def acknowledgement_of(revision: Path) -> dict | None:
+    """The acknowledgement published beside a revision that broke compatibility on purpose
+    (`NNNN.acknowledged.json`: `reason`, and the exact `problems` it waived), or None."""
+    note = revision.with_name(f"{revision.stem}.acknowledged.json")
+    return json.loads(note.read_text()) if note.exists() else None
+
+
+def binding_revisions(revisions: list[tuple[Path, dict]]) -> list[tuple[Path, dict]]:
+    """The revisions a new one must be FULL-compatible with: all of them, or, after an acknowledged break,
+    that revision and the ones after it (the break was published once, with its reason, and is not
+    re-litigated by every later change)."""
+    start = max((i for i, (path, _) in enumerate(revisions) if acknowledgement_of(path)), default=0)
+    return revisions[start:]
+
+
+def problem_lines(et: EventType, problems: list[compat.Problem]) -> list[str]:
+    return [f"{event_id(et)}: {p.field}: {p.rule}: {p.message}" for p in problems]
+
+
+def plan_history(et: EventType, schema: dict, plan: Plan, acknowledge: str | None = None) -> None:
     current = revision_of(schema)
     published = published_revisions(et)
     if published and published[-1][1] == current:
         return
-    if published:
-        problems = compat.history_problems([revision for _, revision in published], current)
-        if problems:
-            plan.problems += [f"{event_id(et)}: {p.field}: {p.rule}: {p.message}" for p in problems]
-            return
     number = int(published[-1][0].stem) + 1 if published else 1
-    plan.revisions[history_dir(et) / f"{number:04d}.json"] = render(current)
+    path = history_dir(et) / f"{number:04d}.json"
+    if published:
+        problems = compat.history_problems([revision for _, revision in binding_revisions(published)], current)
+        if problems and not acknowledge:
+            plan.problems += problem_lines(et, problems)
+            return
+        if problems:
+            plan.revisions[path.with_name(f"{number:04d}.acknowledged.json")] = render(
+                {"reason": acknowledge, "problems": sorted(f"{p.field}: {p.rule}" for p in problems)})
+    plan.revisions[path] = render(current)
 
 
-def plan() -> Plan:
+def plan(acknowledge: str | None = None) -> Plan:
+    """What the files must be. `acknowledge`: the reason for publishing incompatible changes anyway (a
+    correction the specification itself made); each is written with an acknowledgement naming its problems."""
     p = Plan()
     schemas = {event_id(et): event_schema(et) for et in EVENT_TYPES.values()}
     for et in EVENT_TYPES.values():
         p.files[EVENTS / f"{event_id(et)}.json"] = render(schemas[event_id(et)])
-        plan_history(et, schemas[event_id(et)], p)
+        plan_history(et, schemas[event_id(et)], p, acknowledge)
     envelope = envelope_schema()
     p.files[ENVELOPE_FILE] = render(envelope)
     p.files[ASYNCAPI_FILE] = render(asyncapi_document(schemas, envelope))
@@ -709,10 +739,19 @@ def main(argv: list[str]) -> int:
     if "--ensure-asyncapi-spec" in argv:
         print(relative(ensure_asyncapi_spec()))
         return 0
-    p = plan()
+    acknowledge = None
+    if "--acknowledge" in argv:
+        i = argv.index("--acknowledge")
+        acknowledge = argv[i + 1] if i + 1 < len(argv) and argv[i + 1].strip() else None
+        if acknowledge is None or "--check" in argv:
+            print("--acknowledge needs a reason (and cannot go with --check)", file=sys.stderr)
+            return 2
+    p = plan(acknowledge)
     if p.problems:
         print("Incompatible change(s) to published event schemas; nothing was written.\n"
-              "A breaking change needs a new major version: add a v2 model and topic.\n", file=sys.stderr)
+              "A breaking change needs a new major version: add a v2 model and topic. (Only a correction the\n"
+              "specification itself made may be published with --acknowledge REASON: docs/contracts.md.)\n",
+              file=sys.stderr)
         for problem in p.problems:
             print(f"  - {problem}", file=sys.stderr)
         return 1

@@ -177,6 +177,12 @@ def install_problem_details(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
+        if exc.status_code == 400:
+            # FastAPI could not read the body as JSON at all (e.g. a number of more than 4300 digits, which
+            # Python's parser refuses to convert): the same answer as any other malformed body.
+            return Problem(400, "Malformed JSON", "the body could not be read as JSON",
+                           [{"field": "(body)", "code": "json_invalid", "message": str(exc.detail)}],
+                           type_="/problems/malformed-json").response(request.url.path)
         titles = {401: "Unauthorized", 403: "Forbidden", 404: "Not found", 405: "Method not allowed"}
         return Problem(exc.status_code, titles.get(exc.status_code, "Error"), str(exc.detail),
                        headers=getattr(exc, "headers", None)).response(request.url.path)

@@ -1,5 +1,10 @@
 """Reference tables (HS catalogue, FX rates) read from CSV.
 
+The FX rates file is the one list of accepted currencies: the gateway accepts a currency only if it is
+CNY or has a row there (`FxRates.currencies`), customs and tax convert with it, and FX loads it into its
+own table at its first start (`python -m services.fx.load_rates` loads later files). A new currency is
+added to this file, then loaded into FX; the gateway, customs and tax read the file when they start.
+
 They are looked up in `SW_REFERENCE_DIR`, else in `../shared/data` beside the project (the canonical
 copy), else in the project's own `reference/` copy (used by the Docker image)."""
 from __future__ import annotations
@@ -81,6 +86,19 @@ class FxRates:
         if i == 0:
             raise MissingRate(f"no FX rate for {currency} on or before {day.isoformat()}")
         return days[i - 1], rates[i - 1]
+
+    def currencies(self) -> frozenset[str]:
+        """Every currency the table can convert on some day: CNY and each currency with a row. This is the
+        list of currencies the single window accepts (the gateway refuses any other with 422), so that a
+        document never reaches an agency that cannot convert it."""
+        return frozenset(self._by_currency) | {"CNY"}
+
+    def first_day(self, currency: str) -> date | None:
+        """The first day `currency` can be converted (None: never; CNY: always, given as date.min)."""
+        if currency == "CNY":
+            return date.min
+        days = self._by_currency.get(currency)
+        return days[0][0] if days else None
 
     def to_cny(self, amount: Decimal, currency: str, day: date) -> Decimal:
         return amount * self.rate_on(currency, day)[1]

@@ -5,10 +5,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from contracts.identifiers import resident_id_problem, uscc_problem
-from contracts.types import Country, Currency, HsCode, Money, Quantity
+from contracts.types import ORDER_MAX_LINES, Country, Currency, HsCode, Money, Quantity, Timestamp, exact
 
 Role = Literal["platform", "ecommerce", "payment", "logistics"]
 CustomsCredit = Literal["advanced", "general", "untrustworthy"]
@@ -121,7 +121,7 @@ class OrderIn(Strict):
     direction: Direction
     trade_mode: TradeMode
     currency: Currency = "CNY"
-    items: list[OrderItem] = Field(min_length=1, max_length=500)
+    items: list[OrderItem] = Field(min_length=1, max_length=ORDER_MAX_LINES, description="1-100 lines (spec §2)")
     freight: Money = Decimal("0")
     insurance: Money = Decimal("0")
     discount: Money = Decimal("0")
@@ -154,8 +154,11 @@ class OrderIn(Strict):
             raise_field("buyer", "required", "import orders need the buyer")
         if self.direction == "export" and not self.destination_country:
             raise_field("destination_country", "required", "export orders need the destination country")
-        goods = sum((i.line_value for i in self.items), Decimal("0"))
-        expected = goods + self.freight + self.insurance - self.discount + self.tax_total
+        # Every operand is bounded (spec §2), so the sum is exact in `exact()`'s 60 digits and costs at
+        # most 100 products of 14-digit numbers; it can neither round nor grow slow.
+        with exact():
+            goods = sum((i.line_value for i in self.items), Decimal("0"))
+            expected = goods + self.freight + self.insurance - self.discount + self.tax_total
         if expected != self.actual_paid:
             raise_field(
                 "actual_paid",
@@ -173,7 +176,7 @@ class PaymentIn(Strict):
     amount: Money
     currency: Currency = "CNY"
     payer: Person
-    paid_at: AwareDatetime
+    paid_at: Timestamp
 
 
 class WaybillIn(Strict):
@@ -190,7 +193,7 @@ class WaybillIn(Strict):
 
 class TrackingEventIn(Strict):
     event: TrackingEventName
-    at: AwareDatetime
+    at: Timestamp
     location: str = Field(default="", max_length=200)
     note: str = Field(default="", max_length=500)
 

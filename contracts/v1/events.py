@@ -5,12 +5,27 @@ Buyers' and payers' identity numbers travel masked; the full number travels only
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.identifiers import order_key
-from contracts.types import Country, Currency, MaskedIdNumber, Money, Quantity
+from contracts.types import (
+    ORDER_MAX_LINES,
+    Country,
+    Currency,
+    MaskedIdNumber,
+    Money,
+    Quantity,
+    QuantityTotal,
+    Rate,
+    Score,
+    SignedTotalMoney,
+    TaxLineAmount,
+    Timestamp,
+    TotalMoney,
+    exact,
+)
 from contracts.v1.documents import (
     CustomsCredit,
     Direction,
@@ -44,6 +59,12 @@ ShipmentStatus = Literal[
 Grade = Literal["A", "B", "C", "D"]
 
 
+# Integers on topics: versions fit the databases' INTEGER columns; years have four digits.
+Version = Annotated[int, Field(ge=1, le=2**31 - 1)]
+Count = Annotated[int, Field(ge=0, le=2**31 - 1)]
+Year = Annotated[int, Field(ge=1, le=9999)]
+
+
 class Payload(BaseModel):
     # Readers ignore fields they do not know, so a producer may add fields within a major version.
     model_config = ConfigDict(extra="ignore")
@@ -58,7 +79,7 @@ class EnterpriseRegistered(Payload):
     roles: list[Role]
     country: Country
     customs_credit: CustomsCredit
-    registered_at: AwareDatetime
+    registered_at: Timestamp
 
 
 # --- sw.order.submitted.v1 -------------------------------------------------------------------
@@ -104,7 +125,7 @@ class Order(Payload):
     direction: Direction
     trade_mode: TradeMode
     currency: Currency
-    items: list[OrderLine]
+    items: list[OrderLine] = Field(min_length=1, max_length=ORDER_MAX_LINES)
     freight: Money
     insurance: Money
     discount: Money
@@ -124,15 +145,16 @@ class Order(Payload):
 
     @property
     def goods_value(self) -> Decimal:
-        return sum((i.quantity * i.unit_price for i in self.items), Decimal("0"))
+        with exact():  # bounded operands: exact, never rounded (contracts.types.exact)
+            return sum((i.quantity * i.unit_price for i in self.items), Decimal("0"))
 
 
 class OrderSubmitted(Payload):
     """A new order, a correction (a full new version) or a cancellation."""
 
     action: Literal["new", "corrected", "cancelled"]
-    version: int = Field(ge=1, description="1 for a new order, +1 for each correction or cancellation")
-    submitted_at: AwareDatetime
+    version: Version = Field(description="1 for a new order, +1 for each correction or cancellation")
+    submitted_at: Timestamp
     order: Order
 
 
@@ -147,11 +169,11 @@ class Payment(Payload):
     amount: Money
     currency: Currency
     payer: SealedPerson
-    paid_at: AwareDatetime
+    paid_at: Timestamp
 
 
 class PaymentSubmitted(Payload):
-    submitted_at: AwareDatetime
+    submitted_at: Timestamp
     payment: Payment
 
 
@@ -166,12 +188,12 @@ class Waybill(Payload):
     freight: Money
     insured_fee: Money
     gross_weight_kg: Quantity
-    package_count: int
+    package_count: int = Field(ge=1, le=10000)
     consignee: Consignee
 
 
 class WaybillSubmitted(Payload):
-    submitted_at: AwareDatetime
+    submitted_at: Timestamp
     waybill: Waybill
 
 
@@ -181,7 +203,7 @@ class WaybillTracked(Payload):
     order_no: str
     platform_code: str
     event: TrackingEventName
-    at: AwareDatetime
+    at: Timestamp
     location: str = ""
     note: str = ""
 
@@ -197,7 +219,7 @@ class Reason(Payload):
 class CustomsDecision(Payload):
     platform_code: str
     order_no: str
-    order_version: int
+    order_version: Version
     ecommerce_code: str
     logistics_code: str | None = None
     payment_code: str | None = None
@@ -209,9 +231,9 @@ class CustomsDecision(Payload):
     tax_mode: Literal["retail", "general_trade"] | None = Field(
         default=None, description="for released imports: retail (within limits) or general trade"
     )
-    dutiable_value_cny: Money | None = None
-    documents_complete_at: AwareDatetime | None = None
-    decided_at: AwareDatetime
+    dutiable_value_cny: TotalMoney | None = None
+    documents_complete_at: Timestamp | None = None
+    decided_at: Timestamp
 
 
 class ExportDeclarationLine(Payload):
@@ -219,9 +241,9 @@ class ExportDeclarationLine(Payload):
     hs_code: str
     destination_country: str
     currency: Currency
-    quantity: Quantity
-    value: Money
-    parcel_count: int
+    quantity: QuantityTotal
+    value: TotalMoney
+    parcel_count: Count
 
 
 class ExportDeclarationsConsolidated(Payload):
@@ -232,9 +254,9 @@ class ExportDeclarationsConsolidated(Payload):
     month: str = Field(pattern=r"^\d{4}-\d{2}$")
     ecommerce_code: str
     declarations: list[ExportDeclarationLine]
-    consolidated_at: AwareDatetime
-    part: int = Field(default=1, ge=1, description="which part of the enterprise's month this event is, from 1")
-    parts: int = Field(default=1, ge=1, description="how many parts the enterprise's month was published in")
+    consolidated_at: Timestamp
+    part: int = Field(default=1, ge=1, le=2**31 - 1, description="which part of the enterprise's month this event is, from 1")
+    parts: int = Field(default=1, ge=1, le=2**31 - 1, description="how many parts the enterprise's month was published in")
 
 
 # --- tax.assessment.v1 -----------------------------------------------------------------------
@@ -243,30 +265,30 @@ class ExportDeclarationsConsolidated(Payload):
 class TaxLine(Payload):
     item_no: str
     hs_code: str
-    dutiable_value: Decimal
-    customs_duty: Decimal
-    consumption_tax: Decimal
-    vat: Decimal
+    dutiable_value: TaxLineAmount
+    customs_duty: TaxLineAmount
+    consumption_tax: TaxLineAmount
+    vat: TaxLineAmount
 
 
 class TaxAssessment(Payload):
     platform_code: str
     order_no: str
-    order_version: int
+    order_version: Version
     ecommerce_code: str
     status: TaxStatus
     currency: Currency = "CNY"
-    dutiable_value: Money | None = None
-    customs_duty: Money | None = None
-    vat: Money | None = None
-    consumption_tax: Money | None = None
-    total: Money | None = None
-    declared_tax_total: Money | None = None
-    declared_difference: Decimal | None = Field(
+    dutiable_value: TotalMoney | None = None
+    customs_duty: TotalMoney | None = None
+    vat: TotalMoney | None = None
+    consumption_tax: TotalMoney | None = None
+    total: TotalMoney | None = None
+    declared_tax_total: TotalMoney | None = None
+    declared_difference: SignedTotalMoney | None = Field(
         default=None, description="declared tax_total minus computed total (may be negative)"
     )
     lines: list[TaxLine] = []
-    assessed_at: AwareDatetime
+    assessed_at: Timestamp
 
 
 # --- fx.settlement.v1 ------------------------------------------------------------------------
@@ -279,23 +301,23 @@ class FxSettled(Payload):
     status: FxStatus
     amount: Money | None = None
     currency: Currency | None = None
-    amount_cny: Money | None = None
-    rate: Decimal | None = Field(default=None, description="CNY per USD on the rate day")
-    rate_date: str | None = None
-    amount_usd: Money | None = None
-    year: int | None = None
-    year_to_date_usd: Money | None = None
+    amount_cny: TotalMoney | None = None
+    rate: Rate | None = Field(default=None, description="CNY per USD on the rate day")
+    rate_date: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}$")
+    amount_usd: TotalMoney | None = None
+    year: Year | None = None
+    year_to_date_usd: TotalMoney | None = None
     directory_status: DirectoryStatus | None = None
-    settled_at: AwareDatetime
+    settled_at: Timestamp
 
 
 class FxDirectoryStatusChanged(Payload):
     enterprise_code: str
-    year: int
+    year: Year
     status: DirectoryStatus
     previous_status: DirectoryStatus | None = None
-    year_to_date_usd: Money
-    changed_at: AwareDatetime
+    year_to_date_usd: TotalMoney
+    changed_at: Timestamp
 
 
 # --- logistics.status.v1 ---------------------------------------------------------------------
@@ -308,7 +330,7 @@ class ShipmentStatusChanged(Payload):
     order_no: str
     status: ShipmentStatus
     previous_status: ShipmentStatus | None = None
-    at: AwareDatetime
+    at: Timestamp
     location: str = ""
 
 
@@ -319,7 +341,7 @@ class LogisticsAnomaly(Payload):
     order_no: str
     anomaly: Literal["ORDER_NEVER_CAME", "DELIVERED_BEFORE_RELEASE", "EVENT_FOR_UNKNOWN_WAYBILL"]
     detail: str
-    at: AwareDatetime
+    at: Timestamp
 
 
 # --- credit.rating.v1 ------------------------------------------------------------------------
@@ -327,19 +349,19 @@ class LogisticsAnomaly(Payload):
 
 class CreditRatingChanged(Payload):
     enterprise_code: str
-    score: Decimal
+    score: Score
     grade: Grade
     previous_grade: Grade | None = None
     customs_credit: CustomsCredit
     negative_listed: bool
     reason: str
-    changed_at: AwareDatetime
+    changed_at: Timestamp
 
 
 class NegativeListChanged(Payload):
     enterprise_code: str
     listed: bool
-    score: Decimal
+    score: Score
     grade: Grade
     reason: str
-    changed_at: AwareDatetime
+    changed_at: Timestamp

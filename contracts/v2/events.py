@@ -10,12 +10,12 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import Field, model_validator
 
-from contracts.types import Country, Currency, Money, Quantity
+from contracts.types import ORDER_MAX_LINES, Country, Currency, Money, Quantity, Timestamp
 from contracts.v1 import events as v1
 from contracts.v1.documents import Direction, TradeMode
-from contracts.v1.events import Consignee, Payload, SealedPerson
+from contracts.v1.events import Consignee, Payload, SealedPerson, Version
 
 
 class Amount(Payload):
@@ -45,7 +45,7 @@ class OrderV2(Payload):
     ecommerce: PartyRef
     direction: Direction
     trade_mode: TradeMode
-    items: list[OrderLineV2]
+    items: list[OrderLineV2] = Field(min_length=1, max_length=ORDER_MAX_LINES)
     freight: Amount
     insurance: Amount
     discount: Amount
@@ -76,8 +76,8 @@ class OrderSubmittedV2(Payload):
     """A new order, a correction (a full new version) or a cancellation."""
 
     action: Literal["new", "corrected", "cancelled"]
-    version: int = Field(ge=1, description="1 for a new order, +1 for each correction or cancellation")
-    submitted_at: AwareDatetime
+    version: Version = Field(description="1 for a new order, +1 for each correction or cancellation")
+    submitted_at: Timestamp
     order: OrderV2
 
     @classmethod

@@ -106,9 +106,9 @@ released_export_lines = Table(
     Column("hs_code", String(10), nullable=False),
     Column("destination_country", String(2), nullable=False),
     Column("currency", String(3), nullable=False),
-    Column("quantity", ExactDecimal(18, 4), nullable=False),
+    Column("quantity", ExactDecimal(18, 5), nullable=False),  # spec §2: five decimals
     # quantity x unit price, unrounded: the consolidation rounds once, at the end.
-    Column("value", ExactDecimal(24, 6), nullable=False),
+    Column("value", ExactDecimal(24, 7), nullable=False),
     Column("released_at", UtcDateTime(), nullable=False),
     Index("ix_released_export_lines_month", "release_month"),
 )

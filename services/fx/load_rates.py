@@ -18,6 +18,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from contracts.types import RATE
 from services.fx.tables import rates
 from shared.db import upsert
 from shared.reference import FxRates, parse_fx_rates, reference_dir
@@ -43,6 +44,10 @@ def read_csv(path: Path) -> list[RateRow]:
             raise ValueError(f"{path}: {day} has currency {currency!r}, expected an ISO 4217 code such as USD")
         if not rate.is_finite() or rate <= 0:
             raise ValueError(f"{path}: {day} {currency} has rate {rate}, expected a positive number")
+        try:  # the bounds of a rate on fx.settlement.v1 and in the NUMERIC(18, 8) column (spec §2)
+            RATE.parse(rate)
+        except ValueError as err:
+            raise ValueError(f"{path}: {day} {currency} has rate {rate}: {err}") from None
     return rows
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from datetime import date, datetime, timezone
+from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -13,6 +13,7 @@ from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from contracts.identifiers import order_key
+from contracts.types import Timestamp
 from contracts.v1.documents import BatchIn, BatchResults, EnterpriseRegistration, OrderIn, PlatformList, TrackingEventIn
 from contracts.v1.events import EnterpriseRegistered, Order, WaybillTracked
 from services.gateway import contracts_policy, intake, rules, store, views
@@ -368,6 +369,7 @@ async def correct_order(platform_code: str, order_no: str, caller: CallerDep, bo
     caller.require_role("platform")
     caller.require_self(platform_code, "platform_code")
     doc: OrderIn = parse(OrderIn, body)
+    intake.check_reference(doc)
     if doc.platform_code != platform_code or doc.order_no != order_no:
         raise unprocessable([{"field": "order_no" if doc.order_no != order_no else "platform_code",
                               "code": "path_mismatch", "message": "the body must name the order in the path"}])
@@ -493,12 +495,11 @@ def _value_cny(amount: Decimal, currency: str, day: date) -> Decimal:
 
 
 @router.get("/stats", tags=["statistics"])
-async def stats(caller: CallerDep, from_: Annotated[datetime | None, Query(alias="from")] = None,
-                to: Annotated[datetime | None, Query()] = None):
+async def stats(caller: CallerDep, from_: Annotated[Timestamp | None, Query(alias="from")] = None,
+                to: Annotated[Timestamp | None, Query()] = None):
+    # Spec §2: RFC 3339 with an offset, here as in every body (a bare number is 422, never a Unix time).
     if not caller.is_operator:
         raise Problem(403, "Forbidden", "statistics are for the operator")
-    # A time without an offset is read as UTC rather than refused.
-    from_, to = (t.replace(tzinfo=timezone.utc) if t and t.tzinfo is None else t for t in (from_, to))
     # One query: each order with its customs, tax and FX views (outer joins on agency_views' primary key).
     customs, tax, fx = (agency_views.alias(a) for a in ("customs", "tax", "fx"))
 

@@ -3,7 +3,8 @@
 Three callers share it: the single endpoints (`POST /v1/orders` …, through the group commit), and the
 batch twins (`POST /v1/orders:batch` …). Each document goes through two steps:
 
-1. `prepare` (no database): role, body validation, own-code check, fingerprint. A refusal here is the
+1. `prepare` (no database): role, body validation (spec §2 bounds, and a currency the reference rate
+   table converts), own-code check, fingerprint. A refusal here is the
    document's answer at once (403, 422); nothing of it reaches a transaction.
 2. `accept` (in the caller's unit of work, for many documents of one kind at once): registered parties,
    stored fingerprints and order directions are read with one query each for the whole lot, then every
@@ -48,8 +49,9 @@ from services.gateway.tables import (
     trace,
     waybills,
 )
-from shared.clock import utcnow
+from shared.clock import china_date, utcnow
 from shared.http import Problem, problem_from_validation, unprocessable
+from shared.reference import fx_rates
 from shared.runtime import UnitOfWork
 from shared.sealing import seal
 from shared.settings import settings
@@ -87,6 +89,14 @@ def parse(model: type[BaseModel], body: Any) -> Any:
         return model.model_validate(body)
     except ValidationError as err:
         raise problem_from_validation(err) from None
+
+
+def check_reference(document: BaseModel) -> None:
+    """422 naming the field when a valid body names a currency (or a payment day) the reference rate table
+    cannot convert (`rules.reference_problems`): refused here rather than left pending at an agency."""
+    problems = rules.reference_problems(document, fx_rates(), china_date(utcnow()))
+    if problems:
+        raise unprocessable(problems)
 
 
 def status_url(platform_code: str, order_no: str) -> str:
@@ -138,6 +148,7 @@ def prepare(caller: Caller, kind: Kind, body: Any) -> Prepared | Outcome:
     try:
         caller.require_role(kind.role)
         doc = parse(kind.model, body)
+        check_reference(doc)
         caller.require_self(getattr(doc, kind.own_field), kind.own_field)
     except Problem as problem:
         return Outcome.refused(problem, kind.path)

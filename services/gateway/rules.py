@@ -8,13 +8,15 @@ import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 from pydantic import BaseModel
 
 from contracts.identifiers import redact
 from contracts.types import format_money
+from shared.clock import china_date
+from shared.reference import FxRates
 from contracts.v1.documents import TrackingEventIn
 from shared.logs import mask_personal_data
 from shared.settings import settings
@@ -53,6 +55,32 @@ def tracking_without_personal_data(doc: TrackingEventIn, names: Iterable[str]) -
         return mask_personal_data(redact(text, names))[:limit] if text else text
 
     return doc.model_copy(update={"location": clean(doc.location, 200), "note": clean(doc.note, 500)})
+
+
+def reference_problems(document: BaseModel, rates: FxRates, today: date) -> list[dict]:
+    """What is wrong with a valid order or payment body against the reference rate table, as 422 errors
+    (`{"field", "code", "message"}`); empty when nothing is.
+
+    - `currency` must be one the table converts (CNY, or a currency with a row: `FxRates.currencies`):
+      customs, tax and FX convert every amount, and one they cannot convert would leave the order
+      pending for ever (issue 9);
+    - FX converts on a day (a payment's `paid_at`, China time; an order's submission, `today`) through
+      CNY into USD, at the latest rates on or before that day: a day before the first rate of the
+      currency or of USD cannot be converted either (`paid_at`, or `currency` for an order)."""
+    currency = getattr(document, "currency", None)
+    if currency is None:
+        return []
+    if currency not in rates.currencies():
+        accepted = ", ".join(sorted(rates.currencies()))
+        return [{"field": "currency", "code": "unknown_currency",
+                 "message": f"{currency} is not a currency the single window converts; accepted: {accepted}"}]
+    paid_at = getattr(document, "paid_at", None)
+    day, field = (china_date(paid_at), "paid_at") if paid_at is not None else (today, "currency")
+    first = max(rates.first_day(currency) or date.max, rates.first_day("USD") or date.max)
+    if day < first:
+        return [{"field": field, "code": "no_rate", "message": f"no exchange rate for {currency} on "
+                 f"{day.isoformat()} (China time): the rate table starts on {first.isoformat()}"}]
+    return []
 
 
 def api_key_hash(api_key: str) -> str:

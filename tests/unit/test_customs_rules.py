@@ -757,8 +757,9 @@ def test_consolidated_declarations_are_cut_into_parts_of_bounded_size():
 
     longest = "9" * 32  # ecommerce_code is String(32) in customs' tables
     lines = [ExportDeclarationLine(ecommerce_code=longest, hs_code=f"{i:010d}", destination_country="US",
-                                   currency="USD", quantity=Decimal("99999999999999.9999"),
-                                   value=Decimal("999999999999999999.99"), parcel_count=10**9)
+                                   # the largest the contract allows (spec §2 bounds, contracts.types)
+                                   currency="USD", quantity=Decimal("9999999999999.99999"),
+                                   value=Decimal("9999999999999999.99"), parcel_count=10**9)
              for i in range(1201)]
     lines.append(lines[0].model_copy(update={"ecommerce_code": "A"}))
     parts = declaration_parts(lines)

@@ -160,6 +160,8 @@ def test_rates_file_rows_are_read_exactly(tmp_path):
         ("2026-12-01,usd,7.1", "ISO 4217"),
         ("2026-13-01,USD,7.1", "not a rates file"),
         ("2026-12-01,USD,seven", "not a rates file"),
+        ("2026-12-01,USD,7.123456789", "at most 8 decimals"),  # what fx.settlement.v1 and the column hold
+        ("2026-12-01,USD,1E+30", "too large"),
     ],
 )
 def test_a_rates_file_with_a_bad_row_is_refused_whole(tmp_path, row, problem):

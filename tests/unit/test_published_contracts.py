@@ -127,6 +127,26 @@ def test_an_incompatible_change_is_refused_and_nothing_is_written(monkeypatch, c
     assert publish.main(["--check"]) == 1
 
 
+def test_an_acknowledged_incompatible_change_is_written_with_its_reason_and_problems(monkeypatch, capsys):
+    # Only for a correction the specification made (docs/contracts.md): the revision and, beside it, the
+    # reason and the exact problems waived; a reason is required.
+    def narrow_reasons(schema):
+        schema["properties"]["reasons"]["maxItems"] = 20
+
+    _patched_schema(monkeypatch, narrow_reasons)
+    assert publish.plan().problems
+    p = publish.plan(acknowledge="spec 9.9: at most 20 reasons")
+    assert not p.problems
+    latest = publish.published_revisions(EVENT_TYPES[("customs.decision", 1)])[-1][0]
+    number = f"{int(latest.stem) + 1:04d}"
+    note = json.loads(p.revisions[latest.parent / f"{number}.acknowledged.json"])
+    assert note == {"reason": "spec 9.9: at most 20 reasons", "problems": ["reasons: constraint-narrowed"]}
+    assert json.loads(p.revisions[latest.parent / f"{number}.json"])["properties"]["reasons"]["maxItems"] == 20
+    monkeypatch.setattr(publish, "write", lambda plan: [])  # never touch the real files here
+    assert publish.main(["--acknowledge"]) == 2
+    assert publish.main(["--acknowledge", "x", "--check"]) == 2
+
+
 def test_a_compatible_change_becomes_the_next_revision(monkeypatch):
     def add_optional(schema):
         schema["properties"]["inspector_note"] = {"type": "string", "default": ""}
