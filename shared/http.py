@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contracts.v1.documents import FieldProblem
+from shared.batch import is_transient
 from shared.settings import settings
 from shared.tracing import continue_trace, end_trace
 
@@ -158,6 +159,13 @@ class TraceContext:
             end_trace(token)
 
 
+def unavailable() -> Problem:
+    """503 with `Retry-After: 1`: the request met an outage (a unit of work that did not commit, a database
+    that could not be reached); nothing of it was stored, and sending it again is safe (idempotency, §2)."""
+    return Problem(503, "Service unavailable", "the submission could not be stored; nothing of it was "
+                   "stored, submit it again", headers={"Retry-After": "1"})
+
+
 def install_problem_details(app: FastAPI) -> None:
     app.add_middleware(TraceContext)
     app.add_middleware(BodySizeLimit)
@@ -189,6 +197,12 @@ def install_problem_details(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):
+        if is_transient(exc):
+            # The database (or broker) is unreachable, wherever in the request that showed (the API-key
+            # lookup, a read, a commit): an outage, not a bug, so the client is told to come back (spec §2:
+            # nothing was stored) rather than given a final-looking 500.
+            log.warning("request refused during an outage: %s", type(exc).__name__)
+            return unavailable().response(request.url.path)
         log.exception("unhandled error")
         return Problem(500, "Internal error", "the request could not be completed; nothing was stored").response(
             request.url.path)

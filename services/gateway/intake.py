@@ -50,7 +50,7 @@ from services.gateway.tables import (
     waybills,
 )
 from shared.clock import china_date, utcnow
-from shared.http import Problem, problem_from_validation, unprocessable
+from shared.http import Problem, problem_from_validation, unavailable, unprocessable
 from shared.reference import fx_rates
 from shared.runtime import UnitOfWork
 from shared.sealing import seal
@@ -73,12 +73,6 @@ class Outcome:
     @classmethod
     def refused(cls, problem: Problem, instance: str) -> "Outcome":
         return cls(problem.status, problem.body(instance), problem)
-
-
-def unavailable() -> Problem:
-    """The answer to every document of a unit of work that did not commit."""
-    return Problem(503, "Service unavailable", "the submission could not be stored; nothing of it was "
-                   "stored, submit it again", headers={"Retry-After": "1"})
 
 
 def parse(model: type[BaseModel], body: Any) -> Any:
