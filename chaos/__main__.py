@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import random
 import shutil
@@ -130,6 +131,7 @@ class Chaos:
                          env={"CUSTOMS_BASE_INSPECTION_RATE": "0", "SW_ADMIN_TOKEN": "dev-admin-token",
                               "LOG_LEVEL": "WARNING"})
         self.ledger: checks.TopicLedger | None = None
+        self.last_accepted: list[dict] = []  # chaos.load.declaration_facts of the last fault run's inputs
         self.t0 = time.monotonic()
 
     def say(self, text: str) -> None:
@@ -177,10 +179,13 @@ class Chaos:
             else:
                 # the parties first, so the fault meets documents, not registrations
                 await load.setup()
+                if hasattr(fault, "prepare"):
+                    await fault.prepare(run)
                 load.setup = _done  # type: ignore[method-assign]
                 run.started = time.monotonic()
                 await asyncio.gather(load.play(), fault(run))
             accepted = [declaration_facts(d) for d in load.accepted()]
+            self.last_accepted = accepted
             settle = await self.settle(run, accepted)
             verdict = await checks.compare(self.pg_port, self.ledger, accepted)
         finally:
@@ -290,6 +295,8 @@ async def _done() -> None:
 
 
 def main() -> int:
+    # The suite's own topic reader would print every failed reconnection while the broker is down.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     config = Config()
     suite = Chaos(config)
     suite.say(f"make chaos: faults {config.faults}; {config.declarations} declarations per fault run, "

@@ -15,6 +15,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import httpx
+
 from bench.__main__ import start_durable_postgres
 from deploy.mesh import ROOT, alive, free_port
 
@@ -90,25 +92,52 @@ def slowed_consumer(service: str):
     the first is thawed (SIGCONT) and finishes the batch it was in (its transaction, its offset commit that
     the group now refuses), and rejoins."""
 
-    async def fault(run) -> None:  # noqa: ANN001
+    second = f"{service}-2"
+
+    async def prepare(run) -> None:  # noqa: ANN001
         port = free_port()
+        run.details["second_instance_port"] = port
         run.mesh.start_service(service, instance="2", port=port)
-        run.cleanup.append(lambda: run.mesh.stop_service(f"{service}-2"))
+        run.cleanup.append(lambda: run.mesh.stop_service(second))
         await run.wait_healthy([service], ports={service: port})
-        await asyncio.sleep(5)  # both instances own partitions
+        await asyncio.sleep(5)  # the group rebalanced: both instances own partitions
+
+    async def fault(run) -> None:  # noqa: ANN001
+        port = run.details["second_instance_port"]
         await run.at_random_moment()
         pid = int(run.mesh.pid_file(service).read_text())
+        log = run.mesh.run_dir / "logs" / f"{service}.log"
+        log_size = log.stat().st_size
+        consumed = await asyncio.to_thread(consumed_events, port)
         os.kill(pid, signal.SIGSTOP)
-        run.note(f"SIGSTOP {service} for {run.c.stop_seconds:g}s with a second instance in its group")
         try:
             await asyncio.sleep(run.c.stop_seconds)
         finally:
             os.kill(pid, signal.SIGCONT)
+        taken_over = await asyncio.to_thread(consumed_events, port) - consumed
         await run.wait_healthy([service])
+        await asyncio.sleep(2)
+        with open(log, errors="replace") as f:
+            f.seek(log_size)
+            refused = sum(1 for line in f if "offset commit failed" in line)
+        run.note(f"SIGSTOP {service} for {run.c.stop_seconds:g}s beside a second instance in its group: the second "
+                 f"consumed {taken_over:.0f} events meanwhile; the first's offset commits refused after SIGCONT: "
+                 f"{refused} (a batch was in flight)" if refused else
+                 f"SIGSTOP {service} for {run.c.stop_seconds:g}s beside a second instance in its group: the second "
+                 f"consumed {taken_over:.0f} events meanwhile; no batch of the first was caught in flight")
+        run.details["in_flight_commits_refused"] = refused
         run.healed()
 
     fault.__name__ = f"slowed consumer {service}"
+    fault.prepare = prepare
     return fault
+
+
+def consumed_events(port: int) -> float:
+    """sw_events_consumed_total of the service instance on `port`, summed over its topics."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("sw_events_consumed_total{"))
 
 
 def agency_down(service: str):
