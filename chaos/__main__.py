@@ -20,8 +20,8 @@ Faults (SW_CHAOS_FAULTS, comma-separated, default all): `kill:<service>` for eac
 SW_CHAOS_KILLS random moments, then started again), `broker` (kill -9, down SW_CHAOS_BROKER_DOWN_SECONDS),
 `postgres` (pg_ctl stop -m immediate, down SW_CHAOS_PG_DOWN_SECONDS), `slow:<service>` (a second instance
 joins the group, the first is frozen SW_CHAOS_STOP_SECONDS), `duplicates` (every document sent by
-SW_CHAOS_DUPLICATE_CLIENTS clients at once), `down:<service>` (the agency stopped SW_CHAOS_DOWN_SECONDS while
-intake goes on).
+SW_CHAOS_DUPLICATE_CLIENTS clients at once; `duplicates:batch`: every batch request), `down:<service>`
+(the agency stopped SW_CHAOS_DOWN_SECONDS while intake goes on).
 
 The table: fault, documents, lost, duplicated, wrong, time to recover (from the heal to every declaration
 taken before it being answered everywhere); a fault run passes with zero lost, duplicated and wrong and
@@ -52,7 +52,7 @@ from deploy.mesh import ROOT, SERVICE_PORTS, Mesh, free_port
 
 RESULTS = ROOT / "chaos" / "results"
 ALL_FAULTS = ",".join([f"kill:{s}" for s in SERVICE_PORTS] +
-                      ["broker", "postgres", "slow:customs", "slow:fx", "duplicates", "down:fx"])
+                      ["broker", "postgres", "slow:customs", "slow:fx", "duplicates", "duplicates:batch", "down:fx"])
 
 
 def _env(name: str, default: str) -> str:
@@ -160,12 +160,13 @@ class Chaos:
     async def fault_run(self, index: int, name: str) -> dict:
         c = self.c
         fault = faults.by_name(name)
-        duplicates = name == "duplicates"
+        duplicates = name.startswith("duplicates")
         n = min(c.declarations, c.duplicate_declarations) if duplicates else c.declarations
+        mode = ("batch" if name == "duplicates:batch" else "single") if duplicates else c.mode
         rate = c.rate
         if name.startswith("down:") and rate > 0:  # the load spans the agency's absence
             rate = min(rate, n / (c.down_seconds + min(5.0, c.down_seconds * 0.1) + 5))
-        load = ChaosLoad(self.mesh.url("gateway"), declarations=n, mode="single" if duplicates else c.mode,
+        load = ChaosLoad(self.mesh.url("gateway"), declarations=n, mode=mode,
                          batch_size=c.batch_size, concurrency=c.concurrency, rate=0 if duplicates else rate,
                          seed=c.seed + index, run_tag=f"C{index:02d}{int(time.time()) % 10**5:05d}", give_up=c.give_up)
         duration = n / rate if rate > 0 else n / 20
@@ -203,6 +204,7 @@ class Chaos:
                "recover_seconds": settle["recover_seconds"], "settle_seconds": settle["settle_seconds"],
                "settled": settle["settled"], "passed": passed, "notes": run.notes, **run.details,
                "http_statuses": {str(k): v for k, v in sorted(load.statuses.items())}, "resends": load.resends,
+               "batch_documents_5xx": load.document_5xx,
                "client_errors": load.errors[:5], "checks": verdict.summary()["checks"]}
         self.say(f"[{index}] {name}: {'PASS' if passed else 'FAIL'} — {row['documents']} documents, lost "
                  f"{verdict.lost}, duplicated {verdict.duplicated}, wrong {verdict.wrong}, refused {len(refused)}, "
@@ -259,7 +261,7 @@ class Chaos:
             await asyncio.sleep(1)
         heal = run.heal_at or run.started
         return {"settled": quiet_since is not None, "settle_seconds": round(time.monotonic() - run.started, 1),
-                "recover_seconds": round(recovered_at - heal, 1) if recovered_at and run.name != "duplicates" else None}
+                "recover_seconds": round(recovered_at - heal, 1) if recovered_at and not run.name.startswith("duplicates") else None}
 
     async def run_all(self) -> list[dict]:
         rows = []

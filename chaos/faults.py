@@ -170,7 +170,7 @@ async def concurrent_duplicates(run) -> None:  # noqa: ANN001
 
 
 def by_name(name: str):
-    """`kill:<service>`, `broker`, `postgres`, `slow:<service>`, `duplicates`, `down:<service>`."""
+    """`kill:<service>`, `broker`, `postgres`, `slow:<service>`, `duplicates[:batch]`, `down:<service>`."""
     kind, _, service = name.partition(":")
     if kind == "kill":
         return kill9(service)
@@ -178,4 +178,6 @@ def by_name(name: str):
         return slowed_consumer(service)
     if kind == "down":
         return agency_down(service)
-    return {"broker": broker_restart, "postgres": postgres_restart, "duplicates": concurrent_duplicates}[kind]
+    if kind == "duplicates":
+        return concurrent_duplicates
+    return {"broker": broker_restart, "postgres": postgres_restart}[kind]

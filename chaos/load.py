@@ -48,6 +48,7 @@ class ChaosLoad(Load):
         self.give_up = give_up
         self.declarations: list[dict] = []
         self.resends = 0
+        self.document_5xx = 0  # documents answered 5xx inside a batch's 200, and sent again
 
     async def post(self, path: str, code: str, body: dict) -> httpx.Response | None:
         started = time.monotonic()
@@ -74,6 +75,42 @@ class ChaosLoad(Load):
         if r.status_code not in (200, 202):
             self.errors.append(f"{path} {r.status_code}: {r.text[:300]}")
         return r
+
+    async def batch(self, decls: list[dict], tracks: list[Track]) -> None:
+        """bench.load.Load.batch, except that a document answered 5xx inside the batch's 200 (spec §7.1:
+        nothing of it stored) is sent again in the next request, as any 5xx is."""
+        started = time.monotonic()
+        for t in tracks:
+            t.started = t.started or started
+        failed: set[int] = set()
+        for kind, code in (("orders", self.parties.platform), ("payments", self.parties.payer),
+                           ("waybills", self.parties.carrier)):
+            pending = [(n, body) for n, d in enumerate(decls) for k, _, body in d["docs"] if k == kind and n not in failed]
+            while pending:
+                r = await self.post(f"/v1/{kind}:batch", code, {"documents": [b for _, b in pending]})
+                if r is None or r.status_code != 200:
+                    failed.update(n for n, _ in pending)
+                    break
+                again = []
+                for (n, body), result in zip(pending, r.json()["results"]):
+                    if result["status"] in (200, 202):
+                        self.accepted_docs += 1
+                    elif result["status"] >= 500 and time.monotonic() - started < self.give_up:
+                        again.append((n, body))
+                        self.document_5xx += 1
+                    else:
+                        failed.add(n)
+                        self.errors.append(f"{kind}:batch[{result['index']}] {result['status']}: "
+                                           f"{str(result.get('body'))[:200]}")
+                pending = again
+                if pending:
+                    self.resends += 1
+                    await asyncio.sleep(0.5)
+        for n, t in enumerate(tracks):
+            if n in failed:
+                t.failed = True
+            else:
+                self.accept(t)
 
     def units(self) -> list[tuple[list[dict], list[Track]]]:
         units = super().units()
@@ -133,11 +170,48 @@ class Duplicates:
 async def submit_concurrently(load: ChaosLoad, clients: int, concurrency: int) -> Duplicates:
     """Every document of every declaration sent by `clients` clients at once (the order first, then its
     payment and waybill, as a platform and its partners would), `concurrency` declarations at a time.
-    Spec §3: one of the identical submissions creates (202), the others answer 200, one is stored."""
+    Spec §3: one of the identical submissions creates (202), the others answer 200, one is stored.
+    In batch mode the same batch request is sent by every client at once, and each document's status
+    inside the batch answers counts the same way (spec §7.1)."""
     await load.setup()
     units = load.units()
     seen = Duplicates()
     gate = asyncio.Semaphore(concurrency)
+
+    async def batch(decls: list[dict], tracks: list[Track]) -> None:
+        async with gate:
+            for t in tracks:
+                t.started = time.monotonic()
+            failed: set[int] = set()
+            for kind in ("orders", "payments", "waybills"):
+                members = [(n, code, body) for n, d in enumerate(decls) for k, code, body in d["docs"]
+                           if k == kind and n not in failed]
+                if not members:
+                    continue
+                answers = await asyncio.gather(*(load.post(f"/v1/{kind}:batch", members[0][1],
+                                                           {"documents": [b for _, _, b in members]})
+                                                 for _ in range(clients)))
+                taken: set[int] = set()
+                for r in answers:
+                    if r is None or r.status_code != 200:
+                        for n, _, _ in members:
+                            seen.record(f"{kind}:{decls[n]['order_no']}", r.status_code if r is not None else 0)
+                        continue
+                    for (n, _, _), result in zip(members, r.json()["results"]):
+                        seen.record(f"{kind}:{decls[n]['order_no']}", result["status"])
+                        if result["status"] in (200, 202):
+                            taken.add(n)
+                load.accepted_docs += len(taken)
+                failed.update(n for n, _, _ in members if n not in taken)
+            for n, t in enumerate(tracks):
+                if n in failed:
+                    t.failed = True
+                else:
+                    load.accept(t)
+
+    if load.args.mode == "batch":
+        await asyncio.gather(*(batch(decls, tracks) for decls, tracks in units))
+        return seen
 
     async def one(decl: dict, track: Track) -> None:
         async with gate:
