@@ -86,11 +86,18 @@ async def postgres_restart(run) -> None:  # noqa: ANN001
 
 
 def slowed_consumer(service: str):
-    """A second instance of `service` joins its consumer group; then the first is frozen (SIGSTOP) for
-    SW_CHAOS_STOP_SECONDS, longer than the session timeout (10 s), at a random moment with batches in
-    flight: the group rebalances and the second takes its partitions and their uncommitted records; then
-    the first is thawed (SIGCONT) and finishes the batch it was in (its transaction, its offset commit that
-    the group now refuses), and rejoins."""
+    """A second instance of `service` joins its consumer group before the load; at a random moment the
+    first is frozen (SIGSTOP) *inside a batch* for SW_CHAOS_STOP_SECONDS, longer than the 10 s session
+    timeout: the group rebalances, the second takes the first's partitions and reads their uncommitted
+    records again, while the first still holds its batch's transaction open; then the first is thawed
+    (SIGCONT), finishes its transaction and meets a refused offset commit, and rejoins.
+
+    To catch the first instance with a batch in flight, the suite briefly locks the service's `inbox`
+    table (EXCLUSIVE: reads go on, inserts wait). Every batch writes its inbox rows last, after its effects
+    and outbox rows, so a batch that reaches that point waits there with its transaction open; as soon as
+    one of the first instance's connections waits, the instance is frozen and the lock released: its
+    backend finishes the insert, and the transaction stays open, its client frozen. If no batch of the first
+    instance comes within 20 s, it is frozen wherever it is (noted)."""
 
     second = f"{service}-2"
 
@@ -106,31 +113,76 @@ def slowed_consumer(service: str):
         port = run.details["second_instance_port"]
         await run.at_random_moment()
         pid = int(run.mesh.pid_file(service).read_text())
-        log = run.mesh.run_dir / "logs" / f"{service}.log"
-        log_size = log.stat().st_size
         consumed = await asyncio.to_thread(consumed_events, port)
-        os.kill(pid, signal.SIGSTOP)
+        in_flight = await _freeze_inside_a_batch(run.pg_port, service, pid)
         try:
             await asyncio.sleep(run.c.stop_seconds)
         finally:
             os.kill(pid, signal.SIGCONT)
         taken_over = await asyncio.to_thread(consumed_events, port) - consumed
         await run.wait_healthy([service])
-        await asyncio.sleep(2)
-        with open(log, errors="replace") as f:
-            f.seek(log_size)
-            refused = sum(1 for line in f if "offset commit failed" in line)
-        run.note(f"SIGSTOP {service} for {run.c.stop_seconds:g}s beside a second instance in its group: the second "
-                 f"consumed {taken_over:.0f} events meanwhile; the first's offset commits refused after SIGCONT: "
-                 f"{refused} (a batch was in flight)" if refused else
-                 f"SIGSTOP {service} for {run.c.stop_seconds:g}s beside a second instance in its group: the second "
-                 f"consumed {taken_over:.0f} events meanwhile; no batch of the first was caught in flight")
-        run.details["in_flight_commits_refused"] = refused
+        run.note(f"SIGSTOP {service} for {run.c.stop_seconds:g}s "
+                 + ("inside a batch (its transaction open)" if in_flight else "(no batch of it came within 20 s)")
+                 + f" beside a second instance in its group, which consumed {taken_over:.0f} events meanwhile")
+        run.details["frozen_inside_a_batch"] = in_flight
         run.healed()
 
     fault.__name__ = f"slowed consumer {service}"
     fault.prepare = prepare
     return fault
+
+
+async def _freeze_inside_a_batch(pg_port: int, database: str, pid: int, wait: float = 20.0) -> bool:
+    """SIGSTOPs `pid` while one of its database connections waits on the inbox lock (slowed_consumer);
+    True if it was caught so, False if it was frozen anyway after `wait` seconds."""
+    import asyncpg  # noqa: PLC0415
+
+    locker = await asyncpg.connect(host="127.0.0.1", port=pg_port, user="postgres", database=database)
+    try:
+        tx = locker.transaction()
+        await tx.start()
+        await locker.execute("LOCK TABLE inbox IN EXCLUSIVE MODE")
+        deadline = time.monotonic() + wait
+        caught = False
+        while time.monotonic() < deadline and not caught:
+            ports = {r["client_port"] for r in await locker.fetch(
+                "SELECT client_port FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock' "
+                "AND pid <> pg_backend_pid()", database)}
+            caught = bool(ports & _local_ports(pid))
+            if not caught:
+                await asyncio.sleep(0.02)
+        os.kill(pid, signal.SIGSTOP)
+        await tx.rollback()
+        return caught
+    finally:
+        await locker.close()
+
+
+def _local_ports(pid: int) -> set[int]:
+    """Local TCP ports of the sockets process `pid` holds (its database connections among them)."""
+    inodes = set()
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    except OSError:
+        return set()
+    ports = set()
+    for table in ("tcp", "tcp6"):
+        try:
+            with open(f"/proc/{pid}/net/{table}") as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    if fields[9] in inodes:
+                        ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+        except OSError:
+            pass
+    return ports
 
 
 def consumed_events(port: int) -> float:
