@@ -20,6 +20,7 @@ demand for each one exactly:
 | logistics `shipments` | one per waybill, released, `cleared`; each status published once | logistics rules |
 | credit `score_events` | one "released" score event per order; the file's score = its ledger replayed by the rules | §9 |
 | gateway `agency_views` | customs, tax, FX and logistics answered (not pending) | the one-stop view |
+| gateway `trace` | one line per agency answer (customs, tax, FX; logistics: one per status change published) | spec §4.4 |
 | every outbox | nothing left unpublished | the relay's promise |
 | every `.dlq` topic | nothing about these declarations | no record is the faults' victim |
 
@@ -254,6 +255,10 @@ async def compare(port: int, ledger: TopicLedger, declarations: list[dict]) -> V
                                               "WHERE enterprise_code = ANY($1::text[]) ORDER BY id", sellers),
         "credit_files": fetch(port, "credit", "SELECT code, customs_credit, score FROM credit_files "
                                               "WHERE code = ANY($1::text[])", sellers),
+        "trace": fetch(port, "gateway", "SELECT correlation_id, type, count(*) AS n FROM trace "
+                                        "WHERE correlation_id LIKE $1 AND type IN ('customs.decision', 'tax.assessment', "
+                                        "'fx.settlement', 'logistics.status') GROUP BY correlation_id, type",
+                       platform + ":%"),
         "outbox": unpublished(port),
     }
     got = dict(zip(q, await asyncio.gather(*q.values())))
@@ -272,6 +277,7 @@ async def compare(port: int, ledger: TopicLedger, declarations: list[dict]) -> V
     settlements = {r["order_no"]: r for r in got["settlements"]}
     shipments = {r["waybill_no"]: r for r in got["shipments"]}
     score_keys = Counter(r["event_key"] for r in got["score_events"])
+    trace = {(r["correlation_id"], r["type"]): r["n"] for r in got["trace"]}
 
     for d in declarations:
         no, key, imp = d["order_no"], f"{d['platform']}:{d['order_no']}", d["direction"] == "import"
@@ -336,6 +342,11 @@ async def compare(port: int, ledger: TopicLedger, declarations: list[dict]) -> V
         for agency in ("customs", "tax", "fx", "logistics"):
             status = views.get((no, agency))
             v.one(f"gateway view: {agency}", no, 0 if status in (None, "pending") else 1)
+        # the gateway's trace: one line per agency answer it consumed (a consumed event applied twice shows)
+        for type_ in ("customs.decision", "tax.assessment", "fx.settlement"):
+            v.one(f"gateway trace: {type_}", no, trace.get((key, type_), 0))
+        extra = trace.get((key, "logistics.status"), 0) - sum(changes.values())  # lines beyond the changes published
+        v.one("gateway trace: logistics.status", no, 0 if extra < 0 else 1 + extra)
         # dead letters
         if ledger.dead.get(key):
             v.check("dead-lettered").lost.append(f"{no} ×{len(ledger.dead[key])}")

@@ -40,7 +40,8 @@ def test_faults_lose_and_double_nothing_and_the_comparison_sees_when_they_do(tmp
         assert r["taken"] == r["declarations"]
         assert {c["name"] for c in r["checks"]} >= {"gateway order stored", "customs.decision.v1 published",
                                                     "tax assessment", "fx year-to-date = sum of settlements",
-                                                    "credit score = its ledger", "outbox published"}
+                                                    "credit score = its ledger", "gateway trace: fx.settlement",
+                                                    "outbox published"}
     kill, pg, dup = rows
     assert any("kill -9 customs" in n for n in kill["notes"]) and kill["recover_seconds"] is not None
     assert any("PostgreSQL stopped" in n for n in pg["notes"])
