@@ -197,6 +197,11 @@ class Chaos:
             self.judge_duplicates(verdict, seen)
             run.details["answers"] = seen.answers()
         refused = load.refused()
+        if load.statuses.get(500) or load.document_5xx:
+            # Not a loss (the client sends again), but an outage is 503 + Retry-After, never 500.
+            run.note(f"the gateway answered {load.statuses.get(500, 0)} requests 500 (and {load.document_5xx} documents "
+                     f"inside batches 5xx) instead of 503; sent again: "
+                     + "; ".join(k for k in load.server_errors if " 503" not in k))
         passed = not (verdict.lost or verdict.duplicated or verdict.wrong or refused)
         row = {"fault": name, "declarations": n, "documents": sum(d["documents"] for d in accepted),
                "taken": len(accepted), "refused": len(refused), "refused_examples": refused[:5],
@@ -204,7 +209,7 @@ class Chaos:
                "recover_seconds": settle["recover_seconds"], "settle_seconds": settle["settle_seconds"],
                "settled": settle["settled"], "passed": passed, "notes": run.notes, **run.details,
                "http_statuses": {str(k): v for k, v in sorted(load.statuses.items())}, "resends": load.resends,
-               "batch_documents_5xx": load.document_5xx,
+               "batch_documents_5xx": load.document_5xx, "server_errors_sample": load.server_errors,
                "client_errors": load.errors[:5], "checks": verdict.summary()["checks"]}
         self.say(f"[{index}] {name}: {'PASS' if passed else 'FAIL'} — {row['documents']} documents, lost "
                  f"{verdict.lost}, duplicated {verdict.duplicated}, wrong {verdict.wrong}, refused {len(refused)}, "

@@ -49,6 +49,7 @@ class ChaosLoad(Load):
         self.declarations: list[dict] = []
         self.resends = 0
         self.document_5xx = 0  # documents answered 5xx inside a batch's 200, and sent again
+        self.server_errors: dict[str, list[str]] = {}  # a few bodies of each 5xx answer, by request
 
     async def post(self, path: str, code: str, body: dict) -> httpx.Response | None:
         started = time.monotonic()
@@ -58,6 +59,10 @@ class ChaosLoad(Load):
             try:
                 r = await self.http.post(path, json=body, headers=self.auth(code))
                 self.statuses[r.status_code] += 1
+                if r.status_code >= 500:
+                    sample = self.server_errors.setdefault(f"POST {path} {r.status_code}", [])
+                    if len(sample) < 3:
+                        sample.append(r.text[:300])
                 if r.status_code < 500 and r.status_code != 429:
                     break
             except httpx.TransportError:
@@ -98,6 +103,9 @@ class ChaosLoad(Load):
                     elif result["status"] >= 500 and time.monotonic() - started < self.give_up:
                         again.append((n, body))
                         self.document_5xx += 1
+                        sample = self.server_errors.setdefault(f"a document in POST /v1/{kind}:batch {result['status']}", [])
+                        if len(sample) < 3:
+                            sample.append(str(result.get("body"))[:300])
                     else:
                         failed.add(n)
                         self.errors.append(f"{kind}:batch[{result['index']}] {result['status']}: "
