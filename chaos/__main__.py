@@ -230,10 +230,10 @@ class Chaos:
                     if v[202] == 0 or set(v) - {200, 202}]
 
     async def settle(self, run: FaultRun, accepted: list[dict]) -> dict:
-        """Waits until every declaration taken is answered by all four agencies and every outbox is
-        drained (then a few quiet seconds for the trailing events), or until nothing moved for
-        SW_CHAOS_STALL_SECONDS. The time to recover is from the heal until every declaration taken before
-        it was answered everywhere."""
+        """Waits until every declaration taken is answered by customs, tax, FX and logistics in the
+        one-stop view and counted by credit, and every outbox is drained (then a few quiet seconds for the
+        trailing events), or until nothing moved for SW_CHAOS_STALL_SECONDS. The time to recover is from
+        the heal until every declaration taken before it was so answered everywhere."""
         platform = run.load.parties.platform
         wanted = {d["order_no"] for d in accepted}
         before_heal = run.load.accepted_by(run.heal_at) & wanted if run.heal_at else set()
@@ -242,13 +242,14 @@ class Chaos:
         while True:
             try:
                 answered = await checks.decided(self.pg_port, platform)
+                counted = await checks.credited(self.pg_port, platform)
                 backlog = await checks.unpublished(self.pg_port)
             except (OSError, checks.asyncpg.PostgresError) as err:
                 self.say(f"  settling: {err!r}")
                 await asyncio.sleep(1)
                 continue
             now = time.monotonic()
-            done = {no for no, k in answered.items() if k == 4}
+            done = {no for no, k in answered.items() if k == 4} & counted
             if recovered_at is None and before_heal <= done:
                 recovered_at = now
             state = (len(done), sum(backlog.values()))

@@ -215,6 +215,15 @@ async def decided(port: int, platform: str) -> dict[str, int]:
     return {r["order_no"]: r["n"] for r in rows}
 
 
+async def credited(port: int, platform: str) -> set[str]:
+    """Orders of `platform` whose release the credit service has counted (its score ledger). Platform
+    codes are unified social credit codes: no LIKE wildcard in them."""
+    prefix = json.dumps(["customs.decision", platform])[:-1] + ", "
+    rows = await fetch(port, "credit", "SELECT event_key FROM score_events WHERE event_key LIKE $1",
+                       prefix + "%")
+    return {json.loads(r["event_key"])[2] for r in rows}
+
+
 async def compare(port: int, ledger: TopicLedger, declarations: list[dict]) -> Verdict:
     """Every check of the module docstring for `declarations` (chaos.load.declaration_facts of what the
     gateway took; all of one platform, payer and carrier registered for this fault run)."""
