@@ -2,7 +2,7 @@
 PYTHON ?= python3
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: install up down demo test test-unit test-e2e bench status clean dead-letters
+.PHONY: install up down demo test test-unit test-e2e bench chaos status clean dead-letters
 
 install:            ## Python dependencies (pinned by constraints.txt)
 	$(PYTHON) -m pip install -q -c constraints.txt -e '.[test,bench]'
@@ -30,6 +30,9 @@ dead-letters:       ## dead letters per service and what became of them; make de
 
 bench:             ## its own broker, durable PostgreSQL and SQLite meshes, load generator and ceilings (docs/benchmarks.md)
 	$(PYTHON) -m bench
+
+chaos:             ## the fault suite on its own broker, durable PostgreSQL and mesh: nothing lost, nothing doubled (docs/chaos.md)
+	$(PYTHON) -m chaos
 
 clean: down
 	rm -rf .run

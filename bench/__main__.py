@@ -129,6 +129,18 @@ def machine() -> dict:
     return info
 
 
+def start_durable_postgres(pg_dir: Path, port: int | None = None) -> int:
+    """Starts (or restarts, on the same `port`) the durable PostgreSQL cluster of deploy/postgres/start.sh
+    with SW_PG_DURABLE=1 (fsync, synchronous_commit, full_page_writes on) in `pg_dir`; returns its port.
+    Shared with `make chaos`, which stops and restarts it."""
+    env = {**os.environ, "SW_PG_DURABLE": "1"}
+    args = [str(ROOT / "deploy/postgres/start.sh"), str(pg_dir)] + ([str(port)] if port else [])
+    out = subprocess.run(args, capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        raise RuntimeError(f"PostgreSQL did not start: {out.stdout}{out.stderr}")
+    return int(out.stdout.strip().splitlines()[-1])
+
+
 # --- one database's mesh -----------------------------------------------------------------------
 
 
@@ -149,11 +161,7 @@ class Bench:
     # --- infrastructure ------------------------------------------------------------------------
 
     def start_postgres(self, pg_dir: Path) -> int:
-        env = {**os.environ, "SW_PG_DURABLE": "1"}
-        out = subprocess.run([str(ROOT / "deploy/postgres/start.sh"), str(pg_dir)], capture_output=True, text=True, env=env)
-        if out.returncode != 0:
-            raise RuntimeError(f"PostgreSQL did not start: {out.stdout}{out.stderr}")
-        return int(out.stdout.strip().splitlines()[-1])
+        return start_durable_postgres(pg_dir)
 
     @staticmethod
     async def pg_settings(port: int) -> dict:

@@ -283,7 +283,7 @@ class Load:
 
     def units(self) -> list[tuple[list[dict], list[Track]]]:
         """What one client request sequence carries: one declaration, or a batch of BATCH_SIZE."""
-        per = BATCH_SIZE if self.args.mode == "batch" else 1
+        per = self.args.batch_size if self.args.mode == "batch" else 1
         decls = [self.docs.declaration(i, self.parties) for i in range(self.args.declarations)]
         self.tracks = [Track(d["order_no"], d["platform"], d["direction"]) for d in decls]
         return [(decls[i:i + per], self.tracks[i:i + per]) for i in range(0, len(decls), per)]
@@ -459,6 +459,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--loop", choices=["closed", "open"], default="closed")
     p.add_argument("--declarations", type=int, default=200)
     p.add_argument("--concurrency", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="declarations per request (batch mode)")
     p.add_argument("--rate", type=float, default=10.0, help="declarations/s offered (open loop)")
     p.add_argument("--export-share", type=float, default=0.3)
     p.add_argument("--seed", type=int, default=1)
