@@ -16,6 +16,7 @@ The Kafka protocol's CreateAcls / DescribeAcls / DeleteAcls requests are sent wi
 whose public API has no ACL calls (aiokafka 0.14); the request classes are aiokafka's own."""
 from __future__ import annotations
 
+import asyncio
 import importlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -142,7 +143,22 @@ async def apply(admin: AIOKafkaAdminClient, wanted: list[Acl]) -> tuple[list[Acl
         response = await admin._send_request(_DeleteAcls(filters))
         for result in response.filter_responses:
             _check(result[0], f"delete ACLs: {result[1]}")
+    if missing or extra:
+        await _until_visible(admin, principals, set(wanted))
     return missing, extra
+
+
+async def _until_visible(admin: AIOKafkaAdminClient, principals: list[str], wanted: set[Acl],
+                         timeout: float = 30.0) -> None:
+    # In KRaft the controller commits ACL changes to the metadata log and each broker's authorizer applies
+    # them a moment later; a client started right after `apply` could otherwise be refused (seen on a loaded
+    # machine). Raises TimeoutError naming what is still missing if the broker never shows them.
+    deadline = asyncio.get_running_loop().time() + timeout
+    while (held := await current(admin, principals)) != wanted:
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"ACLs not applied by the broker after {timeout:.0f} s: "
+                               f"missing {sorted(wanted - held)[:3]}, extra {sorted(held - wanted)[:3]}")
+        await asyncio.sleep(0.2)
 
 
 if __name__ == "__main__":  # python -m shared.kafka_acls: the list the broker is given, one rule a line

@@ -187,7 +187,7 @@ class WaybillIn(Strict):
     freight: Money
     insured_fee: Money = Decimal("0")
     gross_weight_kg: Quantity
-    package_count: int = Field(ge=1, le=10000)
+    package_count: int = Field(ge=1, le=10000, strict=True)  # a JSON integer, as published: not "1", "1.0" or true
     consignee: Consignee
 
 
