@@ -43,7 +43,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from contracts.topics import all_topic_names
-from services.credit.rules import apply_score_change, open_credit_file
+from services.credit.rules import apply_score_change, open_credit_file, release_event_key
 
 SERVICES = ("gateway", "customs", "tax", "fx", "logistics", "credit")
 EXAMPLES = 5
@@ -218,7 +218,7 @@ async def decided(port: int, platform: str) -> dict[str, int]:
 async def credited(port: int, platform: str) -> set[str]:
     """Orders of `platform` whose release the credit service has counted (its score ledger). Platform
     codes are unified social credit codes: no LIKE wildcard in them."""
-    prefix = json.dumps(["customs.decision", platform])[:-1] + ", "
+    prefix = release_event_key(platform, "")[:-len('""]')]  # the key of any of its orders, up to the order number
     rows = await fetch(port, "credit", "SELECT event_key FROM score_events WHERE event_key LIKE $1",
                        prefix + "%")
     return {json.loads(r["event_key"])[2] for r in rows}
@@ -345,7 +345,7 @@ async def compare(port: int, ledger: TopicLedger, declarations: list[dict]) -> V
             if n > 1:
                 v.check("logistics.status.v1 cleared published").duplicated.append(f"{no} {status} ×{n}")
         # credit: the release counted once for the seller
-        event_key = json.dumps(["customs.decision", d["platform"], no, 1, "released"])
+        event_key = release_event_key(d["platform"], no)
         v.one("credit score event", no, score_keys.get(event_key, 0))
         # the one-stop view
         for agency in ("customs", "tax", "fx", "logistics"):

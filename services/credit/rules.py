@@ -219,9 +219,15 @@ def decision_score_event(d: Decision) -> ScoreEvent | None:
         reason = f"order {order} released after an inspection that found nothing"
     else:
         reason = f"order {order} released without finding"
-    key = json.dumps(["customs.decision", d.platform_code, d.order_no, d.order_version, d.status] if d.status != "released"
-                     else ["customs.release", d.platform_code, d.order_no])
+    key = (release_event_key(d.platform_code, d.order_no) if d.status == "released"
+           else json.dumps(["customs.decision", d.platform_code, d.order_no, d.order_version, d.status]))
     return ScoreEvent(d.ecommerce_code, delta, key, reason, d.decided_at)
+
+
+def release_event_key(platform_code: str, order_no: str) -> str:
+    """The score event key of an order's release: one per order, whatever version it was published under
+    (`decision_score_event`); `make chaos` counts releases by it."""
+    return json.dumps(["customs.release", platform_code, order_no])
 
 
 def exception_score_event(r: Report) -> ScoreEvent | None:
