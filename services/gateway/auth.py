@@ -96,9 +96,9 @@ class KeyRateLimit:
 
     async def hit(self, caller: Caller, cost: int = 1) -> None:
         """Counts `cost` requests against the caller's key; 429 with Retry-After (seconds) when over."""
-        if self.limiter is None or self.item is None or caller.key_id is None:
+        if self.limiter is None or self.item is None or caller.key_id is None or cost < 1:
             return
-        cost = max(1, min(cost, self.amount))
+        cost = min(cost, self.amount)
         if await self.limiter.hit(self.item, caller.key_id, cost=cost):
             return
         stats = await self.limiter.get_window_stats(self.item, caller.key_id)
@@ -110,13 +110,13 @@ class KeyRateLimit:
 
 rate_limit = KeyRateLimit(settings().sw_rate_limit_per_second, settings().sw_rate_limit_window_seconds)
 
-BATCH_SUFFIX = ":batch"  # batch endpoints count their documents themselves (services/gateway/app.py)
 
 
 async def current_caller(request: Request, token: BearerToken) -> Caller:
     """The caller of a request: the operator, or the enterprise one of whose live (not revoked) API keys it
-    is (401 otherwise). Counts the request against the key's rate limit (429), except a batch's, which
-    counts its documents once it has read them."""
+    is (401 otherwise). Counts the request against the key's rate limit (429): every request counts one
+    before its body is read (so an envelope that is refused, or any path, costs the same as any request), and
+    a batch then counts its further documents once it has read them (spec §7.2)."""
     if is_operator_token(token):
         return Caller(None, frozenset())
     key_hash = api_key_hash(token)
@@ -133,8 +133,7 @@ async def current_caller(request: Request, token: BearerToken) -> Caller:
         caller_cache.remember(key_hash, caller)
     if caller is None:
         raise Problem(401, "Unauthorized", "unknown API key", headers={"WWW-Authenticate": "Bearer"})
-    if not request.url.path.endswith(BATCH_SUFFIX):
-        await rate_limit.hit(caller)
+    await rate_limit.hit(caller)
     return caller
 
 

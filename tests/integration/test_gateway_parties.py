@@ -446,6 +446,23 @@ async def test_over_the_keys_rate_is_429_with_retry_after_and_batches_count_thei
     assert (await gw.call("GET", "/v1/stats", token=OPERATOR)).status_code == 200
 
 
+async def test_requests_that_never_reach_a_document_are_counted_too(gw, monkeypatch):
+    """A refused batch envelope, a non-JSON body or a path that merely ends in `:batch` costs a request like
+    any other: none escapes the key's rate (found by trying: 30 empty envelopes were never 429)."""
+    platform = await gw.register(["platform"])
+    monkeypatch.setattr(auth, "rate_limit", auth.KeyRateLimit(per_second=2, window_seconds=5))  # 10 per 5 s
+    monkeypatch.setattr(gateway, "rate_limit", auth.rate_limit)
+    statuses = [(await gw.call("POST", "/v1/orders:batch", platform, {"documents": []})).status_code for _ in range(6)]
+    statuses += [(await gw.call("GET", f"/v1/orders/{platform}/none:batch", platform)).status_code for _ in range(6)]
+    assert statuses[:10] == [422] * 6 + [404] * 4
+    assert statuses[10:] == [429, 429]
+    # and a batch of n documents costs n, not n + 1: 10 documents fit a fresh key's 10
+    other, seller = await gw.register(["platform"]), await gw.register(["ecommerce"])
+    docs = [order_body(other, seller, f"ORD-RL2-{i}") for i in range(10)]
+    assert (await gw.call("POST", "/v1/orders:batch", other, {"documents": docs})).status_code == 200
+    assert (await gw.call("GET", f"/v1/enterprises/{other}", other)).status_code == 429
+
+
 # --- set-based ---------------------------------------------------------------------------------------------
 
 
