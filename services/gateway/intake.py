@@ -141,7 +141,7 @@ def prepare(caller: Caller, kind: Kind, body: Any) -> Prepared | Outcome:
     caller's own code (403). Returns the refusal as an Outcome, or the document ready for `accept`."""
     try:
         caller.require_role(kind.role)
-        doc = parse(kind.model, body)
+        doc = rules.without_own_id_numbers(parse(kind.model, body))
         check_reference(doc)
         caller.require_self(getattr(doc, kind.own_field), kind.own_field)
     except Problem as problem:
@@ -408,9 +408,12 @@ def _decide(lot: Lot, item: Prepared) -> str | Outcome:
     if action == "conflict":
         return Outcome.refused(_conflict(item), item.kind.path)
     if action == "bound_elsewhere":
+        # A rival firm learns that the order is taken, not by whom or under which number; the firm that
+        # filed it is told its own number (it may be resubmitting under a new one by mistake).
+        holder = f"{bound[1]}" if bound[0] == item.key[0] else "another firm's"  # type: ignore[index]
         return Outcome.refused(_refused(409, "order_no", "order_already_bound", (
-            f"order {item.doc.order_no} already has its {item.kind.name}: {bound[1]} of {bound[0]}; an order has "
-            f"one {item.kind.name}")), item.kind.path)  # type: ignore[index]
+            f"order {item.doc.order_no} already has its {item.kind.name} ({holder}); an order has "
+            f"one {item.kind.name}")), item.kind.path)
     return Outcome.refused(_refused(409, "order_no", "order_not_correctable", (
         f"the order is {action}; a {item.kind.name} can be corrected only while customs has not released it "
         "(pending, inspection or rejected)")), item.kind.path)

@@ -57,6 +57,32 @@ def tracking_without_personal_data(doc: TrackingEventIn, names: Iterable[str]) -
     return doc.model_copy(update={"location": clean(doc.location, 200), "note": clean(doc.note, 500)})
 
 
+def without_own_id_numbers(document: BaseModel) -> BaseModel:
+    """`document` (a parsed body) with every occurrence of its own people's identity numbers (a buyer's, a
+    payer's) in its free text (an address, an item name, a note) replaced by the masked form (spec §6,
+    §7.2): a careless platform that writes the buyer's passport into the address must not publish it to
+    every agency. The `id_number` fields themselves stay whole: they are sealed for customs at publication.
+    The same document always gives the same result, so resubmissions keep their fingerprint."""
+    # Numbers under 5 characters are left alone: they would match ordinary text, and show little anyway.
+    ids = [p.id_number for p in (getattr(document, "buyer", None), getattr(document, "payer", None))
+           if p is not None and len(p.id_number) >= 5]
+    if not ids:
+        return document
+
+    def clean(value):  # noqa: ANN001, ANN202 - any JSON-shaped value
+        if isinstance(value, str):
+            return redact(value, id_numbers=ids)
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        if isinstance(value, dict):
+            return {k: (v if k == "id_number" else clean(v)) for k, v in value.items()}
+        return value
+
+    data = document.model_dump(mode="json", exclude_none=True)
+    cleaned = clean(data)
+    return document if cleaned == data else type(document).model_validate(cleaned)
+
+
 def reference_problems(document: BaseModel, rates: FxRates, today: date) -> list[dict]:
     """What is wrong with a valid order or payment body against the reference rate table, as 422 errors
     (`{"field", "code", "message"}`); empty when nothing is.

@@ -276,10 +276,13 @@ async def test_a_second_payment_for_an_order_is_409_naming_order_no_and_fx_never
     r = await gw.call("POST", "/v1/payments", rival, forged)
     assert r.status_code == 409 and r.headers["content-type"].startswith("application/problem+json")
     assert [e["field"] for e in r.json()["errors"]] == ["order_no"]
-    # The same firm with another payment number: also 409 (one payment per order).
+    # ... and the rival learns neither the firm that filed it nor its payment number.
+    assert payer not in r.text and first["payment_no"] not in r.text
+    # The same firm with another payment number: also 409 (one payment per order), told its own number.
     again = payment_body(payer, order, payment_no="PAY-OTHER-NO")
     r = await gw.call("POST", "/v1/payments", payer, again)
     assert r.status_code == 409 and r.json()["errors"][0]["field"] == "order_no"
+    assert first["payment_no"] in r.text
     # The bound payment resubmitted unchanged: 200.
     assert (await gw.call("POST", "/v1/payments", payer, first)).status_code == 200
     async with gateway.service.sessions() as session:

@@ -179,3 +179,23 @@ def test_log_masking_drops_the_input_a_validation_error_echoes():
     assert "input_value=…, input_type=dict]" in line and "Field required" in line
     cut = repr(raised.value)[:repr(raised.value).index("Zhang") + 7]  # as `repr(err)[:500]` may cut it
     assert "Zhang" not in mask_personal_data(cut)
+
+
+def test_a_body_s_own_identity_numbers_are_masked_in_its_free_text():
+    """A careless platform writes the buyer's passport into the address and an item name: what the gateway
+    publishes carries it masked (found by a newcomer's attempt); the id_number field itself stays whole for
+    sealing, and a body with nothing to mask is returned as it came."""
+    from contracts.v1.documents import OrderIn  # noqa: PLC0415
+    from services.gateway.rules import without_own_id_numbers  # noqa: PLC0415
+    from tests.support import order_body  # noqa: PLC0415
+
+    body = order_body("91330100MA27U8AA1U", "91330100MA27U8AA1U", "ORD-PII-1")
+    body["buyer"] = {**body["buyer"], "id_type": "passport", "id_number": "QZ7654321"}
+    body["consignee"] = {**body["consignee"], "address": "Room 1, passport qz7654321, Road"}
+    body["items"][0]["name"] = "Cream for QZ7654321"
+    doc = without_own_id_numbers(OrderIn.model_validate(body))
+    assert doc.consignee.address == f"Room 1, passport {mask_id_number('QZ7654321')}, Road"
+    assert doc.items[0].name == f"Cream for {mask_id_number('QZ7654321')}"
+    assert doc.buyer.id_number == "QZ7654321"
+    plain = OrderIn.model_validate(order_body("91330100MA27U8AA1U", "91330100MA27U8AA1U", "ORD-PII-2"))
+    assert without_own_id_numbers(plain) is plain
