@@ -1,6 +1,7 @@
 """What platforms, payment firms and logistics firms submit to the gateway (spec §3, §4)."""
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from decimal import Decimal
 from typing import Literal
@@ -23,6 +24,14 @@ Code = str  # an enterprise code: a USCC for Chinese enterprises, 1-32 character
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        # A NUL character cannot be stored in a PostgreSQL text column and is never meaningful in a document.
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("expected text without NUL (U+0000) characters")
+        return value
+
 
 class EnterpriseRegistration(Strict):
     code: str = Field(min_length=1, max_length=32)
@@ -33,6 +42,10 @@ class EnterpriseRegistration(Strict):
 
     @model_validator(mode="after")
     def _code_fits_country(self) -> "EnterpriseRegistration":
+        # Codes name enterprises in paths (/v1/enterprises/{code}, /v1/orders/{platform_code}/…), so a foreign
+        # code is letters, digits, '.', '_' and '-' (a '/', '?' or space would make its own paths unreachable).
+        if not re.fullmatch(r"[A-Za-z0-9._-]{1,32}", self.code):
+            raise_field("code", "invalid_code", "expected 1-32 letters, digits, '.', '_' or '-'")
         if self.country == "CN":
             problem = uscc_problem(self.code)
             if problem:

@@ -319,3 +319,26 @@ def test_waybill_weights_and_counts_are_bounded():
         assert (errors_of(WaybillIn, {**body, "gross_weight_kg": weight}) == []) is ok, weight
     assert errors_of(WaybillIn, {**body, "package_count": 10001}) == ["package_count"]
 
+
+
+@pytest.mark.parametrize("code", ["a/b", "x?y", "p q", "ÄÖ", "a%2Fb", ""])
+def test_a_foreign_enterprise_code_is_one_a_path_can_carry(code):
+    """Codes travel in paths (/v1/orders/{platform_code}/…): 'a/b' was registered, then none of its own
+    paths could reach it (found by a newcomer's attempt)."""
+    from contracts.v1.documents import EnterpriseRegistration  # noqa: PLC0415
+
+    with pytest.raises(ValidationError):
+        EnterpriseRegistration.model_validate({"code": code, "name": "X", "roles": ["platform"], "country": "US"})
+    assert EnterpriseRegistration.model_validate(
+        {"code": "US-Shop_1.co", "name": "X", "roles": ["platform"], "country": "US"}).code == "US-Shop_1.co"
+
+
+def test_text_with_a_nul_character_is_refused_in_every_body():
+    from contracts.v1.documents import OrderIn  # noqa: PLC0415
+    from tests.support import order_body  # noqa: PLC0415
+
+    body = order_body("91330100MA27U8AA1U", "91330100MA27U8AA1U", "ORD-NUL-1")
+    body["items"][0]["name"] = "Cream\x00"
+    with pytest.raises(ValidationError) as err:
+        OrderIn.model_validate(body)
+    assert "NUL" in str(err.value)
