@@ -464,8 +464,9 @@ async def track_waybill(logistics_code: str, waybill_no: str, caller: CallerDep,
             if bill is None:
                 raise Problem(404, "Not found", f"no waybill {waybill_no} of {logistics_code}")
             # Free text travels to logistics, credit and the trace: no buyer's or payer's name, no id number.
+            people = await store.people_of_order(uow.session, bill.platform_code, bill.order_no)
             doc = rules.tracking_without_personal_data(
-                doc, await store.people_of_order(uow.session, bill.platform_code, bill.order_no))
+                doc, [p.get("name") for p in people], [p.get("id_number_masked") for p in people])
             seen = await uow.session.scalar(select(tracking_events.c.event).where(and_(
                 tracking_events.c.logistics_code == logistics_code, tracking_events.c.waybill_no == waybill_no,
                 tracking_events.c.content_hash == fp)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -13,7 +14,7 @@ from decimal import Decimal
 
 from pydantic import BaseModel
 
-from contracts.identifiers import redact
+from contracts.identifiers import mask_id_number, redact
 from contracts.types import format_money
 from shared.clock import china_date
 from shared.reference import FxRates
@@ -46,13 +47,25 @@ def keyed_fingerprint(digest: str, key: str | None = None) -> str:
     return hmac.new(secret, digest.encode(), hashlib.sha256).hexdigest()
 
 
-def tracking_without_personal_data(doc: TrackingEventIn, names: Iterable[str]) -> TrackingEventIn:
+def tracking_without_personal_data(doc: TrackingEventIn, names: Iterable[str | None],
+                                   masked_ids: Iterable[str | None] = ()) -> TrackingEventIn:
     """A carrier's tracking report as the mesh may carry it (spec §6, §7.2): its free text (`location`,
     `note`) reaches logistics, credit's published reasons and the trace, so the names of the order's buyer
-    and payers (`names`) become `[name withheld]` and anything shaped like an identity number is masked
-    (the patterns of `shared.logs.mask_personal_data`). Cut back to the fields' lengths (200, 500)."""
+    and payers (`names`) become `[name withheld]`, any word whose masked form is one of theirs
+    (`masked_ids`: the gateway holds only the masked numbers; the full ones are sealed for customs) is
+    masked, and anything else shaped like an identity number is masked (the patterns of
+    `shared.logs.mask_personal_data`). Cut back to the fields' lengths (200, 500)."""
+    known = {m.upper() for m in masked_ids if m}
+
+    def theirs(match: re.Match) -> str:
+        masked = mask_id_number(match.group(0).upper())
+        return masked if masked.upper() in known else match.group(0)
+
     def clean(text: str, limit: int) -> str:
-        return mask_personal_data(redact(text, names))[:limit] if text else text
+        if not text:
+            return text
+        text = re.sub(r"[A-Za-z0-9]{5,}", theirs, redact(text, names)) if known else redact(text, names)
+        return mask_personal_data(text)[:limit]
 
     return doc.model_copy(update={"location": clean(doc.location, 200), "note": clean(doc.note, 500)})
 

@@ -63,11 +63,12 @@ async def enterprise_views_of(session: AsyncSession, code: str,
     return {r.agency: r.view for r in await session.execute(query)}
 
 
-async def people_of_order(session: AsyncSession, platform_code: str, order_no: str) -> list[str]:
-    """Names of the order's buyer and of every payer of a payment for it (as the gateway holds them), for
-    taking them out of free text that leaves the gateway. Two indexed lookups, one per table."""
+async def people_of_order(session: AsyncSession, platform_code: str, order_no: str) -> list[dict]:
+    """The order's buyer and every payer of a payment for it, as the gateway holds them (`name`,
+    `id_number_masked`: the full number is sealed for customs), for taking them out of free text that
+    leaves the gateway. Two indexed lookups, one per table."""
     docs = list(await session.scalars(select(orders.c.document).where(
         orders.c.platform_code == platform_code, orders.c.order_no == order_no)))
     docs += list(await session.scalars(select(payments.c.document).where(
         payments.c.platform_code == platform_code, payments.c.order_no == order_no)))
-    return [person["name"] for d in docs for person in (d.get("buyer"), d.get("payer")) if person and person.get("name")]
+    return [person for d in docs for person in (d.get("buyer"), d.get("payer")) if person]

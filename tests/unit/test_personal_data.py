@@ -199,3 +199,18 @@ def test_a_body_s_own_identity_numbers_are_masked_in_its_free_text():
     assert doc.buyer.id_number == "QZ7654321"
     plain = OrderIn.model_validate(order_body("91330100MA27U8AA1U", "91330100MA27U8AA1U", "ORD-PII-2"))
     assert without_own_id_numbers(plain) is plain
+
+
+def test_a_tracking_report_loses_a_buyer_s_unlabelled_number_known_only_by_its_masked_form():
+    """A carrier writes the buyer's passport into a tracking note with no label: the gateway holds only the
+    masked number (the full one is sealed for customs), and masks any word whose masked form is the
+    buyer's (found by a newcomer's attempt: `recipient QZ7654321 absent` was published whole)."""
+    from contracts.v1.documents import TrackingEventIn  # noqa: PLC0415
+    from services.gateway.rules import tracking_without_personal_data  # noqa: PLC0415
+
+    report = TrackingEventIn(event="exception", at="2026-11-24T10:00:00+08:00", location="Hangzhou qz7654321",
+                             note="recipient QZ7654321 absent; waybill SF1234567890 at desk KW9X3")
+    clean = tracking_without_personal_data(report, ["Zhang San"], [mask_id_number("QZ7654321"), None])
+    masked = mask_id_number("QZ7654321")
+    assert clean.location == f"Hangzhou {masked}"
+    assert clean.note == f"recipient {masked} absent; waybill SF1234567890 at desk KW9X3"
