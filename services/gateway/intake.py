@@ -279,9 +279,14 @@ async def _open_lot(uow: UnitOfWork, kind: Kind, items: Sequence[Prepared]) -> L
         codes |= {d.doc.ecommerce_code for d in items} | {c for d in items for _, c, _ in _named_firms(d.doc)}
     rows = await uow.session.execute(
         select(enterprises.c.code, enterprises.c.roles, enterprises.c.country).where(enterprises.c.code.in_(codes)))
-    lot = Lot(kind, {r.code: (frozenset(r.roles), r.country) for r in rows},
-              await _stored_fingerprints(uow, kind, {d.key for d in items}))
+    parties = {r.code: (frozenset(r.roles), r.country) for r in rows}
     wanted = {(d.doc.platform_code, d.doc.order_no) for d in items}
+    # A payment's or waybill's bindings are read BEFORE the stored fingerprints: a concurrent request writes
+    # its document and its binding in one transaction, so a binding seen here has its document seen by the
+    # next read. Read the other way round, an identical copy racing its original could see the binding but
+    # not the document, and be answered 409 instead of 200 (make chaos, duplicates:batch on PostgreSQL).
+    bindings = {} if kind is ORDER else await _bindings_of(uow.session, {kind.name}, wanted)
+    lot = Lot(kind, parties, await _stored_fingerprints(uow, kind, {d.key for d in items}))
     if kind is ORDER:
         sellers = {d.doc.ecommerce_code for d in items}
         for r in await uow.session.execute(select(enterprise_platforms).where(
@@ -295,7 +300,7 @@ async def _open_lot(uow: UnitOfWork, kind: Kind, items: Sequence[Prepared]) -> L
         orders.c.payment_code if kind is PAYMENT else orders.c.logistics_code,
         orders.c.payment_transaction_id if kind is PAYMENT else orders.c.logistics_code.label("unnamed")))
     lot.named = {(r[0], r[1]): (r[2], r[3], r[4] if kind is PAYMENT else None) for r in rows}
-    lot.bindings = {(p, o): bound for (p, o, _), bound in (await _bindings_of(uow.session, {kind.name}, wanted)).items()}
+    lot.bindings = {(p, o): bound for (p, o, _), bound in bindings.items()}
     corrections = {(d.doc.platform_code, d.doc.order_no) for d in items if d.key in lot.stored}
     if corrections:
         rows = await uow.session.execute(_pairs_query(agency_views, "platform_code", "order_no", corrections,

@@ -552,3 +552,64 @@ async def test_two_firms_racing_to_pay_one_order_on_postgresql_one_binds_the_oth
     finally:
         await gateway.service.stop()
         gateway.group_commit = None
+
+
+async def test_an_identical_copy_racing_its_original_on_postgresql_is_200_not_409(postgres_port, monkeypatch):
+    """The same payment sent twice at once (make chaos, duplicates:batch): the copy's transaction reads what
+    the lot needs in two statements, and the original commits between them. Whichever the copy sees, it
+    must answer 200 (identical), never 409: the binding is read before the stored document, and a
+    concurrent request writes both in one transaction. The copy is held after its first read until the
+    original has committed, so the interleaving is forced, not hoped for."""
+    import asyncio  # noqa: PLC0415
+    import contextvars  # noqa: PLC0415
+    import uuid  # noqa: PLC0415
+
+    from services.gateway import intake  # noqa: PLC0415
+    from services.gateway.auth import Caller  # noqa: PLC0415
+    from tests.conftest import create_database  # noqa: PLC0415
+
+    is_copy = contextvars.ContextVar("is_copy", default=False)
+    original_committed = asyncio.Event()
+    reads = {"copy": 0}
+
+    def held(real):  # noqa: ANN001, ANN202
+        async def read(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            if is_copy.get():
+                reads["copy"] += 1
+                if reads["copy"] == 2:  # the copy's second read waits for the original's commit
+                    await original_committed.wait()
+            return await real(*args, **kwargs)
+        return read
+
+    monkeypatch.setattr(intake, "_bindings_of", held(intake._bindings_of))
+    monkeypatch.setattr(intake, "_stored_fingerprints", held(intake._stored_fingerprints))
+    await gateway.service.open_database(create_database(postgres_port, f"parties_{uuid.uuid4().hex[:10]}"))
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway.app), base_url="http://gateway") as client:
+            gw = Gateway(client)
+            platform, seller, payer = (await gw.register(["platform"]), await gw.register(["ecommerce"]),
+                                       await gw.register(["payment"]))
+            order = order_body(platform, seller, "ORD-COPY-1")
+            assert (await gw.call("POST", "/v1/orders", platform, order)).status_code == 202
+            body = payment_body(payer, order)
+            caller = Caller(payer, frozenset({"payment"}))
+
+            async def copy():  # noqa: ANN202
+                is_copy.set(True)
+                return await intake.run_lots(gateway.service.unit_of_work, [[intake.prepare(caller, intake.PAYMENT, body)]])
+
+            async def original():  # noqa: ANN202
+                await asyncio.sleep(0.05)  # after the copy's first read
+                try:
+                    return await intake.run_lots(gateway.service.unit_of_work,
+                                                 [[intake.prepare(caller, intake.PAYMENT, body)]])
+                finally:
+                    original_committed.set()
+
+            copied, first = await asyncio.gather(asyncio.create_task(copy()), original())
+            assert first[0][0].status == 202
+            assert copied[0][0].status == 200, copied[0][0].body
+            assert reads["copy"] >= 2
+    finally:
+        await gateway.service.stop()
+        gateway.group_commit = None
