@@ -105,9 +105,12 @@ def gateway(tmp_path_factory) -> Iterator[Gateway]:
     finally:
         async def close() -> None:
             await http.aclose()
-            for task in list(service._tasks):
+            # Only this loop's tasks (the group commit writer started here): a test module run before this
+            # one may have left its own, on a loop that is closed, and they cannot be awaited from here.
+            mine = [t for t in service._tasks if t.get_loop() is asyncio.get_running_loop()]
+            for task in mine:
                 task.cancel()
-            await asyncio.gather(*service._tasks, return_exceptions=True)
+            await asyncio.gather(*mine, return_exceptions=True)
             service._tasks.clear()
             gateway_app.group_commit = None
             await service.close_database()
