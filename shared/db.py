@@ -1,12 +1,66 @@
 """Async SQLAlchemy engines and sessions for a service's own database (SQLite file or PostgreSQL)."""
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 
 from sqlalchemy import event, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+
+# --- outage or the record's fault: one classification for the consumer core and the HTTP services ---
+
+
+class TransientError(Exception):
+    """The database or broker is unreachable: retry the whole batch later, do not dead-letter."""
+
+
+# PostgreSQL SQLSTATE classes (PostgreSQL manual, appendix A) that say the database cannot do the work now,
+# whatever the record: 08 connection exception, 40 transaction rollback (serialization failure, deadlock),
+# 53 insufficient resources (disk full, out of memory, too many connections), 57 operator intervention
+# (shutdown, cannot connect now, statement timeout), 58 system error (I/O), XX internal error (corruption);
+# and 55P03 lock_not_available (a lock timeout). Every other class is about the statement and its values:
+# 22 data exception (a value too long for its column, a numeric overflow), 23 integrity constraint (check,
+# unique, foreign key, not null), 42 syntax or access rule, 54 program limit, ...
+OUTAGE_SQLSTATE_CLASSES = frozenset({"08", "40", "53", "57", "58", "XX"})
+OUTAGE_SQLSTATES = frozenset({"55P03"})
+# SQLite primary result codes (sqlite.org/rescode.html) that are about the database file or the process, not
+# the statement: PERM, ABORT, BUSY ("database is locked"), LOCKED, NOMEM, READONLY, INTERRUPT, IOERR
+# ("disk I/O error"), CORRUPT, FULL, CANTOPEN, PROTOCOL, SCHEMA, NOLFS, AUTH, NOTADB. The others (ERROR,
+# e.g. "integer overflow" or "no such column"; TOOBIG; CONSTRAINT; MISMATCH; RANGE; ...) are the statement's.
+OUTAGE_SQLITE_CODES = frozenset({3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 17, 22, 23, 26})
+
+
+def is_transient(err: BaseException) -> bool:
+    """True when `err` is an outage: the database (or broker) cannot do the work now, whatever the record, so
+    the batch is kept whole, its offsets stay uncommitted, and it is tried again. False when it is about the
+    record (or the handler given that record): the core then isolates the record and dead-letters it alone.
+
+    By kind: network and OS errors, timeouts and a pool with no free connection are outages; a database error
+    is classified by its PostgreSQL SQLSTATE (`OUTAGE_SQLSTATE_CLASSES`, `OUTAGE_SQLSTATES`) or its SQLite result
+    code (`OUTAGE_SQLITE_CODES`); a driver error that carries neither (a connection the driver lost) is an
+    outage; any other exception (a handler's own ValueError, an int too large for SQLite) is the record's."""
+    if isinstance(err, TransientError):
+        return True
+    if isinstance(err, (OSError, asyncio.TimeoutError, ConnectionError, sa_exc.TimeoutError)):
+        return True
+    if not isinstance(err, sa_exc.DBAPIError):
+        return False
+    if err.connection_invalidated:
+        return True
+    orig = err.orig
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if isinstance(sqlstate, str) and len(sqlstate) == 5:
+        return sqlstate in OUTAGE_SQLSTATES or sqlstate[:2] in OUTAGE_SQLSTATE_CLASSES
+    sqlite_code = getattr(orig, "sqlite_errorcode", None)
+    if isinstance(sqlite_code, int):
+        return sqlite_code & 0xFF in OUTAGE_SQLITE_CODES  # extended codes keep the primary one in the low byte
+    if isinstance(orig, (OSError, asyncio.TimeoutError)):
+        return True
+    return isinstance(err, (sa_exc.OperationalError, sa_exc.InterfaceError))
 
 
 def is_sqlite(url: str) -> bool:

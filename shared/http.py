@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contracts.v1.documents import FieldProblem
-from shared.batch import is_transient
+from shared.db import is_transient
 from shared.settings import settings
 from shared.tracing import continue_trace, end_trace
 

@@ -30,8 +30,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared import kafka, logs, metrics
-from shared.batch import BatchProcessor, Handlers, Received, TransientError, UnitOfWork, is_transient
-from shared.db import create_engine, is_sqlite, session_factory
+from shared.batch import BatchProcessor, Handlers, Received, UnitOfWork
+from shared.db import TransientError, create_engine, is_sqlite, is_transient, session_factory
 from shared.migrations import upgrade
 from shared.outbox import OutboxRelay, Pruner, count_set_aside
 from shared.settings import Settings, settings

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 

@@ -3,7 +3,6 @@
 events, none near the broker's 1 MiB message limit, and together they carry every line once."""
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from decimal import Decimal
 

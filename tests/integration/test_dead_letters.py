@@ -1,5 +1,5 @@
 """What the batch core does with a record the database refuses, on SQLite and on PostgreSQL, and how it
-takes a replayed dead letter (shared/batch.py is_transient, the replay headers; shared/deadletters.py).
+takes a replayed dead letter (shared/db.py is_transient; shared/batch.py, the replay headers; shared/deadletters.py).
 
 A refusal about the record (a value longer than its column, a numeric overflow, a constraint) dead-letters
 that record alone and the batch goes on; an outage (a lock timeout, a lost connection, a locked file) keeps
