@@ -317,8 +317,7 @@ class OutboxRelay:
             reason = topic_refusal(row.topic)
             if reason is None:
                 try:
-                    headers = [(k, str(v).encode()) for k, v in json.loads(row.headers).items()]
-                    future = await self.producer.send(row.topic, value=row.value, key=row.key.encode(), headers=headers)
+                    future = await self._send_row(row)
                 except asyncio.CancelledError:
                     raise
                 except Exception as err:
@@ -358,8 +357,7 @@ class OutboxRelay:
                     stalled = stalled or failed
                     break  # the rest stay open, for the next pass, in order
             try:
-                headers = [(k, str(v).encode()) for k, v in json.loads(row.headers).items()]
-                await (await self.producer.send(row.topic, value=row.value, key=row.key.encode(), headers=headers))
+                await (await self._send_row(row))
             except asyncio.CancelledError:
                 raise
             except Exception as err:
@@ -375,6 +373,12 @@ class OutboxRelay:
         if renew or (out_of_step and not suspects):
             stalled = stalled or await self._renew()
         return PassOutcome(published, set_aside, stalled)
+
+    async def _send_row(self, row) -> asyncio.Future:  # noqa: ANN001
+        """Hands one outbox row to the producer; returns the future of the broker's acknowledgement. Raises
+        what the producer raises at once (a row whose headers are not JSON: ValueError)."""
+        headers = [(k, str(v).encode()) for k, v in json.loads(row.headers).items()]
+        return await self.producer.send(row.topic, value=row.value, key=row.key.encode(), headers=headers)
 
     async def _renew(self) -> Exception | None:
         """A new producer (see PRODUCER_OUT_OF_STEP); the error if none could be started (the pass then
