@@ -237,7 +237,7 @@ async def enterprise_view(code: str, caller: CallerDep):
 async def check_order_parties(uow: UnitOfWork, doc: OrderIn) -> None:
     """The same party checks as POST (intake.check_order_parties): roles, the seller's platform list, the
     named firms against the order's bindings."""
-    intake.check_order_parties(*await intake.read_order_parties(uow.session, doc), doc)
+    intake.check_order_parties(*await intake.read_order_parties(uow.session, [doc]), doc)
 
 
 DOCUMENT_RESPONSES: dict = {200: {"description": "already accepted: the same document was submitted before"}}

@@ -111,7 +111,6 @@ class KeyRateLimit:
 rate_limit = KeyRateLimit(settings().sw_rate_limit_per_second, settings().sw_rate_limit_window_seconds)
 
 
-
 async def current_caller(request: Request, token: BearerToken) -> Caller:
     """The caller of a request: the operator, or the enterprise one of whose live (not revoked) API keys it
     is (401 otherwise). Counts the request against the key's rate limit (429): every request counts one

@@ -272,29 +272,23 @@ async def _bindings_of(session, kinds: set[str], wanted: set[tuple[str, str]]) -
 
 async def _open_lot(uow: UnitOfWork, kind: Kind, items: Sequence[Prepared]) -> Lot:
     """Everything the lot's decisions need, one query per table for the whole lot: the parties it names,
-    the stored fingerprints of its business keys; for orders the platform lists of their sellers; for
-    payments and waybills the orders they name, their bindings and (for corrections) customs' status."""
-    codes = {d.doc.platform_code for d in items}
+    the stored fingerprints of its business keys; for orders the platform lists of their sellers and the
+    bindings of the firms they name (`read_order_parties`); for payments and waybills the orders they name,
+    their bindings and (for corrections) customs' status."""
+    keys = {d.key for d in items}
     if kind is ORDER:
-        codes |= {d.doc.ecommerce_code for d in items} | {c for d in items for _, c, _ in _named_firms(d.doc)}
-    rows = await uow.session.execute(
-        select(enterprises.c.code, enterprises.c.roles, enterprises.c.country).where(enterprises.c.code.in_(codes)))
-    parties = {r.code: (frozenset(r.roles), r.country) for r in rows}
+        parties, platforms, bound = await read_order_parties(uow.session, [d.doc for d in items])
+        lot = Lot(kind, parties, await _stored_fingerprints(uow, kind, keys))
+        lot.platforms, lot.bound = platforms, bound
+        return lot
+    parties = await _parties(uow.session, {d.doc.platform_code for d in items})
     wanted = {(d.doc.platform_code, d.doc.order_no) for d in items}
     # A payment's or waybill's bindings are read BEFORE the stored fingerprints: a concurrent request writes
     # its document and its binding in one transaction, so a binding seen here has its document seen by the
     # next read. Read the other way round, an identical copy racing its original could see the binding but
     # not the document, and be answered 409 instead of 200 (make chaos, duplicates:batch on PostgreSQL).
-    bindings = {} if kind is ORDER else await _bindings_of(uow.session, {kind.name}, wanted)
-    lot = Lot(kind, parties, await _stored_fingerprints(uow, kind, {d.key for d in items}))
-    if kind is ORDER:
-        sellers = {d.doc.ecommerce_code for d in items}
-        for r in await uow.session.execute(select(enterprise_platforms).where(
-                enterprise_platforms.c.ecommerce_code.in_(sellers))):
-            lot.platforms.setdefault(r.ecommerce_code, set()).add(r.platform_code)
-        if any(_named_firms(d.doc) for d in items):
-            lot.bound = await _bindings_of(uow.session, {"payment", "waybill"}, wanted)
-        return lot
+    bindings = await _bindings_of(uow.session, {kind.name}, wanted)
+    lot = Lot(kind, parties, await _stored_fingerprints(uow, kind, keys))
     rows = await uow.session.execute(_pairs_query(
         orders, "platform_code", "order_no", wanted, orders.c.direction,
         orders.c.payment_code if kind is PAYMENT else orders.c.logistics_code,
@@ -353,17 +347,25 @@ def check_order_parties(lot_parties: dict, platforms: dict[str, set[str]], bindi
                            f"the order's {kind} already filed is {bound[1]}, not {number}")
 
 
-async def read_order_parties(session, doc: OrderIn) -> tuple[dict, dict[str, set[str]], dict]:  # noqa: ANN001
-    """What `check_order_parties` needs for one order (PUT): parties, the seller's platform list, bindings."""
-    codes = {doc.platform_code, doc.ecommerce_code} | {c for _, c, _ in _named_firms(doc)}
+async def _parties(session, codes: set[str]) -> dict[str, tuple[frozenset[str], str]]:  # noqa: ANN001
+    """code → (roles, country) of the registered enterprises among `codes` (one query)."""
     rows = await session.execute(
         select(enterprises.c.code, enterprises.c.roles, enterprises.c.country).where(enterprises.c.code.in_(codes)))
-    parties = {r.code: (frozenset(r.roles), r.country) for r in rows}
+    return {r.code: (frozenset(r.roles), r.country) for r in rows}
+
+
+async def read_order_parties(session, docs: Sequence[OrderIn]) -> tuple[dict, dict[str, set[str]], dict]:  # noqa: ANN001
+    """What `check_order_parties` needs for orders `docs` (a lot of POSTs, or a PUT's one), one query per
+    table: the parties they name, their sellers' platform lists, and the bindings of the orders that name
+    firms."""
+    parties = await _parties(session, {d.platform_code for d in docs} | {d.ecommerce_code for d in docs}
+                             | {c for d in docs for _, c, _ in _named_firms(d)})
     platforms: dict[str, set[str]] = {}
     for r in await session.execute(select(enterprise_platforms).where(
-            enterprise_platforms.c.ecommerce_code == doc.ecommerce_code)):
+            enterprise_platforms.c.ecommerce_code.in_({d.ecommerce_code for d in docs}))):
         platforms.setdefault(r.ecommerce_code, set()).add(r.platform_code)
-    bindings = await _bindings_of(session, {"payment", "waybill"}, {(doc.platform_code, doc.order_no)})
+    bindings = await _bindings_of(session, {"payment", "waybill"},
+                                  {(d.platform_code, d.order_no) for d in docs if _named_firms(d)})
     return parties, platforms, bindings
 
 
