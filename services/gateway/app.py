@@ -369,8 +369,7 @@ async def order_trace(platform_code: str, order_no: str, caller: CallerDep):
 async def correct_order(platform_code: str, order_no: str, caller: CallerDep, body: JsonBody):
     caller.require_role("platform")
     caller.require_self(platform_code, "platform_code")
-    doc: OrderIn = rules.without_own_id_numbers(parse(OrderIn, body))
-    intake.check_reference(doc)
+    doc: OrderIn = intake.read_document(OrderIn, body)
     if doc.platform_code != platform_code or doc.order_no != order_no:
         raise unprocessable([{"field": "order_no" if doc.order_no != order_no else "platform_code",
                               "code": "path_mismatch", "message": "the body must name the order in the path"}])

@@ -85,12 +85,17 @@ def parse(model: type[BaseModel], body: Any) -> Any:
         raise problem_from_validation(err) from None
 
 
-def check_reference(document: BaseModel) -> None:
-    """422 naming the field when a valid body names a currency (or a payment day) the reference rate table
-    cannot convert (`rules.reference_problems`): refused here rather than left pending at an agency."""
-    problems = rules.reference_problems(document, fx_rates(), china_date(utcnow()))
+def read_document(model: type[BaseModel], body: Any) -> Any:
+    """An order, payment or waybill body (POST, batch or PUT) as it will be stored and published: parsed as
+    `model` (422 naming every field), its own people's identity numbers masked in its free text
+    (`rules.without_own_id_numbers`), and checked against the reference rate table: 422 naming the field
+    when it names a currency (or a payment day) that cannot be converted (`rules.reference_problems`),
+    refused here rather than left pending at an agency."""
+    doc = rules.without_own_id_numbers(parse(model, body))
+    problems = rules.reference_problems(doc, fx_rates(), china_date(utcnow()))
     if problems:
         raise unprocessable(problems)
+    return doc
 
 
 def status_url(platform_code: str, order_no: str) -> str:
@@ -141,8 +146,7 @@ def prepare(caller: Caller, kind: Kind, body: Any) -> Prepared | Outcome:
     caller's own code (403). Returns the refusal as an Outcome, or the document ready for `accept`."""
     try:
         caller.require_role(kind.role)
-        doc = rules.without_own_id_numbers(parse(kind.model, body))
-        check_reference(doc)
+        doc = read_document(kind.model, body)
         caller.require_self(getattr(doc, kind.own_field), kind.own_field)
     except Problem as problem:
         return Outcome.refused(problem, kind.path)
