@@ -79,8 +79,12 @@ class Finding:
 
 def _leak_pattern(number: str) -> re.Pattern:
     # Any run of len(number) characters where each is the number's own character or '*': the number, its
-    # masked form, or any partial mask of it (E123*5678). Overlapping matches are all seen.
-    return re.compile("(?=(" + "".join(f"[{re.escape(ch)}*]" for ch in number) + "))", re.IGNORECASE)
+    # masked form, or any partial mask of it (E123*5678). Overlapping matches are all seen. The run must be
+    # a whole token (no letter, digit or '*' on either side): inside another number's masked form
+    # (X12*********433) a 9-character window '******433' would otherwise match any passport ending in 433,
+    # about one run in a hundred with random numbers.
+    body = "".join(f"[{re.escape(ch)}*]" for ch in number)
+    return re.compile(f"(?<![0-9A-Za-z*])(?=({body})(?![0-9A-Za-z*]))", re.IGNORECASE)
 
 
 def may_show(length: int) -> set[int]:
