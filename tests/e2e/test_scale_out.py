@@ -330,6 +330,15 @@ def comparable(value: Any) -> Any:
     return value
 
 
+def differences(a: Any, b: Any, path: str = "") -> list[str]:
+    """Where two outcomes differ, as `path: a != b` lines (the whole dicts are too long to read)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b)) for d in differences(a.get(k), b.get(k), f"{path}.{k}")]
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [d for i, (x, y) in enumerate(zip(a, b)) for d in differences(x, y, f"{path}[{i}]")]
+    return [] if a == b else [f"{path}: {a!r} (two instances) != {b!r} (one)"]
+
+
 def agreement(outcome: dict) -> list[str]:
     """What is wrong with a racing order's outcome: the agencies must say one thing about one version."""
     view, customs, tax, fx = outcome["status"], outcome["customs"], outcome["tax"], outcome["fx"]
@@ -376,4 +385,4 @@ def test_two_instances_of_every_agency_decide_what_one_decides(postgres_port, wo
         assert agreement(outcome) == [], (no, outcome)
     assert scaled["enterprises"] == single["enterprises"]
     differing = [no for no in single["orders"] if scaled["orders"][no] != single["orders"][no]]
-    assert not differing, {no: (scaled["orders"][no], single["orders"][no]) for no in differing}
+    assert not differing, {no: differences(scaled["orders"][no], single["orders"][no]) for no in differing}
