@@ -14,7 +14,7 @@ dual-publishes; an agency may read either). For the agencies that listen to cust
 customs and publishes its decisions (`tax_mode`, `dutiable_value_cny` filled as customs fills them).
 
 Expected figures are the domain's: the worked examples' numbers as written (domain §7), and §9/§11
-computed by `contracts.suite.domain` from the rules and the reference tables."""
+computed by `tooling.contracts.suite.domain` from the rules and the reference tables."""
 from __future__ import annotations
 
 import copy
@@ -49,8 +49,8 @@ from contracts.v1.events import (
     WaybillTracked,
 )
 from contracts.v2.events import OrderSubmittedV2
-from contracts.suite import domain
-from contracts.suite.scenario import Expect, Publish, Scenario, Step, codes
+from tooling.contracts.suite import domain
+from tooling.contracts.suite.scenario import Expect, Publish, Scenario, Step, codes
 from shared.reference import FxRates, fx_rates
 from shared.sealing import seal
 from shared.settings import DEV_CUSTOMS_SEALING_PUBLIC_KEY
