@@ -55,7 +55,6 @@ from shared.reference import FxRates, fx_rates
 from shared.sealing import seal
 from shared.settings import DEV_CUSTOMS_SEALING_PUBLIC_KEY
 
-ROLES = ("tax", "fx", "logistics", "credit", "customs")
 D = Decimal
 
 # Customs learns of enterprises on another topic than the documents; the registrations go first and the
@@ -542,6 +541,9 @@ SCENARIOS: dict[str, Callable[[Golden], list[Scenario]]] = {
     "tax": tax_scenarios, "fx": fx_scenarios, "logistics": logistics_scenarios, "credit": credit_scenarios,
     "customs": customs_scenarios,
 }
+# The roles the suite can play: the agencies it has golden scenarios for (an agency without any, such as
+# quarantine, is not a role; the list of services is shared/registry.py's).
+ROLES = tuple(SCENARIOS)
 
 
 def scenarios_for(role: str, golden: Golden) -> list[Scenario]:
