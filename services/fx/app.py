@@ -17,6 +17,7 @@ from services.fx import load_rates, rules, store
 from services.fx.handlers import handlers
 from services.fx.store import RATES
 from services.fx.tables import directory_registrations, enterprise_years, rates, settlements
+from services.fx.settings import settings
 from shared.db import insert_if_absent
 from shared.http import Operator, Problem
 from shared.runtime import Service, UnitOfWork
@@ -48,7 +49,7 @@ async def load_rates_if_empty(svc: Service) -> None:
 service.on_start.append(load_rates_if_empty)
 
 
-@service.every(lambda s: s.fx_rates_refresh_seconds)
+@service.every(lambda _: settings().fx_rates_refresh_seconds)
 async def refresh_rates(uow: UnitOfWork) -> None:
     if await RATES.refresh(uow.session):
         log.info("FX rates reloaded from the rates table")
