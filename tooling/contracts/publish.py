@@ -40,7 +40,6 @@ from __future__ import annotations
 import copy
 import importlib
 import json
-import pkgutil
 import shutil
 import subprocess
 import sys
@@ -152,16 +151,16 @@ def envelope_schema() -> dict:
 
 
 def consumers() -> dict[str, Any]:
-    """Every service's `handlers` (services/<svc>/handlers.py), by service name: who consumes what."""
-    import services  # noqa: PLC0415 - the catalogue must not depend on the services; only publishing does
+    """Every service's `handlers` (services/<svc>/handlers.py), by service name: who consumes what. The
+    services are the registry's (shared/registry.py), and the gateway's generic projector registers itself
+    for every `AgencyOrderStatus` event of the catalogue when its handlers are imported, so a new agency's
+    topic and the gateway's subscription to it are in the document after one run."""
+    from shared.registry import SERVICES  # noqa: PLC0415
 
     found = {}
-    for info in sorted(pkgutil.iter_modules(services.__path__), key=lambda i: i.name):
-        if not (Path(services.__path__[0]) / info.name / "handlers.py").exists():
-            continue
-        module = importlib.import_module(f"services.{info.name}.handlers")
-        if hasattr(module, "handlers"):
-            found[info.name] = module.handlers
+    for service in sorted(SERVICES, key=lambda s: s.name):
+        if (REPO / "services" / service.name / "handlers.py").exists():
+            found[service.name] = importlib.import_module(f"services.{service.name}.handlers").handlers
     return found
 
 
