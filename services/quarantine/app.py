@@ -1,17 +1,14 @@
 """Quarantine back office (port 8006): an inspector's result for an order held for inspection."""
 from __future__ import annotations
 
-from typing import Annotated, Any
-
-from fastapi import APIRouter, Body
-from pydantic import ValidationError
+from fastapi import APIRouter
 
 from contracts.identifiers import order_key
 from contracts.v1.documents import InspectionResultIn
 from services.quarantine import rules, store
 from services.quarantine.handlers import handlers, status
 from shared.clock import utcnow
-from shared.http import Operator, Problem, problem_from_validation
+from shared.http import Operator, Problem
 from shared.runtime import Service
 
 service = Service("quarantine", handlers=handlers)
@@ -19,12 +16,8 @@ router = APIRouter(prefix="/v1", tags=["quarantine"])
 
 
 @router.post("/inspections/{platform_code}/{order_no}")
-async def inspection_result(platform_code: str, order_no: str, _: Operator, body: Annotated[Any, Body()]):
+async def inspection_result(platform_code: str, order_no: str, result: InspectionResultIn, _: Operator):
     """pass → released, fail → refused; 404 for an order quarantine does not hold, 409 for one not held."""
-    try:
-        result = InspectionResultIn.model_validate(body)
-    except ValidationError as err:
-        raise problem_from_validation(err) from None
     key = (platform_code, order_no)
     async with service.unit_of_work() as uow:
         case = (await store.load(uow.session, [key])).get(key)
