@@ -403,19 +403,19 @@ EVENT_CASES: tuple[EventExample, ...] = (
                      "status": "settled", "amount": "447.50", "currency": "CNY", "amount_cny": "447.50",
                      "rate": "7.1300", "rate_date": "2026-11-01", "amount_usd": "62.76", "year": 2026,
                      "year_to_date_usd": "62.76", "directory_status": "exempt",
-                     "settled_at": "2026-11-24T03:30:00.540000Z"}),
+                     "settled_at": "2026-11-24T03:30:00.540000Z", "enterprise_revision": 2026_000_000_001}),
     EventExample(("fx.settlement", 1), "export_settled", "42.00 USD settled; the year crosses USD 200,000",
                  EXPORT_KEY, EXPORT_KEY, {
                      "platform_code": EXPORTER, "order_no": EXPORT_ORDER_NO, "ecommerce_code": EXPORTER,
                      "status": "settled", "amount": "42.00", "currency": "USD", "amount_cny": "299.46",
                      "rate": "7.1300", "rate_date": "2026-11-01", "amount_usd": "42.00", "year": 2026,
                      "year_to_date_usd": "200012.40", "directory_status": "registration_required",
-                     "settled_at": "2026-11-25T07:10:00.430000Z"}),
+                     "settled_at": "2026-11-25T07:10:00.430000Z", "enterprise_revision": 2026_000_004_763}),
     EventExample(("fx.directory_status", 1), "registration_required",
                  "domain §11: the year total reached USD 200,000", EXPORT_KEY, EXPORTER, {
                      "enterprise_code": EXPORTER, "year": 2026, "status": "registration_required",
                      "previous_status": "exempt", "year_to_date_usd": "200012.40",
-                     "changed_at": "2026-11-25T07:10:00.430000Z"}),
+                     "changed_at": "2026-11-25T07:10:00.430000Z", "enterprise_revision": 2026_000_004_763}),
     # logistics.status.v1 (logistics)
     EventExample(("logistics.status", 1), "created", "the waybill opened the shipment", IMPORT_KEY, IMPORT_KEY,
                  {**_IMPORT_SHIPMENT, "status": "created", "previous_status": None,
@@ -440,18 +440,18 @@ EVENT_CASES: tuple[EventExample, ...] = (
                      "enterprise_code": SELLER, "score": "100.1", "grade": "A", "previous_grade": "A",
                      "customs_credit": "general", "negative_listed": False,
                      "reason": f"order {IMPORT_KEY} released without finding",
-                     "changed_at": "2026-11-24T03:30:00.560000Z"}),
+                     "changed_at": "2026-11-24T03:30:00.560000Z", "enterprise_revision": 2}),
     EventExample(("credit.rating", 1), "fell_to_d", "domain §9: -20 for prohibited goods takes a B seller to D",
                  LISTED_SELLER, LISTED_SELLER, {
                      "enterprise_code": LISTED_SELLER, "score": "58.0", "grade": "D", "previous_grade": "B",
                      "customs_credit": "general", "negative_listed": True,
                      "reason": f"order {PROHIBITED_KEY} rejected: PROHIBITED_GOODS",
-                     "changed_at": "2026-11-24T05:12:09.300000Z"}),
+                     "changed_at": "2026-11-24T05:12:09.300000Z", "enterprise_revision": 5}),
     EventExample(("credit.negative_list", 1), "listed", "at D after a penalty: on the negative list", LISTED_SELLER,
                  LISTED_SELLER, {
                      "enterprise_code": LISTED_SELLER, "listed": True, "score": "58.0", "grade": "D",
                      "reason": f"grade D after order {PROHIBITED_KEY} rejected: PROHIBITED_GOODS",
-                     "changed_at": "2026-11-24T05:12:09.300000Z"}),
+                     "changed_at": "2026-11-24T05:12:09.300000Z", "enterprise_revision": 6}),
     # quarantine.status.v1 (quarantine)
     EventExample(("quarantine.status", 1), "held", "a line of HS chapter 03 (fish): held for inspection",
                  f"{PLATFORM}:ORD-20261124-000412", f"{PLATFORM}:ORD-20261124-000412", {

@@ -95,15 +95,18 @@ class OrderView:
 
 @dataclass(frozen=True)
 class EnterpriseView:
-    """What `agency` says about one enterprise (a registered code); the last answer wins."""
+    """What `agency` says about one enterprise (a registered code) at the agency's `revision` of it (0 when
+    the event carries none): the greatest revision wins, and of equal ones the last answer."""
 
     code: str
     agency: str
     view: dict[str, Any]
     at: datetime
+    revision: int = 0
 
     def row(self) -> dict[str, Any]:
-        return {"enterprise_code": self.code, "agency": self.agency, "view": self.view, "updated_at": self.at}
+        return {"enterprise_code": self.code, "agency": self.agency, "view": self.view, "revision": self.revision,
+                "updated_at": self.at}
 
 
 @dataclass(frozen=True)
@@ -159,7 +162,7 @@ def of_fx_settlement(s: FxSettled, correlation_id: str) -> Projection:
         view.update({"amount_usd": format_money(s.amount_usd), "rate": str(s.rate), "rate_date": s.rate_date,
                      "year_to_date_usd": format_money(s.year_to_date_usd), "directory_status": s.directory_status})
         enterprise = EnterpriseView(s.ecommerce_code, "fx", _fx_enterprise_view(
-            s.year, s.year_to_date_usd, s.directory_status), s.settled_at)
+            s.year, s.year_to_date_usd, s.directory_status), s.settled_at, s.enterprise_revision or 0)
     usd = f" USD {format_money(s.amount_usd)}" if s.amount_usd is not None else ""
     return Projection(
         order_view=OrderView((s.platform_code, s.order_no), "fx", None, view, s.settled_at),
@@ -170,7 +173,7 @@ def of_fx_settlement(s: FxSettled, correlation_id: str) -> Projection:
 def of_fx_directory_status(c: FxDirectoryStatusChanged, correlation_id: str) -> Projection:
     """fx.directory_status: the enterprise's FX view; no order, no trace."""
     return Projection(enterprise_view=EnterpriseView(c.enterprise_code, "fx", _fx_enterprise_view(
-        c.year, c.year_to_date_usd, c.status), c.changed_at))
+        c.year, c.year_to_date_usd, c.status), c.changed_at, c.enterprise_revision or 0))
 
 
 def of_shipment_status(s: ShipmentStatusChanged, correlation_id: str) -> Projection:
@@ -214,13 +217,15 @@ def _credit_view(score: Decimal, grade: str, listed: bool) -> dict[str, Any]:
 def of_credit_rating(r: CreditRatingChanged, correlation_id: str) -> Projection:
     """credit.rating: the enterprise's credit view (score, grade A-D, negative list)."""
     return Projection(enterprise_view=EnterpriseView(
-        r.enterprise_code, "credit", _credit_view(r.score, r.grade, r.negative_listed), r.changed_at))
+        r.enterprise_code, "credit", _credit_view(r.score, r.grade, r.negative_listed), r.changed_at,
+        r.enterprise_revision or 0))
 
 
 def of_negative_list(n: NegativeListChanged, correlation_id: str) -> Projection:
     """credit.negative_list: the enterprise's credit view."""
     return Projection(enterprise_view=EnterpriseView(
-        n.enterprise_code, "credit", _credit_view(n.score, n.grade, n.listed), n.changed_at))
+        n.enterprise_code, "credit", _credit_view(n.score, n.grade, n.listed), n.changed_at,
+        n.enterprise_revision or 0))
 
 
 # --- a run of answers: which views are kept ---------------------------------------------------------
@@ -252,9 +257,17 @@ def kept_order_views(projections: Iterable[Projection], held_versions: Mapping[O
 
 
 def latest_enterprise_views(projections: Iterable[Projection]) -> list[EnterpriseView]:
-    """One enterprise view per (enterprise, agency): the last of the run; sorted by key."""
-    latest = {(p.enterprise_view.code, p.enterprise_view.agency): p.enterprise_view
-              for p in projections if p.enterprise_view is not None}
+    """One enterprise view per (enterprise, agency): the one with the greatest revision, of equal ones the
+    last of the run; sorted by key. (The agency's events about one enterprise travel on several topics
+    or partitions, so consumption order is not the agency's order.)"""
+    latest: dict[tuple[str, str], EnterpriseView] = {}
+    for p in projections:
+        v = p.enterprise_view
+        if v is None:
+            continue
+        kept = latest.get((v.code, v.agency))
+        if kept is None or kept.revision <= v.revision:
+            latest[(v.code, v.agency)] = v
     return [latest[k] for k in sorted(latest)]
 
 
