@@ -16,9 +16,9 @@ from contracts.types import format_money
 from contracts.v1.events import FxDirectoryStatusChanged
 from services.fx import load_rates, rules, store
 from services.fx.handlers import handlers
+from services.fx.settings import settings
 from services.fx.store import RATES
 from services.fx.tables import directory_registrations, enterprise_years, rates, settlements
-from services.fx.settings import settings
 from shared.db import insert_if_absent
 from shared.http import Operator, Problem
 from shared.runtime import Service, UnitOfWork

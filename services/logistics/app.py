@@ -8,11 +8,11 @@ from sqlalchemy import and_, select
 
 from services.logistics.handlers import handlers, report_orders_never_came
 from services.logistics.rules import grace_period
+from services.logistics.settings import settings
 from services.logistics.tables import shipments, tracking_events
 from shared.clock import utcnow
 from shared.http import Operator, Problem
 from shared.runtime import Service, UnitOfWork
-from services.logistics.settings import settings
 
 service = Service("logistics", handlers=handlers)
 router = APIRouter(prefix="/v1", tags=["logistics"])
