@@ -452,6 +452,16 @@ EVENT_CASES: tuple[EventExample, ...] = (
                      "enterprise_code": LISTED_SELLER, "listed": True, "score": "58.0", "grade": "D",
                      "reason": f"grade D after order {PROHIBITED_KEY} rejected: PROHIBITED_GOODS",
                      "changed_at": "2026-11-24T05:12:09.300000Z", "enterprise_revision": 6}),
+    # quarantine.status.v1 (quarantine)
+    EventExample(("quarantine.status", 1), "held", "a line of HS chapter 03 (fish): held for inspection",
+                 f"{PLATFORM}:ORD-20261124-000412", f"{PLATFORM}:ORD-20261124-000412", {
+                     "platform_code": PLATFORM, "order_no": "ORD-20261124-000412", "order_version": 1,
+                     "status": "held", "chapters": ["03"], "decided_at": "2026-11-24T03:41:00.420000Z",
+                     "reasons": [{"code": "ANIMAL_OR_PLANT_GOODS", "message": "HS chapter 03"}]}),
+    EventExample(("quarantine.status", 1), "cleared", "face cream (HS 3304): no line in chapters 01-14",
+                 IMPORT_KEY, IMPORT_KEY, {"platform_code": PLATFORM, "order_no": IMPORT_ORDER_NO, "order_version": 1,
+                                          "status": "cleared", "chapters": [], "reasons": [],
+                                          "decided_at": "2026-11-24T03:30:00.420000Z"}),
 )
 
 

@@ -377,3 +377,28 @@ class NegativeListChanged(Payload):
     reason: str
     changed_at: Timestamp
     enterprise_revision: EnterpriseRevision = None
+
+
+# --- any agency's status of an order, for the one-stop view -------------------------------------
+
+
+class StatusReason(Payload):
+    """Why an agency's status is what it is: a stable code (upper case) and a message for people."""
+
+    code: str = Field(pattern=r"^[A-Z][A-Z0-9_]{0,63}$")
+    message: str = Field(max_length=500)
+
+
+class AgencyOrderStatus(Payload):
+    """What an agency says about one version of an order, as the one-stop view shows it. An agency's event
+    model that derives from this one is shown by the gateway with no code of the gateway's own: under the
+    agency's name (the writer of the event's topic in contracts/topics.py), every field but the order's key,
+    its version and the time (services/gateway/views.py, `of_agency_status`). Subclasses narrow `status` and
+    may add fields; the newest `order_version` wins, as for customs and tax."""
+
+    platform_code: str
+    order_no: str
+    order_version: Version
+    status: str = Field(pattern=r"^[a-z][a-z_]{0,31}$")
+    reasons: list[StatusReason] = []
+    decided_at: Timestamp

@@ -45,9 +45,9 @@ from contracts.v2.events import OrderSubmittedV2
 from services.customs import domain, store
 from services.customs.domain import Key, NotFound, NotInInspection, OrderFile
 from services.customs.rules import Party
+from services.customs.settings import settings
 from shared.clock import utcnow
 from shared.runtime import Handlers, Received, UnitOfWork
-from shared.settings import settings
 
 __all__ = ["handlers", "sweep", "record_inspection", "NotFound", "NotInInspection", "OrderFile"]
 

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from contracts.v1.events import Order, Payment, Waybill
 from services.customs import domain, rules
 from services.customs.domain import BuyerYear, Desk, Holding, Identities, Key, Ledger, OrderFile, Reference
+from services.customs.settings import settings
 from services.customs.tables import (
     buyer_year_totals,
     order_files,
@@ -33,7 +34,6 @@ from services.customs.tables import (
 from shared.clock import utcnow
 from shared.db import insert_if_absent
 from shared.reference import fx_rates, hs_catalogue
-from shared.settings import settings
 
 ZERO = Decimal("0")
 # 11 columns a line: stays under the bound parameters one statement may carry (SQLite 32766, asyncpg 32767).

@@ -16,6 +16,7 @@ from contracts.types import format_money
 from contracts.v1.events import FxDirectoryStatusChanged
 from services.fx import load_rates, rules, store
 from services.fx.handlers import handlers
+from services.fx.settings import settings
 from services.fx.store import RATES
 from services.fx.tables import directory_registrations, enterprise_years, rates, settlements
 from shared.db import insert_if_absent
@@ -49,7 +50,7 @@ async def load_rates_if_empty(svc: Service) -> None:
 service.on_start.append(load_rates_if_empty)
 
 
-@service.every(lambda s: s.fx_rates_refresh_seconds)
+@service.every(lambda _: settings().fx_rates_refresh_seconds)
 async def refresh_rates(uow: UnitOfWork) -> None:
     if await RATES.refresh(uow.session):
         log.info("FX rates reloaded from the rates table")

@@ -14,7 +14,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from contracts.topics import EVENT_TYPES
 from contracts.v1.events import (
+    AgencyOrderStatus,
     CreditRatingChanged,
     CustomsDecision,
     FxDirectoryStatusChanged,
@@ -61,3 +63,8 @@ projector(ShipmentStatusChanged, views.of_shipment_status)
 projector(LogisticsAnomaly, views.of_logistics_anomaly)
 projector(CreditRatingChanged, views.of_credit_rating)
 projector(NegativeListChanged, views.of_negative_list)
+# Every other agency's status of an order (contracts.v1.events.AgencyOrderStatus): one generic mapping, so
+# an agency added to the catalogue shows in the one-stop view with no gateway code.
+for _et in EVENT_TYPES.values():
+    if issubclass(_et.model, AgencyOrderStatus) and (_et.name, _et.version) not in handlers.by_type:
+        projector(_et.model, views.of_agency_status)

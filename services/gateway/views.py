@@ -6,7 +6,8 @@ the status view shows under the agency's name (a JSON object), the order version
 the agency said it. An answer about an enterprise becomes an `EnterpriseView`. Every answer about an
 order also leaves a `TraceEntry` (the trace of spec §4.4). A sixth agency is one more mapping function
 here and one more batch handler: its views go into the same tables, and the status view shows every
-view it holds, so it needs no gateway migration.
+view it holds, so it needs no gateway migration. An agency whose event derives from
+`contracts.v1.events.AgencyOrderStatus` needs not even that: `of_agency_status` maps every such event.
 
 Which answers are kept (`kept_order_views`):
 - an answer about an order the gateway does not hold changes no view (it stays in the trace);
@@ -25,8 +26,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from contracts.topics import TOPICS
 from contracts.types import format_money
 from contracts.v1.events import (
+    AgencyOrderStatus,
     CreditRatingChanged,
     CustomsDecision,
     FxDirectoryStatusChanged,
@@ -186,6 +189,25 @@ def of_logistics_anomaly(a: LogisticsAnomaly, correlation_id: str) -> Projection
     """logistics.anomaly: a trace line only."""
     return Projection(trace=TraceEntry(correlation_id, a.at, "logistics", "logistics.anomaly",
                                        f"{a.anomaly}: {a.detail}"))
+
+
+# The agency that writes each event model: the writer of its topic.
+WRITER_OF = {et.model: t.writer for t in TOPICS for et in t.events}
+EVENT_TYPE_OF = {et.model: et.name for t in TOPICS for et in t.events}
+# What of an AgencyOrderStatus is the view's frame, not the view.
+_STATUS_FRAME = {"platform_code", "order_no", "order_version", "decided_at"}
+
+
+def of_agency_status(s: AgencyOrderStatus, correlation_id: str) -> Projection:
+    """Any agency's `AgencyOrderStatus` event (an agency with no mapping of its own): the view is every field
+    but the order's key, version and time, under the name of the agency writing the event's topic."""
+    agency = WRITER_OF[type(s)]
+    view = {**s.model_dump(mode="json", exclude=_STATUS_FRAME), "at": s.decided_at.isoformat()}
+    codes = ", ".join(r.code for r in s.reasons)
+    return Projection(
+        order_view=OrderView((s.platform_code, s.order_no), agency, s.order_version, view, s.decided_at),
+        trace=TraceEntry(correlation_id, s.decided_at, agency, EVENT_TYPE_OF[type(s)],
+                         s.status + (f": {codes}" if codes else "")))
 
 
 def _credit_view(score: Decimal, grade: str, listed: bool) -> dict[str, Any]:

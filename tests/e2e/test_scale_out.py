@@ -38,13 +38,13 @@ import pytest
 
 from deploy.mesh import Mesh, free_port
 from services.customs.rules import selected_for_inspection
+from shared.registry import AGENCIES
 from tests.conftest import create_database
 from tests.e2e.conftest import ADMIN, BASE_RATE, SALT
 from tests.support import new_uscc, order_body, payment_body, unique, wait_for, waybill_body
 
 pytestmark = pytest.mark.e2e
 
-AGENCIES = ("customs", "tax", "fx", "logistics", "credit")
 SETTLE_SECONDS = 240
 
 

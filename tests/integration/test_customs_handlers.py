@@ -30,7 +30,7 @@ from services.customs.rules import selected_for_inspection
 from services.customs.tables import buyer_year_totals, order_files, party_waits, quota_holdings, released_export_lines
 from shared.outbox import build_envelope
 from shared.sealing import seal
-from shared.settings import settings
+from services.customs.settings import settings
 from shared.testing import LocalRunner
 from tests.support import new_resident_id, order_body, payment_body, unique, waybill_body
 

@@ -24,8 +24,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
-from contracts.suite.golden import Golden, scenarios_for
-from contracts.suite.scenario import Publish, Received, Scenario, ScenarioState, Verdict, scenario_for
+from tooling.contracts.suite.golden import Golden, scenarios_for
+from tooling.contracts.suite.scenario import Publish, Received, Scenario, ScenarioState, Verdict, scenario_for
 from contracts.topics import TOPICS
 from shared.outbox import outbox_row
 from shared.settings import DEV_CUSTOMS_SEALING_PUBLIC_KEY

@@ -14,7 +14,7 @@ dual-publishes; an agency may read either). For the agencies that listen to cust
 customs and publishes its decisions (`tax_mode`, `dutiable_value_cny` filled as customs fills them).
 
 Expected figures are the domain's: the worked examples' numbers as written (domain §7), and §9/§11
-computed by `contracts.suite.domain` from the rules and the reference tables."""
+computed by `tooling.contracts.suite.domain` from the rules and the reference tables."""
 from __future__ import annotations
 
 import copy
@@ -49,13 +49,12 @@ from contracts.v1.events import (
     WaybillTracked,
 )
 from contracts.v2.events import OrderSubmittedV2
-from contracts.suite import domain
-from contracts.suite.scenario import Expect, Publish, Scenario, Step, codes
+from tooling.contracts.suite import domain
+from tooling.contracts.suite.scenario import Expect, Publish, Scenario, Step, codes
 from shared.reference import FxRates, fx_rates
 from shared.sealing import seal
 from shared.settings import DEV_CUSTOMS_SEALING_PUBLIC_KEY
 
-ROLES = ("tax", "fx", "logistics", "credit", "customs")
 D = Decimal
 
 # Customs learns of enterprises on another topic than the documents; the registrations go first and the
@@ -542,6 +541,9 @@ SCENARIOS: dict[str, Callable[[Golden], list[Scenario]]] = {
     "tax": tax_scenarios, "fx": fx_scenarios, "logistics": logistics_scenarios, "credit": credit_scenarios,
     "customs": customs_scenarios,
 }
+# The roles the suite can play: the agencies it has golden scenarios for (an agency without any, such as
+# quarantine, is not a role; the list of services is shared/registry.py's).
+ROLES = tuple(SCENARIOS)
 
 
 def scenarios_for(role: str, golden: Golden) -> list[Scenario]:

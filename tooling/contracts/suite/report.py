@@ -4,8 +4,8 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from contracts.suite.agency import ScenarioResult, SuiteResult
-from contracts.suite.platform import PlatformReport
+from tooling.contracts.suite.agency import ScenarioResult, SuiteResult
+from tooling.contracts.suite.platform import PlatformReport
 
 _LABEL = {"passed": "PASS", "failed": "FAIL", "timed out": "TIMEOUT"}
 

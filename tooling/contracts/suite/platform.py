@@ -36,7 +36,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from contracts.identifiers import mask_id_number
-from contracts.suite import domain
+from tooling.contracts.suite import domain
 from contracts.types import Currency, Money, format_money
 from contracts.v1.documents import Direction, EnterpriseRegistration, OrderIn, PaymentIn, TrackingEventIn, WaybillIn
 from shared.http import validation_errors

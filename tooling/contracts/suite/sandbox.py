@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from contracts.suite.platform import Document
+from tooling.contracts.suite.platform import Document
 
 ENDPOINTS = {"enterprise": "/v1/enterprises", "order": "/v1/orders", "payment": "/v1/payments",
              "waybill": "/v1/waybills"}

@@ -1,4 +1,4 @@
-"""`python -m contracts.suite platform|agency|scenarios|examples ...`
+"""`python -m tooling.contracts.suite platform|agency|scenarios|examples ...`
 
 Exit status: 0 clean (every document valid, every scenario passed), 1 violations or failed scenarios,
 2 the suite could not run (bad arguments, broker unreachable, topics missing)."""
@@ -17,10 +17,10 @@ EXIT_OK, EXIT_FAILED, EXIT_CANNOT_RUN = 0, 1, 2
 
 
 def parser() -> argparse.ArgumentParser:
-    from contracts.suite.golden import ROLES
-    from contracts.suite.platform import KINDS
+    from tooling.contracts.suite.golden import ROLES
+    from tooling.contracts.suite.platform import KINDS
 
-    top = argparse.ArgumentParser(prog="python -m contracts.suite", description=(
+    top = argparse.ArgumentParser(prog="python -m tooling.contracts.suite", description=(
         "The single window's contract suite: check a platform's documents, or an agency's answers on Kafka, "
         "against the published contracts and the domain rules."))
     sub = top.add_subparsers(dest="mode", required=True)
@@ -65,8 +65,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def platform_mode(args: argparse.Namespace) -> int:
-    from contracts.suite import report, sandbox
-    from contracts.suite.platform import check_platform_documents
+    from tooling.contracts.suite import report, sandbox
+    from tooling.contracts.suite.platform import check_platform_documents
 
     if args.gateway and not args.api_key:
         print("--gateway needs --api-key", file=sys.stderr)
@@ -87,8 +87,8 @@ def platform_mode(args: argparse.Namespace) -> int:
 
 
 def agency_mode(args: argparse.Namespace) -> int:
-    from contracts.suite import report
-    from contracts.suite.agency import AgencyRun, SuiteError, run_agency_suite
+    from tooling.contracts.suite import report
+    from tooling.contracts.suite.agency import AgencyRun, SuiteError, run_agency_suite
 
     # The client's own retries (a partition leader moving, a topic just created) are not the report's news.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
@@ -108,7 +108,7 @@ def agency_mode(args: argparse.Namespace) -> int:
 
 
 def scenarios_mode(args: argparse.Namespace) -> int:
-    from contracts.suite.golden import ROLES, Golden, scenarios_for
+    from tooling.contracts.suite.golden import ROLES, Golden, scenarios_for
 
     golden = Golden()
     for role in [args.role] if args.role else ROLES:
@@ -119,7 +119,7 @@ def scenarios_mode(args: argparse.Namespace) -> int:
 
 
 def examples_mode(args: argparse.Namespace) -> int:
-    from contracts.suite.golden import example_documents
+    from tooling.contracts.suite.golden import example_documents
 
     args.directory.mkdir(parents=True, exist_ok=True)
     for name, body in example_documents().items():

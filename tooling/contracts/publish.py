@@ -1,10 +1,10 @@
 """Publishes the contracts as files that outsiders build against, generated from the code alone.
 
-    python -m contracts.publish                  # (re)writes contracts/schemas/, appends history revisions
-    python -m contracts.publish --check          # exit 1 listing every file that differs from the code
-    python -m contracts.publish --acknowledge "spec 1.1 §2: …"   # publishes incompatible changes anyway,
+    python -m tooling.contracts.publish                  # (re)writes contracts/schemas/, appends history revisions
+    python -m tooling.contracts.publish --check          # exit 1 listing every file that differs from the code
+    python -m tooling.contracts.publish --acknowledge "spec 1.1 §2: …"   # publishes incompatible changes anyway,
                                                  # each revision with NNNN.acknowledged.json (docs/contracts.md)
-    python -m contracts.publish --ensure-asyncapi-spec   # npm-installs the AsyncAPI 3 JSON Schema (tests)
+    python -m tooling.contracts.publish --ensure-asyncapi-spec   # npm-installs the AsyncAPI 3 JSON Schema (tests)
 
 What it writes under `contracts/schemas/`:
 
@@ -17,7 +17,7 @@ What it writes under `contracts/schemas/`:
 - `openapi.json`: the gateway's OpenAPI document with the request bodies, problem responses and bearer
   auth that FastAPI cannot see (the routes read raw JSON so that validation errors name their field);
 - `history/<event type>.v<major>/<NNNN>.json`: every published revision of each event schema. A changed
-  schema becomes a new revision only if `contracts.compat.history_problems` finds it FULL-compatible with
+  schema becomes a new revision only if `tooling.contracts.compat.history_problems` finds it FULL-compatible with
   every earlier revision of its major (since the last acknowledged break); otherwise nothing at all is
   written, unless `--acknowledge REASON` is given: then the revision is written with
   `<NNNN>.acknowledged.json` (the reason and the exact problems waived), and later revisions are held to
@@ -40,7 +40,6 @@ from __future__ import annotations
 import copy
 import importlib
 import json
-import pkgutil
 import shutil
 import subprocess
 import sys
@@ -51,13 +50,14 @@ from typing import Any
 from pydantic import BaseModel, Field
 from pydantic.json_schema import models_json_schema
 
-from contracts import compat, examples
+from contracts import examples
+from tooling.contracts import compat
 from contracts.envelope import Envelope
 from contracts.topics import EVENT_TYPES, TOPICS, EventType, Topic
 from contracts.v1 import documents
 
-CONTRACTS = Path(__file__).resolve().parent
-REPO = CONTRACTS.parent
+REPO = Path(__file__).resolve().parents[2]
+CONTRACTS = REPO / "contracts"
 SCHEMAS = CONTRACTS / "schemas"
 EVENTS = SCHEMAS / "events"
 HISTORY = SCHEMAS / "history"
@@ -72,7 +72,7 @@ LOCAL_BROKER = "127.0.0.1:9092"
 GATEWAY_URL = "http://127.0.0.1:8000"
 KAFKA_BINDING_VERSION = "0.5.0"
 TRACEPARENT_PATTERN = r"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"
-FIX = "python -m contracts.publish"
+FIX = "python -m tooling.contracts.publish"
 
 # The official AsyncAPI JSON Schemas, from npm, in a folder git ignores (.cache/).
 ASYNCAPI_SPECS_PACKAGE = "@asyncapi/specs"
@@ -151,16 +151,16 @@ def envelope_schema() -> dict:
 
 
 def consumers() -> dict[str, Any]:
-    """Every service's `handlers` (services/<svc>/handlers.py), by service name: who consumes what."""
-    import services  # noqa: PLC0415 - the catalogue must not depend on the services; only publishing does
+    """Every service's `handlers` (services/<svc>/handlers.py), by service name: who consumes what. The
+    services are the registry's (shared/registry.py), and the gateway's generic projector registers itself
+    for every `AgencyOrderStatus` event of the catalogue when its handlers are imported, so a new agency's
+    topic and the gateway's subscription to it are in the document after one run."""
+    from shared.registry import SERVICES  # noqa: PLC0415
 
     found = {}
-    for info in sorted(pkgutil.iter_modules(services.__path__), key=lambda i: i.name):
-        if not (Path(services.__path__[0]) / info.name / "handlers.py").exists():
-            continue
-        module = importlib.import_module(f"services.{info.name}.handlers")
-        if hasattr(module, "handlers"):
-            found[info.name] = module.handlers
+    for service in sorted(SERVICES, key=lambda s: s.name):
+        if (REPO / "services" / service.name / "handlers.py").exists():
+            found[service.name] = importlib.import_module(f"services.{service.name}.handlers").handlers
     return found
 
 
@@ -401,7 +401,7 @@ def asyncapi_document(event_schemas: dict[str, dict], envelope: dict) -> dict:
                            "`traceparent`. A topic's name ends in its major version: a change a reader of the "
                            "previous schema could not read goes to a new `.v<N+1>` topic, never into this one. "
                            "Every topic has a dead-letter topic `<topic>.dlq`. Generated by "
-                           "`python -m contracts.publish` from contracts/topics.py, the payload models and the "
+                           "`python -m tooling.contracts.publish` from contracts/topics.py, the payload models and the "
                            "services' handler registrations.",
         },
         "defaultContentType": "application/json",
@@ -548,10 +548,10 @@ def openapi_document() -> dict:
     for table, name in ((REQUEST_BODIES, "REQUEST_BODIES"), (CONFLICTS, "CONFLICTS"), (NOT_FOUND, "NOT_FOUND")):
         unknown = sorted(set(table) - set(operations))
         if unknown:
-            raise PublishError(f"{name} in contracts/publish.py names routes the gateway does not have: {unknown}")
+            raise PublishError(f"{name} in tooling/contracts/publish.py names routes the gateway does not have: {unknown}")
     untyped = sorted(k for k, op in operations.items() if "requestBody" in op and k not in REQUEST_BODIES)
     if untyped:
-        raise PublishError(f"gateway routes with a body that REQUEST_BODIES (contracts/publish.py) does not "
+        raise PublishError(f"gateway routes with a body that REQUEST_BODIES (tooling/contracts/publish.py) does not "
                            f"describe: {untyped}")
 
     schemas = doc.setdefault("components", {}).setdefault("schemas", {})
@@ -604,7 +604,7 @@ def openapi_document() -> dict:
     doc["servers"] = [{"url": GATEWAY_URL, "description": "the gateway `make up` starts (SW_GATEWAY_URL)"}]
     doc["info"]["description"] = ("The single window's public interface (spec v1): one submission per document, "
                                   "shared with every agency. Errors are RFC 9457 problem details. Generated by "
-                                  "`python -m contracts.publish` from the gateway and the REST models.")
+                                  "`python -m tooling.contracts.publish` from the gateway and the REST models.")
     return doc
 
 
