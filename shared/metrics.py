@@ -19,3 +19,7 @@ OUTBOX_SET_ASIDE_TOTAL = Counter("sw_outbox_set_aside_total",
                                  "Outbox rows the broker refused for good, set aside instead of published", ["service", "topic"])
 OUTBOX_SET_ASIDE = Gauge("sw_outbox_set_aside_rows", "Outbox rows set aside and not yet dealt with", ["service"])
 ROWS_PRUNED = Counter("sw_runtime_rows_pruned_total", "Published outbox rows and old inbox rows deleted", ["service", "table"])
+HTTP_RESPONSES = Counter("sw_http_responses_total", "HTTP responses by method and status code", ["service", "method", "status"])
+CONSUMER_LAG = Gauge("sw_consumer_lag_records",
+                     "Records of a partition not yet committed by the consumer group (log end offset - committed offset)",
+                     ["group", "topic", "partition"])
