@@ -122,14 +122,19 @@ def instrument_app(service: str, app) -> None:  # noqa: ANN001 - a FastAPI app
 
 
 def instrument_engine(service: str, engine) -> None:  # noqa: ANN001 - an AsyncEngine
-    """A span per SQL statement (opentelemetry-instrumentation-sqlalchemy), when tracing is on."""
+    """A span per SQL statement (opentelemetry-instrumentation-sqlalchemy's EngineTracer), when tracing is
+    on. The engine's tracer is the service's: `SQLAlchemyInstrumentor().instrument` would also patch
+    `create_engine` process-wide (one service's name on every engine) and declines SQLAlchemy 2.1, which its
+    event listeners serve as they do 2.0 (tests/integration/test_telemetry.py)."""
     p = _providers.get(service)
     if p is None or engine is None:
         return
-    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor  # noqa: PLC0415
+    from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer  # noqa: PLC0415
+    from opentelemetry.metrics import NoOpMeter  # noqa: PLC0415
 
-    SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine, tracer_provider=p,
-                                        enable_commenter=False)
+    # Connection-pool usage is a metric, and our metrics are Prometheus's (shared/metrics.py): not counted here.
+    pool_usage = NoOpMeter("single-window").create_up_down_counter("db.client.connections.usage")
+    EngineTracer(p.get_tracer("opentelemetry.instrumentation.sqlalchemy"), engine.sync_engine, pool_usage)
 
 
 def flush(service: str) -> None:
