@@ -349,8 +349,11 @@ class BatchProcessor:
         uow.causes = {i.received.correlation_id: i.received.traceparent for i in run}  # type: ignore[union-attr]
         await self._handler(run[0])(uow, [i.received for i in run])  # type: ignore[misc]
         elapsed = time.perf_counter() - started
+        now = datetime.now(timezone.utc)
+        age = metrics.EVENT_AGE.labels(self.name, run[0].event_type.name)  # type: ignore[union-attr]
         for item in run:
             item.outcome = "handled"
+            age.observe(max(0.0, (now - item.received.envelope.occurred_at).total_seconds()))  # type: ignore[union-attr]
         metrics.HANDLER_SECONDS.labels(self.name, run[0].event_type.name).observe(elapsed / len(run))
 
     async def _handle_alone(self, uow: UnitOfWork, item: _Item) -> None:

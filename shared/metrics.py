@@ -11,6 +11,11 @@ HANDLER_SECONDS = Histogram(
     "sw_handler_seconds", "Time spent in one event handler", ["service", "type"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
+EVENT_AGE = Histogram(
+    "sw_event_age_seconds", "Time from an event's creation (its envelope's occurred_at) to its handling here: how "
+    "long one hop of the mesh takes, queueing included", ["service", "type"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
+)
 BATCH_SIZE = Histogram("sw_consumer_batch_size", "Records per consumed batch", ["service"],
                        buckets=(1, 5, 10, 25, 50, 100, 250, 500, 1000))
 OUTBOX_LAG = Gauge("sw_outbox_lag", "Outbox rows not yet published", ["service"])
