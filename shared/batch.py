@@ -227,10 +227,11 @@ class BatchProcessor:
         self._count(items)
 
     def _start_spans(self, items: list[_Item]) -> list[tuple[_Item, trace.Span]]:
-        """With tracing on, a span per parsed record as the child of the trace it carried (so the record's
-        submission, in whichever service, and its handling here share one trace id), linked to the batch's
-        span; the record's `Received.traceparent` becomes this span's, for the events its handling emits.
-        Created only when tracing is on: off, a batch costs no span at all."""
+        """With tracing on, a span per parsed and sampled record as the child of the trace it carried (so the
+        record's submission, in whichever service, and its handling here share one trace id), linked to the
+        batch's span; the record's `Received.traceparent` becomes this span's, for the events its handling
+        emits. Off, a batch costs no span at all; on, a sampled record costs one span (docs/observability.md
+        gives the figure), an unsampled one nothing but reading its header."""
         tracer = telemetry.tracer(self.name)
         batch = trace.get_current_span().get_span_context()
         batch_links = [Link(batch)] if batch.is_valid else None
@@ -239,6 +240,10 @@ class BatchProcessor:
             if item.received is None:
                 continue
             record, parent = item.record, tracing.span_context(item.received.traceparent)
+            if parent is not None and not parent.trace_flags.sampled:
+                # Sampled out where the trace began (OTEL_TRACES_SAMPLER at the gateway): no span, and the
+                # trace context goes on unchanged. That is what bounds the cost of tracing on a busy mesh.
+                continue
             span = tracer.start_span(
                 f"{record.topic} process", kind=SpanKind.CONSUMER, links=batch_links,
                 context=trace.set_span_in_context(NonRecordingSpan(parent)) if parent else None,
