@@ -117,8 +117,10 @@ def instrument_app(service: str, app) -> None:  # noqa: ANN001 - a FastAPI app
         return
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor  # noqa: PLC0415
 
-    # /metrics and /healthz are scraped every few seconds: spans of them would drown the traces that matter.
-    FastAPIInstrumentor.instrument_app(app, tracer_provider=p, excluded_urls="/metrics,/healthz")
+    # /metrics and /healthz are scraped every few seconds: spans of them would drown the traces that matter;
+    # the ASGI `receive`/`send` spans of each request say nothing the request's span does not.
+    FastAPIInstrumentor.instrument_app(app, tracer_provider=p, excluded_urls="/metrics,/healthz",
+                                       exclude_spans=["receive", "send"])
 
 
 def instrument_engine(service: str, engine) -> None:  # noqa: ANN001 - an AsyncEngine
