@@ -315,8 +315,9 @@ class Run:
 
 
 # Figures that depend on arrival order by design, whatever the number of instances: a settlement's running
-# year-to-date, and a reason's wording (an inspection names the seller's grade as customs knew it then).
-VOLATILE = {"year_to_date_usd", "message"}
+# year-to-date and the seller's revision it made (which settlement of the year it was), and a reason's
+# wording (an inspection names the seller's grade as customs knew it then).
+VOLATILE = {"year_to_date_usd", "enterprise_revision", "message"}
 
 
 def comparable(value: Any) -> Any:
