@@ -101,6 +101,8 @@ class Mesh:
         env = {**os.environ, **self.env, **(extra or {})}
         env["KAFKA_BOOTSTRAP_SERVERS"] = self.bootstrap or env.get("KAFKA_BOOTSTRAP_SERVERS", "")
         env.setdefault("SW_RUN_DIR", str(self.run_dir))
+        # Where every service is, for the gateway's operator console (services/gateway/console/sources.py).
+        env.setdefault("SW_SERVICE_URLS", ",".join(f"{name}={self.url(name)}" for name in self.ports))
         env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
         return env
 
