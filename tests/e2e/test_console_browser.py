@@ -180,8 +180,12 @@ def test_the_operator_finds_an_order_reads_its_timeline_replays_a_dead_letter_an
     for _ in range(2):  # traffic while the page watches: customs' consumption rate rises above 0
         api.submit_import(parties, released_order_no(platform, "CHART"))
     customs = "#latest-table tr[data-service='customs'] td"
-    console.until(lambda d: samples(d) >= 2 and float(d.find_element(By.CSS_SELECTOR, customs).text or 0) > 0,
-                  timeout=60, what="customs consuming the new documents, on the chart")
+
+    def consuming(d) -> bool:  # noqa: ANN001
+        text = d.find_element(By.CSS_SELECTOR, customs).text
+        return samples(d) >= 2 and text.replace(".", "", 1).isdigit() and float(text) > 0
+
+    console.until(consuming, timeout=60, what="customs consuming the new documents, on the chart")
     for service in ("gateway", "customs", "tax", "fx", "logistics", "credit"):
         row = browser.find_element(By.CSS_SELECTOR, f"#latest-table tr[data-service='{service}']")
         cells = [c.text for c in row.find_elements(By.TAG_NAME, "td")]
