@@ -237,3 +237,39 @@ def test_service_urls_come_from_sw_service_urls_or_the_spec_ports(monkeypatch):
 
 def test_the_console_is_not_in_the_published_api_description():
     assert not [p for p in gateway.app.openapi()["paths"] if p.startswith("/console")]
+
+
+async def test_decision_times_are_the_median_and_95th_percentile_of_recent_decided_orders(tmp_path):
+    from datetime import timedelta  # noqa: PLC0415
+
+    from sqlalchemy import insert  # noqa: PLC0415
+
+    from services.gateway.console import queries  # noqa: PLC0415
+    from services.gateway.tables import agency_views, orders  # noqa: PLC0415
+    from shared.clock import utcnow  # noqa: PLC0415
+
+    await gateway.service.open_database(f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}")
+    try:
+        now = utcnow()
+        rows, views = [], []
+        # 20 decided orders taking 1..20 s, one pending, one decided but submitted 20 minutes ago (outside)
+        for i in range(22):
+            submitted = now - (timedelta(minutes=20) if i == 21 else timedelta(seconds=60))
+            complete = submitted + timedelta(seconds=5)
+            rows.append({"platform_code": "P", "order_no": f"O{i}", "version": 1, "content_hash": "h", "document": {},
+                         "ecommerce_code": "E", "direction": "import", "trade_mode": "9610", "currency": "CNY",
+                         "actual_paid": 1, "submitted_at": submitted, "updated_at": submitted,
+                         "documents_complete_at": complete})
+            status = "pending" if i == 20 else "released"
+            views.append({"platform_code": "P", "order_no": f"O{i}", "agency": "customs", "version": 1,
+                          "view": {"status": status}, "updated_at": complete + timedelta(seconds=min(i + 1, 20))})
+        async with gateway.service.unit_of_work() as uow:
+            await uow.session.execute(insert(orders), rows)
+            await uow.session.execute(insert(agency_views), views)
+        async with gateway.service.readers() as s:
+            got = await queries.decision_times(s, now)
+        assert got["count"] == 20 and got["window_minutes"] == 15
+        assert got["p50"] == pytest.approx(10.5) and got["p95"] == pytest.approx(19.05)
+    finally:
+        await gateway.service.stop()
+        gateway.group_commit = None
