@@ -273,3 +273,33 @@ async def test_decision_times_are_the_median_and_95th_percentile_of_recent_decid
     finally:
         await gateway.service.stop()
         gateway.group_commit = None
+
+
+async def test_searches_on_postgresql_never_fail_on_what_is_typed(postgres_port, monkeypatch):
+    """PostgreSQL refuses NUL characters in any text: a search with one finds nothing rather than a 500;
+    the buyer search reads the JSON document there as on SQLite."""
+    from tests.conftest import create_database  # noqa: PLC0415
+
+    url = create_database(postgres_port, f"console_{unique('db').replace('-', '_').lower()}")
+    monkeypatch.setenv("SW_SERVICE_URLS", "gateway=http://127.0.0.1:9")
+    await gateway.service.open_database(url)
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway.app), base_url="http://gateway") as c:
+            await signed_in(c)
+            seller, _ = await register(c, ["ecommerce"])
+            platform, key = await register(c, ["platform"])
+            order_no = unique("ORD")
+            body = order_body(platform, seller, order_no)
+            assert (await c.post("/v1/orders", json=body, headers={"Authorization": f"Bearer {key}"})).status_code == 202
+            for by in ("order_no", "platform", "buyer"):
+                r = await c.get("/console", params={"by": by, "q": "a\x00b"}, headers=HTML)
+                assert r.status_code == 200 and "No order for" in r.text, by
+            assert (await c.get("/console/enterprises", params={"q": "\x00"}, headers=HTML)).status_code == 200
+            assert (await c.get("/console/orders/P%00/O", headers=HTML)).status_code == 404
+            found = await c.get("/console", params={"by": "buyer", "q": mask_id_number(body["buyer"]["id_number"])},
+                                headers=HTML)
+            assert f"/console/orders/{platform}/{order_no}" in found.text
+            assert (await c.get("/console/metrics.json")).status_code == 200  # the decision-time query on PostgreSQL
+    finally:
+        await gateway.service.stop()
+        gateway.group_commit = None

@@ -84,6 +84,12 @@ def csrf_checked(request: Request, current: Session,
 Checked = Annotated[session.ConsoleSession, Depends(csrf_checked)]
 
 
+def searchable(text: str, limit: int) -> str:
+    """A search as typed, cut to `limit` characters and without NUL characters (PostgreSQL refuses them in
+    any text, which would make the page a 500 instead of "nothing found")."""
+    return text[:limit].replace("\x00", "")
+
+
 def safe_next(target: str | None) -> str:
     """Where to go after signing in: a console path only (never another site: no open redirect)."""
     if target and target.startswith("/console") and not target.startswith("//") and "\\" not in target:
@@ -132,10 +138,11 @@ def _service(request: Request):  # noqa: ANN202 - shared.runtime.Service
 async def home(request: Request, current: Session, q: str = "", by: str = "order_no"):
     """Finding an order: by number, platform or buyer's masked id; the results (also as an htmx part)."""
     by = by if by in queries.SEARCH_KINDS else "order_no"
+    q = searchable(q, 200)
     found = None
     if q.strip():
         async with _service(request).readers() as s:
-            found = await queries.find_orders(s, by, q[:200])
+            found = await queries.find_orders(s, by, q)
     shown_q = queries.buyer_key(q) if by == "buyer" and q.strip() else q  # never echo a full id number
     context = {"q": shown_q, "by": by, "found": found, "max_rows": queries.MAX_ROWS}
     if "hx-request" in request.headers and request.headers.get("hx-target") == "results":
@@ -152,6 +159,8 @@ async def order_page(request: Request, current: Session, platform_code: str, ord
 
     operator = Caller(None, frozenset())
     try:
+        if "\x00" in platform_code + order_no:  # no such order can exist (nor be asked of PostgreSQL)
+            raise Problem(404, "Not found", "no such order")
         status = await gateway.order_status(platform_code, order_no, operator)
         timeline = await gateway.order_trace(platform_code, order_no, operator)
     except Problem as problem:
@@ -172,7 +181,7 @@ async def order_page(request: Request, current: Session, platform_code: str, ord
 @router.get("/enterprises")
 async def enterprises_page(request: Request, current: Session, q: str = ""):
     async with _service(request).readers() as s:
-        found = await queries.list_enterprises(s, q[:100])
+        found = await queries.list_enterprises(s, searchable(q, 100))
     return page(request, "enterprises.html", {"q": q, "found": found, "max_rows": queries.MAX_ROWS}, current=current)
 
 
