@@ -202,6 +202,7 @@ def main(argv: list[str]) -> int:
     if command == "up":
         mesh.up()
         print(f"single window up: gateway {settings().sw_gateway_url} (broker {mesh.bootstrap}; logs in {mesh.run_dir}/logs)")
+        print(f"operator console: {settings().sw_gateway_url}/console")
     elif command == "down":
         mesh.down()
         print("single window stopped; data kept in", mesh.run_dir)
