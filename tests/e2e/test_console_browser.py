@@ -17,6 +17,7 @@ import pytest
 from contracts.identifiers import mask_id_number
 from deploy.mesh import ROOT
 from tests.e2e.conftest import ADMIN, released_order_no
+from tests.e2e.test_customs import one_item
 from tests.support import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -72,9 +73,12 @@ class Console:
         return WebDriverWait(self.driver, timeout).until(ec.visibility_of_element_located((By.CSS_SELECTOR, css)))
 
     def until(self, condition, timeout: float = 60, what: str = "the page"):  # noqa: ANN001, ANN201
+        from selenium.common.exceptions import StaleElementReferenceException  # noqa: PLC0415
         from selenium.webdriver.support.ui import WebDriverWait  # noqa: PLC0415
 
-        return WebDriverWait(self.driver, timeout, poll_frequency=0.5).until(lambda d: condition(d), message=what)
+        # htmx swaps parts of the page while we look: an element gone stale is looked for again
+        return WebDriverWait(self.driver, timeout, poll_frequency=0.5,
+                             ignored_exceptions=(StaleElementReferenceException,)).until(condition, message=what)
 
     def checked(self, name: str) -> None:
         """Saves the page as `name`.png and fails on any console error it logged since the last check."""
@@ -105,8 +109,11 @@ def test_the_operator_finds_an_order_reads_its_timeline_replays_a_dead_letter_an
         mesh.wait_healthy(["tax"])
         body = api.submit_import(parties, order_no)
         api.submit_import(parties, bug)
-        api.submit_import(parties, released_order_no(platform, "CON"))
+        # over the single-transaction limit of 5,000 CNY: rejected, with its reason
+        rejected = api.submit_import(parties, released_order_no(platform, "REJ"), freight="0.00", discount="0.00",
+                                     tax_total="0.00", items=one_item("4202210090", "2000.00", 3, "Handbags"))
         assert api.wait_view(parties.platform, order_no, "tax")["customs"]["status"] == "released"
+        assert api.wait_customs(parties.platform, rejected["order_no"])["customs"]["status"] == "rejected"
         [letter] = wait_for(lambda: [d for d in tax_dead_letters(mesh) if d["key"] == f"{platform}:{bug}"], 60,
                             what="tax's dead letter")
     finally:
@@ -149,6 +156,7 @@ def test_the_operator_finds_an_order_reads_its_timeline_replays_a_dead_letter_an
     assert console.find(f"#results a[href='/console/orders/{platform}/{order_no}']")
     console.open(f"/console?by=platform&q={platform}")
     console.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#results tbody tr")) == 3, what="3 orders")
+    assert "rejected" in browser.find_element(By.ID, "results").text
     console.checked("orders-of-a-platform")
 
     # its one-stop view and timeline across every agency, with customs' decision and the tax assessment
@@ -160,6 +168,14 @@ def test_the_operator_finds_an_order_reads_its_timeline_replays_a_dead_letter_an
     assert "released" in browser.find_element(By.ID, "agency-customs").find_element(By.XPATH, "..").text
     console.checked("order-timeline")
     del link
+
+    # a rejection, with customs' reason in the timeline and in the one-stop view
+    console.open(f"/console/orders/{platform}/{rejected['order_no']}")
+    console.find("#timeline")
+    assert "rejected: OVER_SINGLE_LIMIT" in browser.find_element(By.CSS_SELECTOR, "table.timeline").text
+    customs_view = browser.find_element(By.ID, "agency-customs").find_element(By.XPATH, "..").text
+    assert "rejected" in customs_view and "OVER_SINGLE_LIMIT" in customs_view, customs_view
+    console.checked("order-rejected")
 
     # enterprises as every agency sees them
     console.open(f"/console/enterprises?q={parties.ecommerce.code}")
@@ -209,4 +225,4 @@ def test_the_operator_finds_an_order_reads_its_timeline_replays_a_dead_letter_an
     console.open("/console")
     console.find("#token")
     console.checked("signed-out")
-    assert len(console.shots) == 9 and all(p.stat().st_size > 1000 for p in console.shots)
+    assert len(console.shots) == 10 and all(p.stat().st_size > 1000 for p in console.shots)
