@@ -101,7 +101,8 @@
     } catch (err) {
       // the gateway did not answer this time: keep the charts, try again at the next tick
     }
-    window.setTimeout(poll, interval);
+    // the second sample soon after the first, so the rates show at once; then every `interval`
+    window.setTimeout(poll, Number(root.dataset.samples || 0) === 1 ? 1000 : interval);
   }
   poll();
 })();
