@@ -152,6 +152,7 @@ def test_the_operator_finds_an_order_reads_its_timeline_replays_a_dead_letter_an
     assert f"q={order_no}" in browser.current_url  # the search is in the address bar (hx-push-url)
     assert len(browser.find_elements(By.TAG_NAME, "h1")) == 1  # htmx put the results in place, not a page in a page
     # nothing of the operator's data or session is left where a script or the next user could read it
+    assert browser.execute_script("return window.sessionStorage.getItem('htmx-history-cache')") is None
     assert browser.execute_script("return window.localStorage.length") == 0
     assert "sw_console" not in browser.execute_script("return document.cookie")
     console.checked("orders-found")
