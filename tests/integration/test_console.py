@@ -228,8 +228,11 @@ async def test_metrics_sample_reads_what_each_service_reports_and_says_when_it_d
     assert sources.parse_metrics(lag).consumer_lag == 11.0
 
 
-def test_service_urls_come_from_sw_service_urls_or_the_spec_ports(monkeypatch):
+def test_service_urls_come_from_sw_service_urls_or_the_registry(monkeypatch):
+    from shared.registry import SERVICE_PORTS  # noqa: PLC0415
+
     monkeypatch.delenv("SW_SERVICE_URLS", raising=False)
+    assert sources.service_urls() == {name: f"http://127.0.0.1:{port}" for name, port in SERVICE_PORTS.items()}
     assert sources.service_urls()["credit"] == "http://127.0.0.1:8005"
     monkeypatch.setenv("SW_SERVICE_URLS", "gateway=http://a:1/, tax=http://b:2,broken")
     assert sources.service_urls() == {"gateway": "http://a:1", "tax": "http://b:2"}

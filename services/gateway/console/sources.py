@@ -2,8 +2,9 @@
 shared/deadletters.py `back_office`) and their Prometheus metrics (`GET /metrics`, shared/metrics.py).
 
 The gateway learns where the services are from `SW_SERVICE_URLS` (`name=url,name=url`; `make up` and the
-test harness set it from the ports they choose, deploy/mesh.py). Unset, the ports of spec §5a on
-127.0.0.1 (`make up`'s defaults). Every call carries the operator token, as an operator's own call would, and
+test harness set it from the ports they choose, deploy/mesh.py; docker-compose.yml from the registry,
+deploy/generate.py). Unset: every service of the registry (shared/registry.py) on 127.0.0.1 at its
+declared port (`make up`'s defaults). Every call carries the operator token, as an operator's own call would, and
 has a short timeout: a service that is down is shown as "not reachable", never hangs the console.
 """
 from __future__ import annotations
@@ -18,10 +19,9 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from shared.registry import SERVICE_PORTS
 from shared.settings import settings
 
-# Spec §5a: the port of every service under `make up`.
-DEFAULT_PORTS = {"gateway": 8000, "customs": 8001, "tax": 8002, "fx": 8003, "logistics": 8004, "credit": 8005}
 TIMEOUT = httpx.Timeout(10.0, connect=2.0)
 CONSUMER_LAG = "sw_consumer_lag_records"
 
@@ -31,7 +31,7 @@ def service_urls() -> dict[str, str]:
     A malformed entry (no `=`) is ignored rather than stopping the gateway: the console says what it lacks."""
     configured = os.environ.get("SW_SERVICE_URLS", "").strip()
     if not configured:
-        return {name: f"http://127.0.0.1:{port}" for name, port in DEFAULT_PORTS.items()}
+        return {name: f"http://127.0.0.1:{port}" for name, port in SERVICE_PORTS.items()}
     urls: dict[str, str] = {}
     for entry in configured.split(","):
         name, sep, url = entry.strip().partition("=")
