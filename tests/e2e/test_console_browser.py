@@ -60,6 +60,8 @@ class Console:
     def __init__(self, driver, base: str):  # noqa: ANN001
         self.driver, self.base = driver, base
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        for old in SCREENSHOTS.glob("*.png"):  # this run's pages only
+            old.unlink()
         self.shots: list[Path] = []
 
     def open(self, path: str) -> None:
