@@ -281,6 +281,7 @@ async def main() -> int:
     print(f"\ndecision time (complete documents -> customs): median {stats['decision_time_seconds']['median']}s, "
           f"p95 {stats['decision_time_seconds']['p95']}s over {stats['decision_time_seconds']['count']} orders")
     print(f"total {time.time() - started:.1f}s")
+    print(f"\noperator console: {settings().sw_gateway_url}/console (sign in with the operator token, SW_ADMIN_TOKEN)")
     await demo.http.aclose()
     if undecided:
         print(f"\n{len(undecided)} orders still undecided", file=sys.stderr)

@@ -56,7 +56,13 @@ def scram_users(services: tuple[ServiceInfo, ...] = SERVICES) -> list[str]:
     return ["      KAFKA_SCRAM_USERS: >-"] + [f"        {s.name}={_password(s)}" for s in services]
 
 
-def service_block(s: ServiceInfo) -> list[str]:
+def service_urls(services: tuple[ServiceInfo, ...] = SERVICES) -> str:
+    """SW_SERVICE_URLS of the gateway in compose: every service by its compose name and port (where the operator
+    console finds each back office and /metrics, services/gateway/console/sources.py)."""
+    return ",".join(f"{s.name}=http://{s.name}:{s.port}" for s in services)
+
+
+def service_block(s: ServiceInfo, services: tuple[ServiceInfo, ...] = SERVICES) -> list[str]:
     command = ["uvicorn", s.app, "--host", "0.0.0.0", "--port", str(s.port)]
     lines = [f"  {s.name}:", "    <<: *service", f"    command: {json.dumps(command)}"]
     if s.compose.get("ports"):
@@ -68,11 +74,14 @@ def service_block(s: ServiceInfo) -> list[str]:
             lines.append(f"      # {variable['why']}")
         lines.append(f"      {variable['name']}: {variable['value']}")
     lines.append(f"      {s.database_url_variable}: {DATABASE_URL.format(db=s.database)}")
+    if s.name == "gateway":
+        lines += ["      # where the operator console (/console) finds every service's back office and /metrics",
+                  f"      SW_SERVICE_URLS: {service_urls(services)}"]
     return lines
 
 
 def service_blocks(services: tuple[ServiceInfo, ...] = SERVICES) -> list[str]:
-    return [line for s in services for line in service_block(s)]
+    return [line for s in services for line in service_block(s, services)]
 
 
 def _replace_region(text: str, region: str, body: list[str]) -> str:

@@ -101,6 +101,8 @@ class Mesh:
         env = {**os.environ, **self.env, **(extra or {})}
         env["KAFKA_BOOTSTRAP_SERVERS"] = self.bootstrap or env.get("KAFKA_BOOTSTRAP_SERVERS", "")
         env.setdefault("SW_RUN_DIR", str(self.run_dir))
+        # Where every service is, for the gateway's operator console (services/gateway/console/sources.py).
+        env.setdefault("SW_SERVICE_URLS", ",".join(f"{name}={self.url(name)}" for name in self.ports))
         env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
         return env
 
@@ -200,6 +202,7 @@ def main(argv: list[str]) -> int:
     if command == "up":
         mesh.up()
         print(f"single window up: gateway {settings().sw_gateway_url} (broker {mesh.bootstrap}; logs in {mesh.run_dir}/logs)")
+        print(f"operator console: {settings().sw_gateway_url}/console")
     elif command == "down":
         mesh.down()
         print("single window stopped; data kept in", mesh.run_dir)

@@ -536,3 +536,8 @@ async def stats(caller: CallerDep, from_: Annotated[Timestamp | None, Query(alia
 
 
 app = service.http(router, title="Single window gateway", version="1")
+
+# The operator console (spec §7.4): pages under /console, outside the published API description.
+from services.gateway import console  # noqa: E402 - its pages call the routes above
+
+console.install(app)
