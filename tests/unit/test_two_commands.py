@@ -51,7 +51,9 @@ def makefile_dir(tmp_path: Path) -> Path:
 
 
 def dry_run(directory: Path, target: str) -> list[str]:
-    out = subprocess.run(["make", "-n", target], cwd=directory, capture_output=True, text=True, check=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}  # under `make test`
+    out = subprocess.run(["make", "-n", "--no-print-directory", target], cwd=directory, env=env,
+                         capture_output=True, text=True, check=True)
     return out.stdout.splitlines()
 
 
