@@ -227,7 +227,16 @@ class Demo:
              "unit_price": "180.00", "origin_country": "FR"}]))
 
     async def status(self, o: dict) -> dict:
-        r = await self.http.get(f"/v1/orders/{o['platform']}/{o['order_no']}", headers=ADMIN)
+        """The order's one-stop status view. A poll is a read, so a connection lost under load (seen once on a
+        busy machine: httpcore.ReadError in a burst of a few hundred polls) is tried again, up to three times."""
+        for attempt in range(3):
+            try:
+                r = await self.http.get(f"/v1/orders/{o['platform']}/{o['order_no']}", headers=ADMIN)
+                break
+            except httpx.TransportError:
+                if attempt == 2:
+                    raise
+                await asyncio.sleep(0.5)
         r.raise_for_status()
         return r.json()
 
