@@ -282,11 +282,15 @@ class Bench:
         out: dict = {"runs": []}
         mesh = Mesh(run_dir, ports={name: free_port() for name in SERVICE_PORTS},
                     env={"CUSTOMS_BASE_INSPECTION_RATE": "0", "SW_ADMIN_TOKEN": "dev-admin-token", "LOG_LEVEL": "WARNING"})
+        # A spinner on a terminal while nothing else moves (rich prints nothing of it into a log).
+        status = self.console.status(f"{db}: starting the broker")
         try:
             self.say(f"[bold]{db}[/]: starting broker" + (", durable PostgreSQL" if pg_dir else "") + " and mesh")
+            status.start()
             mesh.start_broker()
             mesh.create_topics()
             if pg_dir is not None:
+                status.update(f"{db}: starting durable PostgreSQL")
                 port = self.start_postgres(pg_dir)
                 out["postgres_settings"] = asyncio.run(self.pg_settings(port))
                 mesh.env.update({f"{n.upper()}_DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:{port}/{n}"
@@ -294,10 +298,13 @@ class Bench:
                 self.say(f"PostgreSQL {out['postgres_settings']}")
             else:
                 mesh.env.update({f"{n.upper()}_DATABASE_URL": f"sqlite+aiosqlite:///{run_dir}/{n}.db" for n in SERVICE_PORTS})
+            status.update(f"{db}: starting {len(mesh.ports)} services, waiting for each to answer /healthz")
             for name in mesh.ports:
                 mesh.start_service(name)
             mesh.wait_healthy(list(mesh.ports), timeout=240)
+            status.update(f"{db}: measuring what the idle mesh burns (12 s)")
             out["idle_cpu_ms_per_s"] = self.idle(mesh, pg_dir)
+            status.stop()
             runs = out["runs"]
             for size in self.c.sizes:
                 runs.append(self.measured(f"{db} closed single n={size}", "growth", mesh, pg_dir, declarations=size))
@@ -331,6 +338,7 @@ class Bench:
             if ceilings:
                 self.ceilings(mesh, headline)
         except Exception:
+            status.stop()
             self.console.print(f"[red]{db} failed[/]; service logs in {run_dir}/logs")
             for name in mesh.ports:
                 self.console.print(f"--- {name}\n{mesh.log_tail(name, 10)}")

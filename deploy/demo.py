@@ -4,7 +4,10 @@ logistics firms would, then prints what every agency decided and why.
 The traffic is drawn from the HS catalogue: imports of positive-list goods, exports to several countries,
 B2B exports, and a share that must be refused (wrong payment amount, wrong payer, goods off the positive
 list, prohibited goods, over the single limit, a buyer over the annual limit). One seller is driven onto
-the negative list by repeated prohibited goods; one exporter crosses the FX directory threshold."""
+the negative list by repeated prohibited goods; one exporter crosses the FX directory threshold.
+
+Progress (rich): on a terminal, a live bar per phase; in a log (CI), each bar once, when the demo is done.
+It ends with the address of the operator console on the gateway."""
 from __future__ import annotations
 
 import asyncio
@@ -16,6 +19,7 @@ from collections import Counter
 from decimal import Decimal
 
 import httpx
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from contracts.identifiers import USCC_ALPHABET, resident_id_check_character, uscc_check_character
 from shared.reference import hs_catalogue
@@ -42,8 +46,10 @@ def money(x: Decimal) -> str:
 
 
 class Demo:
-    def __init__(self, base_url: str):
+    def __init__(self, base_url: str, bar: Progress):
         self.http = httpx.AsyncClient(base_url=base_url, timeout=60)
+        self.bar = bar
+        self.task: TaskID | None = None
         self.keys: dict[str, str] = {}
         self.orders: list[dict] = []  # {"platform", "order_no", "story", "ecommerce"}
         self.sem = asyncio.Semaphore(16)
@@ -51,12 +57,25 @@ class Demo:
         self.latencies: list[float] = []  # seconds per request, measured inside the concurrency limit
         self.run_id = f"{int(time.time()) % 10**6:06d}"
 
+    def phase(self, description: str, total: int | None = None) -> None:
+        """Starts the next bar; `total` None when the count is known only at the end (`done`)."""
+        self.task = self.bar.add_task(description, total=total)
+
+    def tick(self) -> None:
+        if self.task is not None:
+            self.bar.advance(self.task)
+
+    def done(self) -> None:
+        if self.task is not None:
+            self.bar.update(self.task, total=self.bar.tasks[self.task].completed)
+
     async def register(self, label: str, roles: list[str], credit: str = "general") -> str:
         code = uscc()
         r = await self.http.post("/v1/enterprises", headers=ADMIN, json={
             "code": code, "name": f"{label} Co., Ltd.", "roles": roles, "country": "CN", "customs_credit": credit})
         r.raise_for_status()
         self.keys[code] = r.json()["api_key"]
+        self.tick()
         return code
 
     def auth(self, code: str) -> dict:
@@ -72,6 +91,7 @@ class Demo:
         return r
 
     async def setup(self) -> None:
+        self.phase("enterprises registered")
         self.platform = await self.register("Tmall Global Demo", ["platform"])
         self.platform2 = await self.register("JD Worldwide Demo", ["platform", "ecommerce"])
         self.sellers = [await self.register(f"Seller {i}", ["ecommerce"]) for i in range(3)]
@@ -80,6 +100,7 @@ class Demo:
         self.exporter = await self.register("Yiwu B2B Exporter", ["ecommerce"])
         self.payer = await self.register("Demo Pay", ["payment"])
         self.carrier = await self.register("Demo Express", ["logistics"])
+        self.done()
 
     def import_order(self, platform: str, seller: str, story: str, *, items: list[dict] | None = None,
                      buyer: tuple[str, str] | None = None) -> dict:
@@ -145,6 +166,7 @@ class Demo:
         self.orders.append({"platform": platform, "order_no": order["order_no"], "story": story,
                             "ecommerce": order["ecommerce_code"], "direction": order["direction"],
                             "waybill_no": "SF" + order["order_no"]})
+        self.tick()
 
     async def play(self, imports: int, exports: int) -> None:
         jobs = []
@@ -189,9 +211,11 @@ class Demo:
         jobs.append(self.submit(self.export_order(self.platform, self.sellers[1], "export of arms (prohibited)",
                                                   hs_code="9304000000")))
         # The whale's orders race for one buyer's annual quota; they must not all slip under 26,000.
+        self.phase("orders submitted, with payments and waybills", total=len(jobs))
         await asyncio.gather(*jobs)
 
     async def drive_onto_negative_list(self) -> None:
+        self.phase("orders of a seller driven onto the negative list", total=4)
         for i in range(3):
             await self.submit(self.import_order(self.platform, self.shady, f"live animals #{i + 1} (prohibited)", items=[
                 {"item_no": "SKU-1", "name": "Live mammal", "hs_code": "0106190090", "quantity": 1, "unit": "piece",
@@ -203,17 +227,32 @@ class Demo:
              "unit_price": "180.00", "origin_country": "FR"}]))
 
     async def status(self, o: dict) -> dict:
-        r = await self.http.get(f"/v1/orders/{o['platform']}/{o['order_no']}", headers=ADMIN)
+        """The order's one-stop status view. A poll is a read, so a connection lost under load (seen once on a
+        busy machine: httpcore.ReadError in a burst of a few hundred polls) is tried again, up to three times."""
+        for attempt in range(3):
+            try:
+                r = await self.http.get(f"/v1/orders/{o['platform']}/{o['order_no']}", headers=ADMIN)
+                break
+            except httpx.TransportError:
+                if attempt == 2:
+                    raise
+                await asyncio.sleep(0.5)
         r.raise_for_status()
         return r.json()
 
-    async def wait_decided(self, orders: list[dict], timeout: float = 240) -> list[dict]:
+    async def wait_decided(self, orders: list[dict], timeout: float = 240, shown: bool = False) -> list[dict]:
+        """The status views of `orders` once each is settled (customs decided, and tax and FX too where customs
+        released, rejected or cancelled), or as they stand after `timeout` seconds; `shown`: as a bar."""
         deadline = time.time() + timeout
+        if shown:
+            self.phase("orders decided (or held for inspection)", total=len(orders))
         while True:
             views = await asyncio.gather(*(self.status(o) for o in orders))
             settled = [v for v in views if v["customs"]["status"] != "pending" and
                        (v["customs"]["status"] not in ("released", "rejected", "cancelled") or
                         (v["tax"]["status"] != "pending" and v["fx"]["status"] != "pending"))]
+            if shown:
+                self.bar.update(self.task, completed=len(settled))
             if len(settled) == len(views) or time.time() > deadline:
                 return views
             await asyncio.sleep(1)
@@ -238,14 +277,17 @@ def table(title: str, rows: list[tuple], headers: tuple) -> None:
 
 
 async def main() -> int:
-    demo = Demo(settings().sw_gateway_url)
+    bar = Progress(TextColumn("{task.description:<50}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    demo = Demo(settings().sw_gateway_url, bar)
     started = time.time()
-    await demo.setup()
-    await demo.play(imports=int(os.environ.get("SW_DEMO_IMPORTS", "220")), exports=int(os.environ.get("SW_DEMO_EXPORTS", "80")))
-    submitted = time.time()
+    with bar:
+        await demo.setup()
+        await demo.play(imports=int(os.environ.get("SW_DEMO_IMPORTS", "220")),
+                        exports=int(os.environ.get("SW_DEMO_EXPORTS", "80")))
+        submitted = time.time()
+        await demo.drive_onto_negative_list()
+        views = await demo.wait_decided(demo.orders, shown=True)
     print(f"submitted {len(demo.orders)} orders with their payments and waybills in {submitted - started:.1f}s")
-    await demo.drive_onto_negative_list()
-    views = await demo.wait_decided(demo.orders)
     by_no = {v["order_no"]: v for v in views}
     undecided = [v for v in views if v["customs"]["status"] == "pending"]
 
@@ -286,6 +328,8 @@ async def main() -> int:
     if undecided:
         print(f"\n{len(undecided)} orders still undecided", file=sys.stderr)
         return 1
+    print(f"\nThe mesh is still running (make down stops it). Operator console: {settings().sw_gateway_url}/console "
+          "(sign in with the operator token, SW_ADMIN_TOKEN)")
     return 0
 
 

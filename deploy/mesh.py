@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,7 +74,10 @@ class Mesh:
         kafka_dir = self.run_dir / "kafka"
         args = [str(ROOT / "deploy/kafka/start.sh"), str(kafka_dir)] + ([str(port)] if port else [])
         env = {**os.environ, **kafka_secure.broker_env(self.kafka_credentials())} if self.secure else None
-        subprocess.run(args, check=True, stdout=sys.stderr, env=env)
+        # Its lines go through sys.stderr, where `make up`'s spinner (rich) can print them above itself.
+        out = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        sys.stderr.write(out.stdout)
+        out.check_returncode()
         self.bootstrap = f"127.0.0.1:{(kafka_dir / 'kafka.port').read_text().strip()}"
         return self.bootstrap
 
@@ -164,14 +168,18 @@ class Mesh:
         path = self.run_dir / "logs" / f"{label}.log"
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else "(no log)"
 
-    def up(self) -> None:
+    def up(self, step: Callable[[str], object] = lambda _: None) -> None:
+        """Broker (unless KAFKA_BOOTSTRAP_SERVERS is set), topics, every service; `step` is told each stage."""
         if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+            step("starting the broker")
             kafka_port = 9092 if _port_free(9092) or (self.run_dir / "kafka/kafka.port").exists() else None
             self.start_broker(kafka_port)
         else:
             self.bootstrap = os.environ["KAFKA_BOOTSTRAP_SERVERS"]
             self.secure = False  # a cluster of one's own: principals from KAFKA_SASL_* (docs/security.md)
+        step("creating the topics")
         self.create_topics()
+        step(f"starting {len(self.ports)} services, waiting for each to answer /healthz")
         for name in self.ports:
             self.start_service(name)
         self.wait_healthy(list(self.ports))
@@ -200,8 +208,13 @@ def main(argv: list[str]) -> int:
     mesh.ports["gateway"] = urlparse(settings().sw_gateway_url).port or SERVICE_PORTS["gateway"]
     command = argv[1] if len(argv) > 1 else "status"
     if command == "up":
-        mesh.up()
-        print(f"single window up: gateway {settings().sw_gateway_url} (broker {mesh.bootstrap}; logs in {mesh.run_dir}/logs)")
+        from rich.console import Console  # noqa: PLC0415
+
+        started = time.time()
+        # A spinner on a terminal (gone when done); nothing in a log but the lines below.
+        with Console(stderr=True).status("starting") as status:
+            mesh.up(step=lambda text: status.update(f"{text}…"))
+        print(f"single window up in {time.time() - started:.0f}s: gateway {settings().sw_gateway_url} (broker {mesh.bootstrap}; logs in {mesh.run_dir}/logs)")
         print(f"operator console: {settings().sw_gateway_url}/console")
     elif command == "down":
         mesh.down()

@@ -56,7 +56,7 @@ def resolved() -> dict:
 def compose_command() -> list[str]:
     if subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
         return ["docker", "compose"]
-    assert shutil.which("docker-compose"), "install a compose client (.ci/run installs Debian's docker-compose)"
+    assert shutil.which("docker-compose"), "install a compose client (make test's setup, deploy/setup.sh, installs Debian's docker-compose)"
     return ["docker-compose"]
 
 
