@@ -86,6 +86,10 @@ CREDIT_RATING = _topic(
     ("credit.rating", v1.CreditRatingChanged, ENTERPRISE_KEY),
     ("credit.negative_list", v1.NegativeListChanged, ENTERPRISE_KEY),
 )
+ORDER_STATUS_CHANGED = _topic(
+    "sw.order.status_changed.v1", "gateway", "changes of an order's one-stop view, for webhook deliveries",
+    ("order.status_changed", v1.OrderStatusChanged, ORDER_KEY),
+)
 
 TOPICS: tuple[Topic, ...] = (
     ENTERPRISE_REGISTERED,
@@ -98,6 +102,7 @@ TOPICS: tuple[Topic, ...] = (
     FX_SETTLEMENT,
     LOGISTICS_STATUS,
     CREDIT_RATING,
+    ORDER_STATUS_CHANGED,
 )
 
 EVENT_TYPES: dict[tuple[str, int], EventType] = {

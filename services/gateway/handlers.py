@@ -18,6 +18,7 @@ from contracts.v1.events import (
     CreditRatingChanged,
     CustomsDecision,
     FxDirectoryStatusChanged,
+    OrderStatusChanged,
     FxSettled,
     LogisticsAnomaly,
     NegativeListChanged,
@@ -25,6 +26,7 @@ from contracts.v1.events import (
     TaxAssessment,
 )
 from services.gateway import store, views
+from services.gateway.webhooks import dispatch
 from shared.batch import Received
 from shared.runtime import Handlers, UnitOfWork
 
@@ -37,7 +39,10 @@ async def project(uow: UnitOfWork, events: list[Received[Any]], mapping: Mapping
     """A run of answers into the read model: one query, then one statement per table."""
     projections = [mapping(e.payload, e.correlation_id) for e in events]
     held = await store.held_versions(uow.session, views.order_keys(projections))
-    await store.save_order_views(uow.session, views.kept_order_views(projections, held))
+    kept = views.kept_order_views(projections, held)
+    await store.save_order_views(uow.session, kept)
+    # spec §7.3: the changed views are announced to the webhook dispatcher, in this transaction (outbox).
+    await dispatch.announce(uow, ((v.key, v.version, v.agency) for v in kept))
     await store.save_enterprise_views(uow.session, views.latest_enterprise_views(projections))
     await store.add_trace_entries(uow.session, views.trace_entries(projections))
 
@@ -61,3 +66,6 @@ projector(ShipmentStatusChanged, views.of_shipment_status)
 projector(LogisticsAnomaly, views.of_logistics_anomaly)
 projector(CreditRatingChanged, views.of_credit_rating)
 projector(NegativeListChanged, views.of_negative_list)
+
+# spec §7.3: the gateway's own announcements of view changes become webhook deliveries.
+handlers.on_batch(OrderStatusChanged)(dispatch.dispatch)
