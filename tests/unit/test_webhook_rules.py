@@ -158,3 +158,39 @@ def test_only_2xx_delivers(code, ok):
 def test_parties_of_an_order():
     assert rules.parties("P", "E") == {"P", "E"}
     assert rules.parties("P", "P", named=("PAY", None), bound=("PAY", "LOG")) == {"P", "PAY", "LOG"}
+
+
+# --- the registration's URL check (422 naming `url`) ------------------------------------------------
+
+
+async def _refusal(url: str, production: bool) -> dict | None:
+    from services.gateway.webhooks.api import check_url  # noqa: PLC0415
+    from shared.http import Problem  # noqa: PLC0415
+
+    try:
+        await check_url(url, production)
+    except Problem as problem:
+        assert problem.status == 422
+        (error,) = problem.errors
+        return error
+    return None
+
+
+@pytest.mark.parametrize("url, code", [
+    ("http://127.0.0.1:8080/hook", "url_not_allowed"),  # http: refused before resolving
+    ("https://127.0.0.1/hook", "not_public"),
+    ("https://localhost/hook", "not_public"),  # a name that resolves to loopback
+    ("https://10.0.0.7/hook", "not_public"),
+    ("https://192.168.1.20/hook", "not_public"),
+    ("https://169.254.169.254/latest/meta-data", "not_public"),
+    ("https://[::1]/hook", "not_public"),
+    ("https://[fd12:3456::1]/hook", "not_public"),
+])
+async def test_production_registration_refuses_loopback_and_private_addresses(url, code):
+    error = await _refusal(url, production=True)
+    assert error is not None and error["field"] == "url" and error["code"] == code, error
+
+
+async def test_production_registration_accepts_a_public_address_and_development_anything():
+    assert await _refusal("https://93.184.216.34/hook", production=True) is None  # a literal: no DNS needed
+    assert await _refusal("http://127.0.0.1:8080/hook", production=False) is None

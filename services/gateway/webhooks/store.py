@@ -30,9 +30,11 @@ async def watched_orders(session: AsyncSession, keys: Collection[OrderKey]) -> s
     if not keys:
         return set()
     bound = select(order_bindings.c.party_code).where(
-        order_bindings.c.platform_code == orders.c.platform_code, order_bindings.c.order_no == orders.c.order_no)
+        order_bindings.c.platform_code == orders.c.platform_code, order_bindings.c.order_no == orders.c.order_no
+    ).correlate(orders)
     parties = (orders.c.platform_code, orders.c.ecommerce_code, orders.c.payment_code, orders.c.logistics_code)
-    watched = exists().where(or_(webhooks.c.enterprise_code.in_(parties), webhooks.c.enterprise_code.in_(bound)))
+    watched = exists().where(or_(webhooks.c.enterprise_code.in_(parties), webhooks.c.enterprise_code.in_(bound))
+                             ).correlate(orders)
     rows = await session.execute(select(orders.c.platform_code, orders.c.order_no).where(
         tuple_(orders.c.platform_code, orders.c.order_no).in_(sorted(keys)), watched))
     return {(r.platform_code, r.order_no) for r in rows}
