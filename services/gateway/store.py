@@ -14,16 +14,6 @@ from services.gateway.views import EnterpriseView, OrderKey, OrderView, TraceEnt
 from shared.db import upsert
 
 
-async def held_versions(session: AsyncSession, keys: Collection[OrderKey]) -> dict[OrderKey, int]:
-    """The version the gateway holds of each order in `keys` (absent: not held); one query. No lock: a
-    correction racing with the run writes its views with the newer version, which the save keeps."""
-    if not keys:
-        return {}
-    rows = await session.execute(select(orders.c.platform_code, orders.c.order_no, orders.c.version).where(
-        tuple_(orders.c.platform_code, orders.c.order_no).in_(sorted(keys))))
-    return {(r.platform_code, r.order_no): r.version for r in rows}
-
-
 async def save_order_views(session: AsyncSession, views: Sequence[OrderView]) -> None:
     """One upsert for every view (at most one per order and agency): a held view about a newer version of
     the order is kept (`WHERE agency_views.version <= excluded.version`)."""

@@ -12,7 +12,7 @@
 3. services/gateway/webhooks/sender.py sends them."""
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from contracts.identifiers import order_key
@@ -24,9 +24,11 @@ from shared.clock import utcnow
 from shared.runtime import UnitOfWork
 
 
-async def announce(uow: UnitOfWork, changes: Iterable[tuple[OrderKey, int, str]]) -> None:
+async def announce(uow: UnitOfWork, changes: Iterable[tuple[OrderKey, int, str]],
+                   watched: Collection[OrderKey] | None = None) -> None:
     """Emits one `OrderStatusChanged` per changed order that a webhook may be told about. `changes`:
-    (order, version held, what changed it: an agency's name or `gateway`)."""
+    (order, version held, what changed it: an agency's name or `gateway`); `watched`: the orders a party of
+    which holds a webhook, if the caller read them already (store.held_versions_and_watched), else one query."""
     by_order: dict[OrderKey, tuple[int, list[str]]] = {}
     for key, version, source in changes:
         held, sources = by_order.get(key, (version, []))
@@ -36,7 +38,9 @@ async def announce(uow: UnitOfWork, changes: Iterable[tuple[OrderKey, int, str]]
     if not by_order:
         return
     now = utcnow()
-    for key in sorted(await store.watched_orders(uow.session, by_order)):
+    if watched is None:
+        watched = await store.watched_orders(uow.session, by_order)
+    for key in sorted(k for k in watched if k in by_order):
         version, sources = by_order[key]
         uow.emit(OrderStatusChanged(platform_code=key[0], order_no=key[1], version=version, sources=sources,
                                     changed_at=now), correlation_id=order_key(*key))

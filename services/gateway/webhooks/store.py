@@ -23,21 +23,40 @@ PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 # --- who is told --------------------------------------------------------------------------------
 
 
-async def watched_orders(session: AsyncSession, keys: Collection[OrderKey]) -> set[OrderKey]:
-    """The orders of `keys` a party of which (rules.parties) holds a webhook; ONE query. What the read
-    model's handlers ask before they announce a change, so that a mesh where nobody subscribed writes no
-    extra event (the dispatcher checks the events each webhook subscribed to)."""
-    if not keys:
-        return set()
+def _watched():  # noqa: ANN202
+    """True for an order (a row of `orders` in the enclosing query) a party of which (rules.parties) holds
+    a webhook: the platform, the seller, the firms the order names, the firms it is bound to."""
     bound = select(order_bindings.c.party_code).where(
         order_bindings.c.platform_code == orders.c.platform_code, order_bindings.c.order_no == orders.c.order_no
     ).correlate(orders)
     parties = (orders.c.platform_code, orders.c.ecommerce_code, orders.c.payment_code, orders.c.logistics_code)
-    watched = exists().where(or_(webhooks.c.enterprise_code.in_(parties), webhooks.c.enterprise_code.in_(bound))
-                             ).correlate(orders)
-    rows = await session.execute(select(orders.c.platform_code, orders.c.order_no).where(
-        tuple_(orders.c.platform_code, orders.c.order_no).in_(sorted(keys)), watched))
-    return {(r.platform_code, r.order_no) for r in rows}
+    return exists().where(or_(webhooks.c.enterprise_code.in_(parties), webhooks.c.enterprise_code.in_(bound))
+                          ).correlate(orders)
+
+
+async def held_versions_and_watched(session: AsyncSession, keys: Collection[OrderKey]
+                                    ) -> tuple[dict[OrderKey, int], set[OrderKey]]:
+    """The version the gateway holds of each order of `keys` (absent: not held), and which of them a party
+    watches with a webhook: ONE query, the read model's handlers' only read of `orders` (so a mesh where
+    nobody subscribed writes no extra event, and one that did costs no extra query). No lock: a correction
+    racing with the run writes its views with the newer version, which the save keeps."""
+    if not keys:
+        return {}, set()
+    rows = await session.execute(select(orders.c.platform_code, orders.c.order_no, orders.c.version,
+                                        _watched().label("watched")).where(
+        tuple_(orders.c.platform_code, orders.c.order_no).in_(sorted(keys))))
+    held, watched = {}, set()
+    for r in rows:
+        held[(r.platform_code, r.order_no)] = r.version
+        if r.watched:
+            watched.add((r.platform_code, r.order_no))
+    return held, watched
+
+
+async def watched_orders(session: AsyncSession, keys: Collection[OrderKey]) -> set[OrderKey]:
+    """The orders of `keys` a party of which holds a webhook; one query (the dispatcher checks the events
+    each webhook subscribed to)."""
+    return (await held_versions_and_watched(session, keys))[1]
 
 
 async def subscribers(session: AsyncSession, keys: Collection[OrderKey], event_type: str
