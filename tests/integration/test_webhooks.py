@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -71,6 +72,14 @@ async def deliveries(runner: LocalRunner) -> list:
         return (await session.execute(select(webhook_deliveries).order_by(webhook_deliveries.c.seq))).all()
 
 
+@pytest.fixture(params=["postgresql", "sqlite"])
+def database(request, tmp_path) -> str:  # noqa: ANN001
+    """A fresh gateway database: PostgreSQL (production) or SQLite (what `make up` runs)."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"
+    return create_database(request.getfixturevalue("postgres_port"), f"gw_webhooks_{uuid.uuid4().hex[:12]}")
+
+
 @pytest.fixture
 def receiver():
     r = Receiver()
@@ -78,8 +87,8 @@ def receiver():
     r.close()
 
 
-async def test_a_view_change_reaches_every_party_webhook_once(postgres_port, tmp_path):
-    url = create_database(postgres_port, "gw_webhooks_dispatch")
+async def test_a_view_change_reaches_every_party_webhook_once(database, tmp_path):
+    url = database
     async with LocalRunner(service, tmp_path, url=url) as runner:
         await seed(runner, ["O1", "O2"], {"wh_platform": ("P", "http://127.0.0.1:9/p"),
                                           "wh_payment": ("PAY", "http://127.0.0.1:9/pay"),
@@ -123,13 +132,13 @@ async def test_nobody_subscribed_means_no_event(postgres_port, tmp_path):
         assert [e.type for e in emitted] == []
 
 
-async def test_retries_until_the_receiver_recovers_in_order(postgres_port, tmp_path, receiver):
+async def test_retries_until_the_receiver_recovers_in_order(database, tmp_path, receiver):
     """The receiver fails (500), then hangs past the read timeout, then recovers: the first delivery arrives
     on the third attempt with the same delivery_id and body, correctly signed; the order's second delivery
     waits for it and leaves after it."""
     receiver.script = ["fail", "hang", "ok"]
     receiver.hang_seconds = 2
-    url = create_database(postgres_port, "gw_webhooks_retries")
+    url = database
     async with LocalRunner(service, tmp_path, url=url) as runner:
         await seed(runner, ["O1"], {"wh_platform": ("P", receiver.url)})
         first = [e for e in await runner.deliver(decision("O1")) if e.type == "order.status_changed"]
@@ -165,9 +174,9 @@ async def test_retries_until_the_receiver_recovers_in_order(postgres_port, tmp_p
         assert log[1]["attempt_log"][1]["error"].startswith("timeout")
 
 
-async def test_a_delivery_is_given_up_after_the_window_and_the_next_one_goes(postgres_port, tmp_path, receiver):
+async def test_a_delivery_is_given_up_after_the_window_and_the_next_one_goes(database, tmp_path, receiver):
     receiver.script = ["fail"]
-    url = create_database(postgres_port, "gw_webhooks_give_up")
+    url = database
     async with LocalRunner(service, tmp_path, url=url) as runner:
         await seed(runner, ["O1"], {"wh_platform": ("P", receiver.url)})
         for e in [e for e in await runner.deliver(decision("O1")) if e.type == "order.status_changed"]:
@@ -213,10 +222,10 @@ async def test_a_claim_is_leased_so_two_senders_never_send_one_delivery_at_once(
             assert len(await store.claim_due(session, now + 2 * lease, lease, "e", 50)) == 20
 
 
-async def test_production_refuses_a_loopback_address_at_delivery_time(postgres_port, tmp_path, receiver):
+async def test_production_refuses_a_loopback_address_at_delivery_time(database, tmp_path, receiver):
     """A webhook whose host resolves to loopback when the delivery leaves (DNS rebinding, or a row written
     before the policy): the attempt is refused without a request, and recorded."""
-    url = create_database(postgres_port, "gw_webhooks_rebinding")
+    url = database
     async with LocalRunner(service, tmp_path, url=url) as runner:
         https_loopback = receiver.url.replace("http://127.0.0.1", "https://localhost")
         await seed(runner, ["O1"], {"wh_platform": ("P", https_loopback)})

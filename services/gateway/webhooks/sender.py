@@ -25,6 +25,7 @@ from datetime import timedelta
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+from prometheus_client import Counter
 
 from services.gateway.webhooks import rules, store
 from services.gateway.webhooks.settings import WebhookSettings
@@ -33,6 +34,8 @@ from shared.clock import utcnow
 log = logging.getLogger(__name__)
 
 USER_AGENT = "single-window-webhooks/1"
+ATTEMPTS = Counter("sw_webhook_attempts_total", "Webhook delivery attempts, by outcome "
+                   "(delivered, http_error: a non-2xx answer, timeout, refused: the URL policy, error)", ["outcome"])
 
 
 async def resolve(host: str, port: int) -> list[str]:
@@ -64,6 +67,16 @@ async def checked_target(url: str, production: bool, timeout: float) -> tuple[st
     netloc = f"{literal}:{parts.port}" if parts.port else literal
     host_header = parts.netloc.rsplit("@", 1)[-1]
     return urlunsplit(parts._replace(netloc=netloc)), {"Host": host_header}, {"sni_hostname": host}
+
+
+def outcome_of(o: store.Outcome) -> str:
+    """The metric's label for one attempt."""
+    if rules.succeeded(o.status_code):
+        return "delivered"
+    if o.status_code is not None:
+        return "http_error"
+    error = o.error or ""
+    return "timeout" if error.startswith("timeout") else "refused" if error.startswith("refused") else "error"
 
 
 class Sender:
@@ -116,6 +129,7 @@ class Sender:
         async with self.sessions() as session, session.begin():
             await store.record_outcomes(session, outcomes, token, self.config.schedule, jitters)
         for o in outcomes:
+            ATTEMPTS.labels(outcome_of(o)).inc()
             if not rules.succeeded(o.status_code):
                 log.info("webhook delivery attempt failed",
                          extra={"event_type": rules.ORDER_STATUS_CHANGED, "error": o.error or f"HTTP {o.status_code}"})
