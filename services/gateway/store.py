@@ -59,8 +59,8 @@ async def orders_views(session: AsyncSession, keys: Collection[OrderKey]
 
 
 def status_query(keys: Collection[OrderKey]):  # noqa: ANN201
-    """The orders' own columns of the status view (spec §4.4), whether their payment and waybill arrived,
-    and the ecommerce enterprise's credit view: one query by primary keys (the agencies' views are a second,
+    """The orders' own columns of the status view (spec §4.4) and the firms they name, whether their payment
+    and waybill arrived, and the ecommerce enterprise's credit view: one query by primary keys (the agencies' views are a second,
     `order_views` / `orders_views`); `views.one_stop_view` makes the view of each line."""
     has_payment = select(payments.c.payment_no).where(
         payments.c.platform_code == orders.c.platform_code, payments.c.order_no == orders.c.order_no).exists()
@@ -71,6 +71,7 @@ def status_query(keys: Collection[OrderKey]):  # noqa: ANN201
     ).scalar_subquery()
     return select(orders.c.platform_code, orders.c.order_no, orders.c.ecommerce_code, orders.c.direction,
                   orders.c.trade_mode, orders.c.version, orders.c.submitted_at, orders.c.updated_at,
+                  orders.c.payment_code, orders.c.logistics_code,
                   has_payment.label("has_payment"), has_waybill.label("has_waybill"), credit.label("credit")
                   ).where(tuple_(orders.c.platform_code, orders.c.order_no).in_(sorted(keys)))
 

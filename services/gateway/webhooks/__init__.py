@@ -6,14 +6,12 @@
 - store.py: the set-based database work; api.py: the routes. docs/webhooks.md tells receivers the rest."""
 from __future__ import annotations
 
-import logging
+from fastapi import APIRouter
 
 from shared.runtime import Service, UnitOfWork
 
-log = logging.getLogger(__name__)
 
-
-def install(service: Service) -> "APIRouter":  # noqa: F821
+def install(service: Service) -> APIRouter:
     """Adds the webhooks to the gateway `service`: the sender and the pruner as periodic jobs (they run in
     a started service only, never in a test's LocalRunner), and returns the routes. The dispatcher is a
     handler of the gateway's own (services/gateway/handlers.py)."""

@@ -17,6 +17,8 @@ from typing import Any
 
 from contracts.identifiers import order_key
 from contracts.v1.events import OrderStatusChanged
+from services.gateway import store as gateway_store
+from services.gateway import views
 from services.gateway.views import OrderKey
 from services.gateway.webhooks import rules, store
 from shared.batch import Received
@@ -47,25 +49,27 @@ async def announce(uow: UnitOfWork, changes: Iterable[tuple[OrderKey, int, str]]
 
 
 async def dispatch(uow: UnitOfWork, events: list[Received[Any]]) -> None:
-    """A run of `order.status_changed` events into deliveries: one query per table (orders, bindings,
-    webhooks, the views), one insert of the deliveries."""
+    """A run of `order.status_changed` events into deliveries: one query per table (the orders' status
+    lines, their bindings, the webhooks, their agency views), one insert of the deliveries."""
     last: dict[OrderKey, Received[Any]] = {}
     for event in events:
         last[(event.payload.platform_code, event.payload.order_no)] = event
-    hooks = await store.subscribers(uow.session, last, rules.ORDER_STATUS_CHANGED)
+    lines = (await uow.session.execute(gateway_store.status_query(last))).all()
+    hooks = await store.subscribers(uow.session, lines, rules.ORDER_STATUS_CHANGED)
     if not hooks:
         return
-    shown = await store.one_stop_views(uow.session, hooks)
+    held = await gateway_store.orders_views(uow.session, hooks)
     now = utcnow()
     rows = []
-    for key in sorted(hooks):
-        if key not in shown:
+    for line in sorted(lines, key=lambda r: (r.platform_code, r.order_no)):
+        key = (line.platform_code, line.order_no)
+        if key not in hooks:
             continue
-        envelope = last[key].envelope
+        view, envelope = views.one_stop_view(line, held.get(key, {})), last[key].envelope
         for hook in hooks[key]:
             delivery = rules.delivery_id(str(envelope.event_id), hook.id)
             rows.append({"delivery_id": delivery, "webhook_id": hook.id, "order_key": order_key(*key),
                          "event_type": rules.ORDER_STATUS_CHANGED,
-                         "body": rules.delivery_body(delivery, envelope.occurred_at, shown[key]),
+                         "body": rules.delivery_body(delivery, envelope.occurred_at, view),
                          "status": store.PENDING, "attempts": 0, "created_at": now, "next_attempt_at": now})
     await store.add_deliveries(uow.session, rows)

@@ -10,8 +10,6 @@ from typing import Any
 from sqlalchemy import Row, bindparam, delete, exists, func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.gateway import store as gateway_store
-from services.gateway import views
 from services.gateway.tables import order_bindings, orders, webhook_attempts, webhook_deliveries, webhooks
 from services.gateway.views import OrderKey
 from services.gateway.webhooks import rules
@@ -59,28 +57,24 @@ async def watched_orders(session: AsyncSession, keys: Collection[OrderKey]) -> s
     return (await held_versions_and_watched(session, keys))[1]
 
 
-async def subscribers(session: AsyncSession, keys: Collection[OrderKey], event_type: str
+async def subscribers(session: AsyncSession, order_rows: Sequence[Row], event_type: str
                       ) -> dict[OrderKey, list[Row]]:
-    """The webhooks subscribed to `event_type` of every party of each order of `keys` (orders not held:
-    absent): one query per table (orders, order_bindings, webhooks)."""
-    if not keys:
+    """The webhooks subscribed to `event_type` of every party of each order (its lines of
+    `gateway_store.status_query`: platform, seller, named firms), with the firms it is bound to: one query
+    per table (order_bindings, webhooks). Orders no party of which subscribed are absent."""
+    if not order_rows:
         return {}
-    key_filter = sorted(keys)
-    order_rows = (await session.execute(select(
-        orders.c.platform_code, orders.c.order_no, orders.c.ecommerce_code, orders.c.payment_code,
-        orders.c.logistics_code).where(tuple_(orders.c.platform_code, orders.c.order_no).in_(key_filter)))).all()
+    keys = sorted((r.platform_code, r.order_no) for r in order_rows)
     bound: dict[OrderKey, list[str]] = {}
     for r in await session.execute(select(order_bindings.c.platform_code, order_bindings.c.order_no,
                                           order_bindings.c.party_code).where(
-            tuple_(order_bindings.c.platform_code, order_bindings.c.order_no).in_(key_filter))):
+            tuple_(order_bindings.c.platform_code, order_bindings.c.order_no).in_(keys))):
         bound.setdefault((r.platform_code, r.order_no), []).append(r.party_code)
     parties = {(r.platform_code, r.order_no): rules.parties(r.platform_code, r.ecommerce_code,
                                                              (r.payment_code, r.logistics_code),
                                                              bound.get((r.platform_code, r.order_no), ()))
                for r in order_rows}
-    codes = sorted(set().union(*parties.values())) if parties else []
-    if not codes:
-        return {}
+    codes = sorted(set().union(*parties.values()))
     by_owner: dict[str, list[Row]] = {}
     for w in await session.execute(select(webhooks.c.id, webhooks.c.enterprise_code, webhooks.c.events)
                                    .where(webhooks.c.enterprise_code.in_(codes)).order_by(webhooks.c.id)):
@@ -88,17 +82,6 @@ async def subscribers(session: AsyncSession, keys: Collection[OrderKey], event_t
             by_owner.setdefault(w.enterprise_code, []).append(w)
     return {key: [w for code in sorted(codes_of) for w in by_owner.get(code, [])]
             for key, codes_of in parties.items() if any(code in by_owner for code in codes_of)}
-
-
-async def one_stop_views(session: AsyncSession, keys: Collection[OrderKey]) -> dict[OrderKey, dict[str, Any]]:
-    """The status view (spec §4.4) of each order of `keys` as held now: two queries (the orders' lines,
-    their agency views)."""
-    if not keys:
-        return {}
-    rows = (await session.execute(gateway_store.status_query(keys))).all()
-    held = await gateway_store.orders_views(session, keys)
-    return {(r.platform_code, r.order_no): views.one_stop_view(r, held.get((r.platform_code, r.order_no), {}))
-            for r in rows}
 
 
 async def add_deliveries(session: AsyncSession, rows: Sequence[dict]) -> int:
