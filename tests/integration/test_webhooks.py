@@ -240,3 +240,31 @@ async def test_production_refuses_a_loopback_address_at_delivery_time(database, 
         assert row.status == "pending" and row.attempts == 1 and row.last_status_code is None
         assert row.last_error.startswith("refused: the host resolves to") and "not a public address" in row.last_error
         assert receiver.requests() == []
+
+
+async def test_no_transaction_is_held_while_a_receiver_hangs(database, tmp_path, receiver):
+    """While a request hangs at a receiver, the gateway's database is free: a write (intake's kind of
+    transaction) goes through at once, on SQLite too, where a held write transaction would block it."""
+    receiver.script, receiver.hang_seconds = ["hang"], 2
+    url = database
+    async with LocalRunner(service, tmp_path, url=url) as runner:
+        await seed(runner, ["O1"], {"wh_platform": ("P", receiver.url)})
+        for e in [e for e in await runner.deliver(decision("O1")) if e.type == "order.status_changed"]:
+            await runner.deliver(e)
+        sender = Sender(runner.service.sessions, FAST, production=False)
+        try:
+            sending = asyncio.create_task(sender.run_once())
+            deadline = time.monotonic() + 10
+            while not receiver.requests() and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            assert receiver.requests() and not sending.done()  # the request is in flight
+            started = time.monotonic()
+            async with runner.service.sessions() as session, session.begin():
+                await session.execute(update(orders).where(orders.c.order_no == "O1").values(updated_at=T0))
+            assert time.monotonic() - started < 0.3
+            assert not sending.done()
+            assert await sending == 1
+        finally:
+            await sender.close()
+        (row,) = await deliveries(runner)
+        assert row.status == "pending" and row.last_error.startswith("timeout")
