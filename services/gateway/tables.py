@@ -146,15 +146,15 @@ trace = Table(
 
 # --- webhooks (spec §7.3; services/gateway/webhooks/) ------------------------------------------------
 
-# An enterprise's webhooks. The secret signs every delivery (HMAC-SHA256), so it is kept as issued: it is
-# shown to the enterprise once, and never again by any route.
+# An enterprise's webhooks. The secret signs every delivery (HMAC-SHA256), so it is kept, encrypted under a
+# key derived from the gateway's own (webhooks/rules.py secret_box); shown to the enterprise once, never again.
 webhooks = Table(
     "webhooks", metadata,
     Column("id", String(32), primary_key=True),
     Column("enterprise_code", String(32), nullable=False),
     Column("url", String(2048), nullable=False),
     Column("events", JSON, nullable=False),
-    Column("secret", String(80), nullable=False),
+    Column("secret", String(200), nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
     Index("ix_webhooks_enterprise", "enterprise_code"),
 )

@@ -32,6 +32,7 @@ pytestmark = pytest.mark.integration
 
 T0 = datetime.now(timezone.utc).replace(microsecond=0)
 SECRET = "whsec_" + "5a" * 24
+KEY = "test-gateway-key"
 FAST = WebhookSettings(connect_timeout_seconds=1, read_timeout_seconds=0.5, backoff_base_seconds=0.05,
                        backoff_cap_seconds=0.2, claim_batch=10, concurrency=4)
 
@@ -50,7 +51,7 @@ async def seed(runner: LocalRunner, order_nos: list[str], hooks: dict[str, tuple
         if hooks:
             await session.execute(insert(webhooks), [
                 {"id": hid, "enterprise_code": owner, "url": url, "events": ["order.status_changed"],
-                 "secret": SECRET, "created_at": T0} for hid, (owner, url) in hooks.items()])
+                 "secret": rules.seal_secret(rules.secret_box(KEY), SECRET), "created_at": T0} for hid, (owner, url) in hooks.items()])
 
 
 def decision(order_no: str, status: str = "released") -> Envelope:
@@ -147,7 +148,7 @@ async def test_retries_until_the_receiver_recovers_in_order(database, tmp_path, 
         await runner.deliver(*second)
         first_id, second_id = [r.delivery_id for r in await deliveries(runner)]
 
-        sender = Sender(runner.service.sessions, FAST, production=False)
+        sender = Sender(runner.service.sessions, FAST, production=False, gateway_key=KEY)
         try:
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline and not all(r.status == "delivered" for r in await deliveries(runner)):
@@ -188,7 +189,7 @@ async def test_a_delivery_is_given_up_after_the_window_and_the_next_one_goes(dat
         async with runner.service.sessions() as session, session.begin():
             await session.execute(update(webhook_deliveries).where(webhook_deliveries.c.seq == first.seq)
                                   .values(created_at=first.created_at - timedelta(hours=24)))
-        sender = Sender(runner.service.sessions, FAST, production=False)
+        sender = Sender(runner.service.sessions, FAST, production=False, gateway_key=KEY)
         try:
             assert await sender.run_once() == 1  # only the first: the second waits behind it
             first, second = await deliveries(runner)
@@ -231,7 +232,7 @@ async def test_production_refuses_a_loopback_address_at_delivery_time(database, 
         await seed(runner, ["O1"], {"wh_platform": ("P", https_loopback)})
         for e in [e for e in await runner.deliver(decision("O1")) if e.type == "order.status_changed"]:
             await runner.deliver(e)
-        sender = Sender(runner.service.sessions, FAST, production=True)
+        sender = Sender(runner.service.sessions, FAST, production=True, gateway_key=KEY)
         try:
             assert await sender.run_once() == 1
         finally:
@@ -251,7 +252,7 @@ async def test_no_transaction_is_held_while_a_receiver_hangs(database, tmp_path,
         await seed(runner, ["O1"], {"wh_platform": ("P", receiver.url)})
         for e in [e for e in await runner.deliver(decision("O1")) if e.type == "order.status_changed"]:
             await runner.deliver(e)
-        sender = Sender(runner.service.sessions, FAST, production=False)
+        sender = Sender(runner.service.sessions, FAST, production=False, gateway_key=KEY)
         try:
             sending = asyncio.create_task(sender.run_once())
             deadline = time.monotonic() + 10

@@ -56,6 +56,18 @@ def test_delivery_body_has_the_spec_fields_and_is_exact_text():
     assert body == rules.delivery_body("d1", at, {"order_no": "O1", "customs": {"status": "released"}})
 
 
+def test_secrets_are_sealed_at_rest_and_open_only_under_the_same_key():
+    from nacl.exceptions import CryptoError  # noqa: PLC0415
+
+    box = rules.secret_box("gateway-key")
+    sealed = rules.seal_secret(box, SECRET)
+    assert SECRET not in sealed and len(sealed) <= 200  # the column's width
+    assert rules.open_secret(rules.secret_box("gateway-key"), sealed) == SECRET
+    assert rules.seal_secret(box, SECRET) != sealed  # a fresh nonce each time
+    with pytest.raises(CryptoError):
+        rules.open_secret(rules.secret_box("another-key"), sealed)
+
+
 def test_secrets_and_ids_are_random():
     assert len({rules.new_secret() for _ in range(50)}) == 50
     assert rules.new_secret().startswith("whsec_") and len(rules.new_secret()) == 54

@@ -33,8 +33,9 @@ def install(service: Service) -> APIRouter:
         sender = senders.get(id(service.sessions))
         if sender is None:
             senders.clear()
-            sender = senders[id(service.sessions)] = Sender(service.sessions, config,
-                                                            production=not service.settings.is_development)
+            sender = senders[id(service.sessions)] = Sender(
+                service.sessions, config, production=not service.settings.is_development,
+                gateway_key=service.settings.sw_gateway_fingerprint_key)
         await sender.run()
 
     @service.every(lambda _s: config.prune_seconds)

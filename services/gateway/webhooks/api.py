@@ -80,7 +80,8 @@ def webhook_router(service: Service) -> APIRouter:
                 raise Problem(409, "Conflict", f"{caller.code} already holds {held} webhooks, the most it may "
                               "hold; delete one first (DELETE /v1/webhooks/{id})")
             row = {"id": rules.new_webhook_id(), "enterprise_code": caller.code, "url": wanted.url,
-                   "events": list(wanted.events), "secret": secret, "created_at": created_at}
+                   "events": list(wanted.events), "created_at": created_at,
+                   "secret": rules.seal_secret(rules.secret_box(settings().sw_gateway_fingerprint_key), secret)}
             await uow.session.execute(insert(webhooks).values(row))
         return {"id": row["id"], "enterprise_code": caller.code, "url": wanted.url, "events": list(wanted.events),
                 "created_at": created_at.isoformat(), "secret": secret}

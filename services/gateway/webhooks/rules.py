@@ -5,6 +5,7 @@ the random part of the backoff is an argument, so every rule is tested as a plai
 (tests/unit/test_webhook_rules.py)."""
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import ipaddress
@@ -16,6 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
+
+from nacl.secret import SecretBox
 
 ORDER_STATUS_CHANGED = "order.status_changed"
 SIGNATURE_HEADER = "Signature"
@@ -41,6 +44,23 @@ def delivery_id(event_id: str, webhook_id: str) -> str:
     """The delivery id of event `event_id` to webhook `webhook_id`: a UUID derived from both, the same for
     every copy of the event (Kafka redelivery, a replay), so a webhook gets one delivery per event."""
     return str(uuid.uuid5(DELIVERY_NAMESPACE, f"{event_id}:{webhook_id}"))
+
+
+def secret_box(gateway_key: str) -> SecretBox:
+    """The box that keeps signing secrets encrypted at rest (XSalsa20-Poly1305, PyNaCl): its key is derived
+    from the gateway's own key (SW_GATEWAY_FINGERPRINT_KEY) for this purpose alone (HMAC-SHA256 with a label),
+    so a copy of the database alone does not give away the secrets."""
+    return SecretBox(hmac.new(gateway_key.encode(), b"single-window webhook secrets v1", hashlib.sha256).digest())
+
+
+def seal_secret(box: SecretBox, secret: str) -> str:
+    """`secret` encrypted for the `webhooks.secret` column (URL-safe base64 of nonce + ciphertext)."""
+    return base64.urlsafe_b64encode(box.encrypt(secret.encode())).decode()
+
+
+def open_secret(box: SecretBox, sealed: str) -> str:
+    """The secret `seal_secret` sealed; raises nacl.exceptions.CryptoError under another key."""
+    return box.decrypt(base64.urlsafe_b64decode(sealed.encode())).decode()
 
 
 # --- signatures ---------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from datetime import timedelta
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+from nacl.exceptions import CryptoError
 from prometheus_client import Counter
 
 from services.gateway.webhooks import rules, store
@@ -82,9 +83,10 @@ def outcome_of(o: store.Outcome) -> str:
 class Sender:
     """One gateway process's sender. `production`: check every address before calling (see the module)."""
 
-    def __init__(self, sessions, config: WebhookSettings, production: bool,  # noqa: ANN001
+    def __init__(self, sessions, config: WebhookSettings, production: bool, gateway_key: str,  # noqa: ANN001
                  rng: random.Random | None = None):
         self.sessions = sessions
+        self.box = rules.secret_box(gateway_key)
         self.config = config
         self.production = production
         self.rng = rng or random.Random()
@@ -146,8 +148,9 @@ class Sender:
                     url, headers, extensions = await checked_target(
                         delivery.url, self.production, self.config.connect_timeout_seconds)
                     body = delivery.body.encode()
+                    secret = rules.open_secret(self.box, delivery.secret)
                     headers |= {"Content-Type": "application/json",
-                                rules.SIGNATURE_HEADER: rules.signature_header(delivery.secret, int(time.time()), body)}
+                                rules.SIGNATURE_HEADER: rules.signature_header(secret, int(time.time()), body)}
                     # The answer's body is never read: only its status matters, and a receiver cannot make us
                     # download anything.
                     async with self.client.stream("POST", url, content=body, headers=headers,
@@ -155,6 +158,8 @@ class Sender:
                         status_code = response.status_code
             except ValueError as err:
                 error = f"refused: {err}"
+            except CryptoError:
+                error = "the webhook's secret does not open with this gateway's key (SW_GATEWAY_FINGERPRINT_KEY changed?)"
             except (httpx.TimeoutException, TimeoutError):
                 error = "timeout: no answer within the connect and read timeouts"
             except httpx.HTTPError as err:

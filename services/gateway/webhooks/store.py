@@ -101,7 +101,7 @@ class Claimed:
     delivery_id: str
     webhook_id: str
     url: str
-    secret: str
+    secret: str  # as stored: sealed (rules.seal_secret)
     body: str
     attempts: int  # attempts made before this one
     created_at: datetime

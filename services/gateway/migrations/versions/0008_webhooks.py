@@ -29,7 +29,7 @@ def upgrade() -> None:
         sa.Column("enterprise_code", sa.String(32), nullable=False),
         sa.Column("url", sa.String(2048), nullable=False),
         sa.Column("events", sa.JSON(), nullable=False),
-        sa.Column("secret", sa.String(80), nullable=False),
+        sa.Column("secret", sa.String(200), nullable=False),
         sa.Column("created_at", shared.tables.UtcDateTime(), nullable=False),
     )
     op.create_index("ix_webhooks_enterprise", "webhooks", ["enterprise_code"])
