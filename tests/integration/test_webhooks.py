@@ -269,3 +269,40 @@ async def test_no_transaction_is_held_while_a_receiver_hangs(database, tmp_path,
             await sender.close()
         (row,) = await deliveries(runner)
         assert row.status == "pending" and row.last_error.startswith("timeout")
+
+
+async def test_a_hanging_receiver_does_not_hold_back_another(database, tmp_path):
+    """At most SW_WEBHOOK_PER_WEBHOOK_CONCURRENCY attempts to one webhook are in flight: while a receiver
+    hangs on six orders, another receiver's deliveries leave at once, not after the hung ones time out."""
+    slow, fast = Receiver(["hang"], hang_seconds=4), Receiver(["ok"])
+    config = FAST.model_copy(update={"read_timeout_seconds": 3, "concurrency": 4, "per_webhook_concurrency": 2})
+    try:
+        async with LocalRunner(service, tmp_path, url=database) as runner:
+            orders_of = {"slow": [f"A{i}" for i in range(6)], "fast": [f"Z{i}" for i in range(3)]}  # the slow ones are due first
+            await seed(runner, orders_of["slow"] + orders_of["fast"], {})
+            async with runner.service.sessions() as session, session.begin():
+                await session.execute(insert(webhooks), [
+                    {"id": f"wh_{name}", "enterprise_code": name.upper(), "url": rx.url, "events": ["order.status_changed"],
+                     "secret": rules.seal_secret(rules.secret_box(KEY), SECRET), "created_at": T0}
+                    for name, rx in (("slow", slow), ("fast", fast))])
+                for name, nos in orders_of.items():  # each receiver's enterprise is the seller of its orders
+                    await session.execute(update(orders).where(orders.c.order_no.in_(nos)).values(ecommerce_code=name.upper()))
+            for e in [e for e in await runner.deliver(*(decision(n) for nos in orders_of.values() for n in nos))
+                      if e.type == "order.status_changed"]:
+                await runner.deliver(e)
+            sender = Sender(runner.service.sessions, config, production=False, gateway_key=KEY)
+            try:
+                started = time.monotonic()
+                sending = asyncio.create_task(sender.run())
+                while len(fast.requests()) < 3 and time.monotonic() - started < 10:
+                    await asyncio.sleep(0.02)
+                assert len(fast.requests()) == 3 and time.monotonic() - started < 1.5
+                assert len(slow.requests()) <= 2  # never more than its share in flight
+                sending.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await sending
+            finally:
+                await sender.close()
+    finally:
+        slow.close()
+        fast.close()

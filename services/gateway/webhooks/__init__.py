@@ -2,7 +2,7 @@
 
 - rules.py: pure rules (signatures, URL policy, retry schedule, parties of an order);
 - dispatch.py: view changes -> `sw.order.status_changed.v1` (outbox) -> delivery rows (consumer, inbox);
-- sender.py: the periodic job that sends due deliveries (leases, bounded concurrency, timeouts);
+- sender.py: the job that sends due deliveries (leases, a bounded pipeline, timeouts);
 - store.py: the set-based database work; api.py: the routes. docs/webhooks.md tells receivers the rest."""
 from __future__ import annotations
 

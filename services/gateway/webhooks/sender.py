@@ -1,10 +1,11 @@
 """Sends due webhook deliveries (spec §7.3): a periodic job of the gateway process, beside intake and never
 inside a request.
 
-Each pass claims up to SW_WEBHOOK_CLAIM_BATCH due deliveries with a lease (one short transaction), sends
-them over HTTP with at most SW_WEBHOOK_CONCURRENCY requests in flight, each bounded by its connect and read
-timeouts, then records every attempt (a second short transaction). No database transaction or lock is open
-while a request is in flight; a gateway that dies mid-pass leaves leases that expire, and the deliveries are
+It claims due deliveries with a lease (short transactions), sends them over HTTP with at most
+SW_WEBHOOK_CONCURRENCY requests in flight (SW_WEBHOOK_PER_WEBHOOK_CONCURRENCY per webhook), each bounded by
+its connect and read timeouts, and records the attempts as they finish (short transactions again, one
+statement per table for all that finished together). No database transaction or lock is open while a
+request is in flight; a gateway that dies mid-send leaves leases that expire, and the deliveries are
 sent again (at least once, with the same `delivery_id` and body). A receiver that is down costs its own
 deliveries' timeouts, in this task, and nothing to intake.
 
@@ -21,6 +22,8 @@ import random
 import socket
 import time
 import uuid
+import collections
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from urllib.parse import urlsplit, urlunsplit
 
@@ -45,23 +48,27 @@ async def resolve(host: str, port: int) -> list[str]:
     return sorted({info[4][0] for info in infos})
 
 
+class Refused(Exception):
+    """The URL may not be called (the URL policy); the message says why."""
+
+
 async def checked_target(url: str, production: bool, timeout: float) -> tuple[str, dict, dict]:
     """(the URL to call, extra headers, httpx extensions). In development: the URL as is. In production:
     the URL with its host replaced by a checked public address, `Host` and the TLS server name set to the
-    URL's host; raises ValueError naming why the URL may not be called."""
+    URL's host; raises Refused naming why the URL may not be called."""
     problem = rules.url_problem(url, production)
     if problem:
-        raise ValueError(problem)
+        raise Refused(problem)
     if not production:
         return url, {}, {}
     host, port = rules.host_and_port(url)
     try:
         addresses = await asyncio.wait_for(resolve(host, port), timeout)
     except (OSError, asyncio.TimeoutError) as err:
-        raise ValueError(f"the host does not resolve: {type(err).__name__}") from None
+        raise Refused(f"the host does not resolve: {type(err).__name__}") from None
     problem = rules.address_problem(addresses)
     if problem:
-        raise ValueError(problem)
+        raise Refused(problem)
     parts = urlsplit(url)
     address = addresses[0]
     literal = f"[{address}]" if ipaddress.ip_address(address).version == 6 else address
@@ -103,65 +110,103 @@ class Sender:
         return self.config.connect_timeout_seconds + self.config.read_timeout_seconds + 1
 
     def lease(self) -> timedelta:
-        """How long a pass holds its claims: SW_WEBHOOK_LEASE_SECONDS, or more if a full pass could take
-        longer (its attempts go in waves of SW_WEBHOOK_CONCURRENCY), so a lease never ends mid-pass."""
-        waves = -(-self.config.claim_batch // self.config.concurrency)
-        return timedelta(seconds=max(self.config.lease_seconds, 1.5 * waves * self.attempt_budget() + 5))
+        """How long a claim holds a delivery: SW_WEBHOOK_LEASE_SECONDS, and at least twice what an attempt may
+        take (a claimed delivery's attempt starts at once), so a lease never ends while its attempt runs."""
+        return timedelta(seconds=max(self.config.lease_seconds, 2 * self.attempt_budget() + 5))
 
-    async def run(self, max_passes: int = 20) -> int:
-        """Passes until nothing due is left (at most `max_passes`); returns how many attempts were made."""
-        made = 0
-        for _ in range(max_passes):
-            sent = await self.run_once()
-            made += sent
-            if sent < self.config.claim_batch:
-                break
-        return made
+    async def _claim(self, limit: int, in_flight: Mapping[str, int] | None = None) -> list[store.Claimed]:
+        """Claims up to `limit` due deliveries, at most SW_WEBHOOK_PER_WEBHOOK_CONCURRENCY of one webhook
+        with those `in_flight` (one short transaction)."""
+        async with self.sessions() as session, session.begin():
+            return await store.claim_due(session, utcnow(), self.lease(), str(uuid.uuid4()), limit,
+                                         self.config.per_webhook_concurrency, in_flight)
 
-    async def run_once(self) -> int:
-        """One pass: claim, send, record; returns how many attempts were made."""
-        token = str(uuid.uuid4())
+    async def _record(self, outcomes: Sequence[store.Outcome]) -> None:
+        """Records attempts (one short transaction, one statement per table) and counts them."""
+        jitters = {o.delivery.seq: self.rng.random() for o in outcomes}
         async with self.sessions() as session, session.begin():
-            claimed = await store.claim_due(session, utcnow(), self.lease(), token, self.config.claim_batch)
-        if not claimed:
-            return 0
-        gate = asyncio.Semaphore(self.config.concurrency)
-        outcomes = await asyncio.gather(*(self._attempt(c, gate) for c in claimed))
-        jitters = {c.seq: self.rng.random() for c in claimed}
-        async with self.sessions() as session, session.begin():
-            await store.record_outcomes(session, outcomes, token, self.config.schedule, jitters)
+            await store.record_outcomes(session, outcomes, self.config.schedule, jitters)
         for o in outcomes:
             ATTEMPTS.labels(outcome_of(o)).inc()
             if not rules.succeeded(o.status_code):
                 log.info("webhook delivery attempt failed",
                          extra={"event_type": rules.ORDER_STATUS_CHANGED, "error": o.error or f"HTTP {o.status_code}"})
+
+    async def run(self) -> int:
+        """Sends until nothing is due and nothing is in flight; returns how many attempts were made.
+
+        A pipeline, not passes: at most SW_WEBHOOK_CONCURRENCY attempts in flight, and at most
+        SW_WEBHOOK_PER_WEBHOOK_CONCURRENCY of one webhook, so a receiver that hangs holds a few slots for
+        its timeout while every other receiver's deliveries keep leaving. Finished attempts are recorded
+        together as they come in (one statement per table); a freed slot is filled by the next claim."""
+        in_flight: dict[asyncio.Task, store.Claimed] = {}
+        per_webhook: collections.Counter[str] = collections.Counter()
+        made = 0
+        try:
+            while True:
+                room = self.config.concurrency - len(in_flight)
+                if room > 0:
+                    for claimed in await self._claim(min(room, self.config.claim_batch), per_webhook):
+                        in_flight[asyncio.create_task(self._attempt(claimed))] = claimed
+                        per_webhook[claimed.webhook_id] += 1
+                if not in_flight:
+                    return made
+                done, _ = await asyncio.wait(in_flight, timeout=self.config.poll_seconds,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if done:
+                    outcomes = [task.result() for task in done]
+                    for task in done:
+                        per_webhook[in_flight.pop(task).webhook_id] -= 1
+                    await self._record(outcomes)
+                    made += len(outcomes)
+        finally:
+            # Stopped (the service stops) with attempts in flight: their leases run out and they are sent again.
+            for task in in_flight:
+                task.cancel()
+
+    async def run_once(self) -> int:
+        """One claim of up to SW_WEBHOOK_CLAIM_BATCH due deliveries, sent, then recorded together; returns how
+        many attempts were made (tests step the sender with it)."""
+        claimed = await self._claim(self.config.claim_batch)
+        if not claimed:
+            return 0
+        gate = asyncio.Semaphore(self.config.concurrency)
+
+        async def gated(c: store.Claimed) -> store.Outcome:
+            async with gate:
+                return await self._attempt(c)
+
+        outcomes = await asyncio.gather(*(gated(c) for c in claimed))
+        await self._record(outcomes)
         return len(claimed)
 
-    async def _attempt(self, delivery: store.Claimed, gate: asyncio.Semaphore) -> store.Outcome:
-        async with gate:
-            started, at = time.perf_counter(), utcnow()
-            status_code, error = None, None
-            # The whole attempt (resolving included) is bounded: a receiver that accepts and never answers
-            # costs at most this, whatever its stream does.
-            try:
-                async with asyncio.timeout(self.attempt_budget()):
-                    url, headers, extensions = await checked_target(
-                        delivery.url, self.production, self.config.connect_timeout_seconds)
-                    body = delivery.body.encode()
-                    secret = rules.open_secret(self.box, delivery.secret)
-                    headers |= {"Content-Type": "application/json",
-                                rules.SIGNATURE_HEADER: rules.signature_header(secret, int(time.time()), body)}
-                    # The answer's body is never read: only its status matters, and a receiver cannot make us
-                    # download anything.
-                    async with self.client.stream("POST", url, content=body, headers=headers,
-                                                  extensions=extensions) as response:
-                        status_code = response.status_code
-            except ValueError as err:
-                error = f"refused: {err}"
-            except CryptoError:
-                error = "the webhook's secret does not open with this gateway's key (SW_GATEWAY_FINGERPRINT_KEY changed?)"
-            except (httpx.TimeoutException, TimeoutError):
-                error = "timeout: no answer within the connect and read timeouts"
-            except httpx.HTTPError as err:
-                error = f"{type(err).__name__}: {err}"[:500] or type(err).__name__
-            return store.Outcome(delivery, at, status_code, error, int((time.perf_counter() - started) * 1000))
+    async def _attempt(self, delivery: store.Claimed) -> store.Outcome:
+        """One attempt; never raises (every failure is its outcome)."""
+        started, at = time.perf_counter(), utcnow()
+        status_code, error = None, None
+        # The whole attempt (resolving included) is bounded: a receiver that accepts and never answers
+        # costs at most this, whatever its stream does.
+        try:
+            async with asyncio.timeout(self.attempt_budget()):
+                url, headers, extensions = await checked_target(
+                    delivery.url, self.production, self.config.connect_timeout_seconds)
+                body = delivery.body.encode()
+                secret = rules.open_secret(self.box, delivery.secret)
+                headers |= {"Content-Type": "application/json",
+                            rules.SIGNATURE_HEADER: rules.signature_header(secret, int(time.time()), body)}
+                # The answer's body is never read: only its status matters, and a receiver cannot make us
+                # download anything.
+                async with self.client.stream("POST", url, content=body, headers=headers,
+                                              extensions=extensions) as response:
+                    status_code = response.status_code
+        except Refused as err:
+            error = f"refused: {err}"
+        except CryptoError:
+            error = "the webhook's secret does not open with this gateway's key (SW_GATEWAY_FINGERPRINT_KEY changed?)"
+        except (httpx.TimeoutException, TimeoutError):
+            error = "timeout: no answer within the connect and read timeouts"
+        except httpx.HTTPError as err:
+            error = f"{type(err).__name__}: {err}"[:500]
+        except Exception as err:  # anything else (an invalid URL stored before a rule existed...) is this
+            error = f"{type(err).__name__}: {err}"[:500]  # attempt's failure, never the sender's
+        return store.Outcome(delivery, at, status_code, error, int((time.perf_counter() - started) * 1000))

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, bindparam, delete, exists, func, or_, select, tuple_, update
+from sqlalchemy import Row, bindparam, case, delete, exists, func, literal, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.gateway.tables import order_bindings, orders, webhook_attempts, webhook_deliveries, webhooks
@@ -105,6 +105,7 @@ class Claimed:
     body: str
     attempts: int  # attempts made before this one
     created_at: datetime
+    token: str  # the claim's lease token: only it may record the outcome
 
 
 @dataclass(frozen=True)
@@ -118,19 +119,32 @@ class Outcome:
     duration_ms: int
 
 
-async def claim_due(session: AsyncSession, now: datetime, lease: timedelta, token: str, limit: int) -> list[Claimed]:
-    """Claims up to `limit` due deliveries for one pass (one UPDATE, one read of their webhooks): pending,
-    due, not leased by a live claim, and with no earlier pending delivery of the same order to the same
-    webhook (deliveries of one order leave in order). On PostgreSQL the rows are picked `FOR UPDATE SKIP
-    LOCKED`, so two gateways claiming at once take different rows; the lease (`lease_until`, `lease_token`)
-    then keeps them taken after this transaction commits, while the HTTP calls run."""
+async def claim_due(session: AsyncSession, now: datetime, lease: timedelta, token: str, limit: int,
+                    per_webhook: int | None = None, in_flight: Mapping[str, int] | None = None) -> list[Claimed]:
+    """Claims up to `limit` due deliveries (one UPDATE, one read of their webhooks): pending, due, not leased
+    by a live claim, and with no earlier pending delivery of the same order to the same webhook (deliveries
+    of one order leave in order). `per_webhook`: at most that many of one webhook, less what the caller has
+    `in_flight` to it already ({webhook id: attempts}), so a receiver that hangs holds a bounded share.
+
+    On PostgreSQL the rows are picked `FOR UPDATE SKIP LOCKED`, so two gateways claiming at once take
+    different rows; the lease (`lease_until`, `lease_token`) then keeps them taken after this transaction
+    commits, while the HTTP calls run."""
     d = webhook_deliveries
     earlier = webhook_deliveries.alias("earlier")
     waits = select(earlier.c.seq).where(earlier.c.webhook_id == d.c.webhook_id, earlier.c.order_key == d.c.order_key,
                                         earlier.c.seq < d.c.seq, earlier.c.status == PENDING).exists()
-    due = (select(d.c.seq).where(d.c.status == PENDING, d.c.next_attempt_at <= now,
-                                 or_(d.c.lease_until.is_(None), d.c.lease_until < now), ~waits)
-           .order_by(d.c.next_attempt_at, d.c.seq).limit(limit).with_for_update(skip_locked=True, of=d))
+    conditions = (d.c.status == PENDING, d.c.next_attempt_at <= now,
+                  or_(d.c.lease_until.is_(None), d.c.lease_until < now), ~waits)
+    due = select(d.c.seq).where(*conditions)
+    if per_webhook is not None:
+        # The first `allowance` due rows of each webhook (in due order), its allowance being what is left of
+        # its share: a window over the due rows, the pick below locks from those.
+        rank = func.row_number().over(partition_by=d.c.webhook_id, order_by=(d.c.next_attempt_at, d.c.seq))
+        ranked = select(d.c.seq, d.c.webhook_id, rank.label("rank")).where(*conditions).subquery()
+        busy = {w: max(per_webhook - n, 0) for w, n in (in_flight or {}).items() if n > 0}
+        allowance = case(busy, value=ranked.c.webhook_id, else_=per_webhook) if busy else literal(per_webhook)
+        due = select(d.c.seq).where(d.c.seq.in_(select(ranked.c.seq).where(ranked.c.rank <= allowance)))
+    due = due.order_by(d.c.next_attempt_at, d.c.seq).limit(limit).with_for_update(skip_locked=True, of=d)
     claimed = (await session.execute(update(d).where(d.c.seq.in_(due.scalar_subquery())).values(
         lease_until=now + lease, lease_token=token).returning(
         d.c.seq, d.c.delivery_id, d.c.webhook_id, d.c.body, d.c.attempts, d.c.created_at))).all()
@@ -139,14 +153,14 @@ async def claim_due(session: AsyncSession, now: datetime, lease: timedelta, toke
     hooks = {w.id: w for w in await session.execute(select(webhooks.c.id, webhooks.c.url, webhooks.c.secret).where(
         webhooks.c.id.in_(sorted({c.webhook_id for c in claimed}))))}
     return sorted((Claimed(c.seq, c.delivery_id, c.webhook_id, hooks[c.webhook_id].url, hooks[c.webhook_id].secret,
-                           c.body, c.attempts, c.created_at) for c in claimed if c.webhook_id in hooks),
+                           c.body, c.attempts, c.created_at, token) for c in claimed if c.webhook_id in hooks),
                   key=lambda c: c.seq)
 
 
-async def record_outcomes(session: AsyncSession, outcomes: Sequence[Outcome], token: str,
-                          schedule: rules.RetrySchedule, jitters: Mapping[int, float]) -> None:
-    """Records a pass's attempts: one UPDATE (executemany) of the deliveries, only where this pass still
-    holds the lease (`token`), and one INSERT of the attempts. A 2xx is `delivered`; anything else is tried
+async def record_outcomes(session: AsyncSession, outcomes: Sequence[Outcome], schedule: rules.RetrySchedule,
+                          jitters: Mapping[int, float]) -> None:
+    """Records attempts: one UPDATE (executemany) of the deliveries, each only where its claim still holds
+    the lease (its token), and one INSERT of the attempts. A 2xx is `delivered`; anything else is tried
     again by `schedule` (jitter per `seq` from `jitters`), or `failed` once it gives up."""
     if not outcomes:
         return
@@ -157,7 +171,7 @@ async def record_outcomes(session: AsyncSession, outcomes: Sequence[Outcome], to
         retry_at = None if ok else schedule.next_attempt(c.created_at, o.at, attempt, jitters.get(c.seq, 0.5))
         status = DELIVERED if ok else PENDING if retry_at is not None else FAILED
         error = (o.error or (None if ok else f"HTTP {o.status_code}"))
-        updates.append({"b_seq": c.seq, "b_token": token, "b_status": status, "b_attempts": attempt,
+        updates.append({"b_seq": c.seq, "b_token": c.token, "b_status": status, "b_attempts": attempt,
                         "b_next": retry_at or o.at, "b_at": o.at, "b_code": o.status_code,
                         "b_error": error[:500] if error else None, "b_finished": None if status == PENDING else o.at})
         attempts.append({"delivery_id": c.delivery_id, "webhook_id": c.webhook_id, "attempt": attempt, "at": o.at,
