@@ -97,13 +97,22 @@ class Sender:
         self.config = config
         self.production = production
         self.rng = rng or random.Random()
-        self.client = httpx.AsyncClient(
-            timeout=httpx.Timeout(config.read_timeout_seconds, connect=config.connect_timeout_seconds),
-            limits=httpx.Limits(max_connections=config.concurrency, max_keepalive_connections=config.concurrency),
-            follow_redirects=False, trust_env=False, headers={"User-Agent": USER_AGENT})
+        self.client: httpx.AsyncClient | None = None  # opened when there is something to send
+
+    def _http(self) -> httpx.AsyncClient:
+        if self.client is None:
+            config = self.config
+            self.client = httpx.AsyncClient(
+                timeout=httpx.Timeout(config.read_timeout_seconds, connect=config.connect_timeout_seconds),
+                limits=httpx.Limits(max_connections=config.concurrency, max_keepalive_connections=config.concurrency),
+                follow_redirects=False, trust_env=False, headers={"User-Agent": USER_AGENT})
+        return self.client
 
     async def close(self) -> None:
-        await self.client.aclose()
+        """Closes the HTTP client (its connections); the next attempt opens a new one."""
+        client, self.client = self.client, None
+        if client is not None:
+            await client.aclose()
 
     def attempt_budget(self) -> float:
         """The longest one attempt may take, in seconds (resolving, connecting, waiting for the answer)."""
@@ -163,6 +172,10 @@ class Sender:
             # Stopped (the service stops) with attempts in flight: their leases run out and they are sent again.
             for task in in_flight:
                 task.cancel()
+            if made or in_flight:
+                # Idle from here on (or stopping): the connections go; a busy period keeps them open.
+                await asyncio.gather(*in_flight, return_exceptions=True)
+                await self.close()
 
     async def run_once(self) -> int:
         """One claim of up to SW_WEBHOOK_CLAIM_BATCH due deliveries, sent, then recorded together; returns how
@@ -196,7 +209,7 @@ class Sender:
                             rules.SIGNATURE_HEADER: rules.signature_header(secret, int(time.time()), body)}
                 # The answer's body is never read: only its status matters, and a receiver cannot make us
                 # download anything.
-                async with self.client.stream("POST", url, content=body, headers=headers,
+                async with self._http().stream("POST", url, content=body, headers=headers,
                                               extensions=extensions) as response:
                     status_code = response.status_code
         except Refused as err:
