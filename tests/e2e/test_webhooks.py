@@ -13,7 +13,7 @@ import pytest
 
 from services.gateway.webhooks import rules
 from tests.e2e.conftest import released_order_no
-from tests.support import wait_for
+from tests.support import order_body, wait_for, waybill_body
 from tests.webhook_receiver import Receiver
 
 pytestmark = pytest.mark.e2e
@@ -24,8 +24,8 @@ EVENTS = ["order.status_changed"]
 def receivers():
     made: list[Receiver] = []
 
-    def make(script: list[str] | None = None, hang_seconds: float = 3.0) -> Receiver:
-        made.append(Receiver(script or ["ok"], hang_seconds))
+    def make(script: list[str] | None = None, hang_seconds: float = 3.0, held: bool = False) -> Receiver:
+        made.append(Receiver(script or ["ok"], hang_seconds, held=held))
         return made[-1]
 
     yield make
@@ -40,7 +40,7 @@ def register(api, enterprise, url: str) -> dict:  # noqa: ANN001
 
 
 def test_status_changes_are_pushed_signed_in_order_through_failures(api, parties, receivers):
-    platform_rx = receivers(["fail", "hang", "ok"], hang_seconds=2.5)
+    platform_rx = receivers(["fail", "hang", "ok"], hang_seconds=2.5, held=True)  # down until released
     payment_rx, stranger_rx = receivers(), receivers()
     hook = register(api, parties.platform, platform_rx.url)
     assert set(hook) >= {"id", "secret", "url", "events", "created_at"} and hook["secret"].startswith("whsec_")
@@ -48,15 +48,30 @@ def test_status_changes_are_pushed_signed_in_order_through_failures(api, parties
     stranger = api.register(["platform"])
     stranger_hook = register(api, stranger, stranger_rx.url)
 
-    body = api.submit_import(parties, released_order_no(parties.platform.code))
-    order_no = body["order_no"]
+    order_no = released_order_no(parties.platform.code)
+    body = order_body(parties.platform.code, parties.ecommerce.code, order_no)
+    waybill = waybill_body(parties.logistics.code, body)
+    api.submit_import(parties, body=body, waybill=waybill)
     api.wait_customs(parties.platform, order_no)
-    api.wait_view(parties.platform, order_no, "tax")
 
     def log() -> list[dict]:
         r = api.http.get(f"/v1/webhooks/{hook['id']}/deliveries", headers=parties.platform.auth)
         assert r.status_code == 200, r.text
         return r.json()["deliveries"]
+
+    # The receiver fails, then hangs: the first delivery is being retried.
+    wait_for(lambda: len(platform_rx.requests()) >= 2, 30, what="a failed attempt and a timed-out one")
+    first_id = platform_rx.requests()[0].json["delivery_id"]
+    # A change while the first delivery is still pending (the parcel is picked up): its delivery waits.
+    r = api.http.post(f"/v1/waybills/{parties.logistics.code}/{waybill['waybill_no']}/events",
+                      json={"event": "picked_up", "at": "2026-11-24T12:00:00+08:00", "location": "Hangzhou"},
+                      headers=parties.logistics.auth)
+    assert r.status_code == 202, r.text
+    waiting = wait_for(lambda: [d for d in log() if d["delivery_id"] != first_id and d["status"] == "pending"], 30,
+                       what="a later delivery of the order, waiting")
+    assert all(d["attempts"] == 0 for d in waiting)  # not one attempt while the first is pending
+    assert next(d for d in log() if d["delivery_id"] == first_id)["status"] == "pending"
+    platform_rx.release()
 
     def settled() -> list | None:
         # Every delivery left, and the last one shows what the gateway shows now.
@@ -69,28 +84,30 @@ def test_status_changes_are_pushed_signed_in_order_through_failures(api, parties
     wait_for(settled, 90, interval=0.5, what="the platform's webhook to receive the order's final view")
 
     got = platform_rx.requests()
-    first_id = got[0].json["delivery_id"]
-    assert [r.json["delivery_id"] for r in got[:3]] == [first_id] * 3
-    assert [r.answered for r in got[:3]] == [500, None, 200]  # failed, timed out, recovered
-    assert got[0].body == got[1].body == got[2].body
+    firsts = [r for r in got if r.json["delivery_id"] == first_id]
+    assert [r.answered for r in firsts[:2]] == [500, None]  # failed, timed out ...
+    assert firsts[-1].answered == 200 and all(r.answered != 200 for r in firsts[:-1])  # ... recovered once
+    assert len({r.body for r in firsts}) == 1  # the same bytes on every attempt
     for r in got:
         assert rules.verify(hook["secret"], r.headers["Signature"], r.body, now=int(time.time()))
         assert r.json["type"] == "order.status_changed" and r.json["data"]["order_no"] == order_no
     # One order's deliveries in order: a new delivery only after the previous one was answered 200.
     previous, occurred = None, []
-    for r in got:
+    for i, r in enumerate(got):
         current = r.json["delivery_id"]
         if current != previous:
             if previous is not None:
-                assert any(x.json["delivery_id"] == previous and x.answered == 200 for x in got[:got.index(r)])
+                assert any(x.json["delivery_id"] == previous and x.answered == 200 for x in got[:i])
+            assert current not in [x.json["delivery_id"] for x in got[:i]]  # never back to an earlier one
             occurred.append(r.json["occurred_at"])
             previous = current
     assert occurred == sorted(occurred) and len(occurred) >= 2
 
-    # The deliveries log: the first delivery's three attempts.
+    # The deliveries log: the first delivery's attempts.
     first = next(d for d in log() if d["delivery_id"] == first_id)
-    assert first["attempts"] == 3 and first["response_code"] == 200
-    assert [a["response_code"] for a in first["attempt_log"]] == [500, None, 200]
+    assert first["attempts"] == len(firsts) and first["response_code"] == 200
+    codes = [a["response_code"] for a in first["attempt_log"]]
+    assert codes[:2] == [500, None] and codes[-1] == 200
     assert first["attempt_log"][1]["error"].startswith("timeout")
 
     # The bound payment firm is a party: it is told too. The stranger is not.
