@@ -44,8 +44,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from contracts.topics import all_topic_names
 from services.credit.rules import apply_score_change, open_credit_file, release_event_key
+from shared.registry import SERVICE_NAMES
 
-SERVICES = ("gateway", "customs", "tax", "fx", "logistics", "credit")
+SERVICES = SERVICE_NAMES
 EXAMPLES = 5
 
 

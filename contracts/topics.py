@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel
 
 from contracts.v1 import events as v1
+from contracts.v1.quarantine import QuarantineStatus
 from contracts.v2 import events as v2
 
 
@@ -86,6 +87,10 @@ CREDIT_RATING = _topic(
     ("credit.rating", v1.CreditRatingChanged, ENTERPRISE_KEY),
     ("credit.negative_list", v1.NegativeListChanged, ENTERPRISE_KEY),
 )
+QUARANTINE_STATUS = _topic(
+    "quarantine.status.v1", "quarantine", "orders held for inspection (HS chapters 01-14) or cleared",
+    ("quarantine.status", QuarantineStatus, ORDER_KEY),
+)
 ORDER_STATUS_CHANGED = _topic(
     "sw.order.status_changed.v1", "gateway", "changes of an order's one-stop view, for webhook deliveries",
     ("order.status_changed", v1.OrderStatusChanged, ORDER_KEY),
@@ -102,6 +107,7 @@ TOPICS: tuple[Topic, ...] = (
     FX_SETTLEMENT,
     LOGISTICS_STATUS,
     CREDIT_RATING,
+    QUARANTINE_STATUS,
     ORDER_STATUS_CHANGED,
 )
 

@@ -19,9 +19,9 @@ from pathlib import Path
 import httpx
 
 from deploy import kafka_secure
+from shared.registry import SERVICE_PORTS  # every service/port, from services/*/service.toml
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVICE_PORTS = {"gateway": 8000, "customs": 8001, "tax": 8002, "fx": 8003, "logistics": 8004, "credit": 8005}
 
 
 def free_port() -> int:

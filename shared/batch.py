@@ -24,11 +24,13 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any, Generic, TypeVar
 
 from aiokafka.structs import ConsumerRecord
+from opentelemetry import trace
+from opentelemetry.trace import Link, NonRecordingSpan, SpanKind, Status, StatusCode
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import insert, select
@@ -36,11 +38,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contracts.envelope import Envelope
 from contracts.topics import EVENT_TYPES, TOPICS, EventType, event_type_of
-from shared import logs, metrics
+from shared import logs, metrics, telemetry, tracing
 from shared.db import is_transient
 from shared.outbox import dead_letter_row, outbox_row, stage_rows
 from shared.tables import INBOX
-from shared.tracing import continue_trace, end_trace
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +58,9 @@ TOPIC_PRIORITY = {t.name: i for i, t in enumerate(
 
 @dataclass(frozen=True)
 class Received(Generic[P]):
-    """One consumed event: its envelope, its payload parsed as its contract, and the trace context it
-    carried (`traceparent`, W3C), which events emitted because of it continue."""
+    """One consumed event: its envelope, its payload parsed as its contract, and the trace context that
+    events emitted because of it continue (`traceparent`, W3C): the one the record carried or, with
+    tracing on, that of the span handling it."""
 
     envelope: Envelope
     payload: P
@@ -76,18 +78,22 @@ class UnitOfWork:
         self.session = session
         self.source = source
         self._staged: list[dict] = []
+        # The trace each correlation id of the run being handled continues (set by the batch core), so a
+        # batch handler's events join their order's trace without naming their cause.
+        self.causes: dict[str, str | None] = {}
 
     def emit(self, payload: BaseModel, correlation_id: str, key: str | None = None,
-             cause: Received | None = None) -> None:
+             cause: Received | None = None, traceparent: str | None = None) -> None:
         """Stage `payload` for publication after commit, keyed by `key` (default: the correlation id).
-        `cause`: the event that led to it, whose trace it continues (per-record handlers get that from
-        the context)."""
-        token = continue_trace(cause.traceparent) if cause is not None else None
+        Its `traceparent` header: the one given; else that of `cause` (the event that led to it); else that
+        of the event of the same correlation id in the run being handled; else the current trace."""
+        if traceparent is None:
+            traceparent = cause.traceparent if cause is not None else self.causes.get(correlation_id)
+        token = tracing.resume(traceparent)
         try:
             self._staged.append(outbox_row(payload, self.source, correlation_id, key))
         finally:
-            if token is not None:
-                end_trace(token)
+            tracing.end_trace(token)
 
     async def flush_events(self) -> int:
         staged, self._staged = self._staged, []
@@ -128,12 +134,12 @@ class Handlers:
             async def one_by_one(uow: UnitOfWork, events: list[Received[Any]]) -> None:
                 for event in events:
                     cid = logs.correlation_id.set(event.correlation_id)
-                    trace = continue_trace(event.traceparent)
+                    context = tracing.resume(event.traceparent)
                     try:
                         await fn(uow, event.envelope, event.payload)
                     finally:
                         logs.correlation_id.reset(cid)
-                        end_trace(trace)
+                        tracing.end_trace(context)
 
             one_by_one.__name__ = fn.__name__
             self.on_batch(model)(one_by_one)
@@ -189,6 +195,17 @@ class BatchProcessor:
         """Handle `records` (in this order) in one transaction; raises only what `is_transient` calls an
         outage, after which nothing of the batch was committed."""
         records = list(records)
+        if not telemetry.enabled(self.name):
+            await self._handle_batch(records)
+            return
+        # One span for the batch (its SQL statements are its children), linked to the records' traces.
+        parents = tracing.links((dict(r.headers or []).get("traceparent") or b"").decode("latin-1") for r in records)
+        with telemetry.tracer(self.name).start_as_current_span(
+                f"{self.name} process", kind=SpanKind.CONSUMER, links=parents,
+                attributes={"messaging.system": "kafka", "messaging.batch.message_count": len(records)}):
+            await self._handle_batch(records)
+
+    async def _handle_batch(self, records: list[ConsumerRecord]) -> None:
         try:
             await self._transaction(records, isolate=False)
         except Exception as err:
@@ -200,6 +217,58 @@ class BatchProcessor:
 
     async def _transaction(self, records: list[ConsumerRecord], isolate: bool) -> None:
         items = [self._classify(record) for record in records]
+        spans = self._start_spans(items) if telemetry.enabled(self.name) else []
+        try:
+            await self._commit(items, isolate)
+        except BaseException as err:
+            self._end_spans(spans, err)
+            raise
+        self._end_spans(spans, None)
+        self._count(items)
+
+    def _start_spans(self, items: list[_Item]) -> list[tuple[_Item, trace.Span]]:
+        """With tracing on, a span per parsed and sampled record as the child of the trace it carried (so the
+        record's submission, in whichever service, and its handling here share one trace id), linked to the
+        batch's span; the record's `Received.traceparent` becomes this span's, for the events its handling
+        emits. Off, a batch costs no span at all; on, a sampled record costs one span (docs/observability.md
+        gives the figure), an unsampled one nothing but reading its header."""
+        tracer = telemetry.tracer(self.name)
+        batch = trace.get_current_span().get_span_context()
+        batch_links = [Link(batch)] if batch.is_valid else None
+        spans = []
+        for item in items:
+            if item.received is None:
+                continue
+            record, parent = item.record, tracing.span_context(item.received.traceparent)
+            if parent is not None and not parent.trace_flags.sampled:
+                # Sampled out where the trace began (OTEL_TRACES_SAMPLER at the gateway): no span, and the
+                # trace context goes on unchanged. That is what bounds the cost of tracing on a busy mesh.
+                continue
+            span = tracer.start_span(
+                f"{record.topic} process", kind=SpanKind.CONSUMER, links=batch_links,
+                context=trace.set_span_in_context(NonRecordingSpan(parent)) if parent else None,
+                attributes={"messaging.system": "kafka", "messaging.destination.name": record.topic,
+                            "messaging.destination.partition.id": str(record.partition),
+                            "messaging.kafka.offset": record.offset, "sw.event_type": item.received.envelope.type,
+                            "sw.correlation_id": item.received.correlation_id})
+            own = tracing.traceparent_of(span)
+            if own is not None:
+                item.received = replace(item.received, traceparent=own)
+            spans.append((item, span))
+        return spans
+
+    @staticmethod
+    def _end_spans(spans: list[tuple[_Item, trace.Span]], error: BaseException | None) -> None:
+        for item, span in spans:
+            if error is not None:
+                span.set_status(Status(StatusCode.ERROR, f"batch not committed: {type(error).__name__}"))
+            else:
+                span.set_attribute("sw.outcome", item.outcome)
+                if item.outcome == "dead_letter":
+                    span.set_status(Status(StatusCode.ERROR, (item.problem or "dead-lettered")[:500]))
+            span.end()
+
+    async def _commit(self, items: list[_Item], isolate: bool) -> None:
         async with self.sessions() as session:
             async with session.begin():
                 await self._drop_duplicates(session, items)
@@ -217,7 +286,6 @@ class BatchProcessor:
                 if inbox_rows:
                     await session.execute(insert(INBOX), inbox_rows)
                 await stage_rows(session, [self._dead_letter(i) for i in items if i.outcome == "dead_letter"])
-        self._count(items)
 
     def _classify(self, record: ConsumerRecord) -> _Item:
         item = _Item(record)
@@ -283,10 +351,14 @@ class BatchProcessor:
 
     async def _handle_run(self, uow: UnitOfWork, run: list[_Item]) -> None:
         started = time.perf_counter()
+        uow.causes = {i.received.correlation_id: i.received.traceparent for i in run}  # type: ignore[union-attr]
         await self._handler(run[0])(uow, [i.received for i in run])  # type: ignore[misc]
         elapsed = time.perf_counter() - started
+        now = datetime.now(timezone.utc)
+        age = metrics.EVENT_AGE.labels(self.name, run[0].event_type.name)  # type: ignore[union-attr]
         for item in run:
             item.outcome = "handled"
+            age.observe(max(0.0, (now - item.received.envelope.occurred_at).total_seconds()))  # type: ignore[union-attr]
         metrics.HANDLER_SECONDS.labels(self.name, run[0].event_type.name).observe(elapsed / len(run))
 
     async def _handle_alone(self, uow: UnitOfWork, item: _Item) -> None:

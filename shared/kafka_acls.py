@@ -27,8 +27,9 @@ from aiokafka.protocol.admin import CreateAclsRequest_v1, DeleteAclsRequest_v1, 
 from aiokafka.protocol.api import Request
 
 from contracts.topics import DEAD_LETTER_REPLAYS, TOPICS
+from shared.registry import SERVICE_NAMES
 
-SERVICES = ("gateway", "customs", "tax", "fx", "logistics", "credit")  # deploy/mesh.py SERVICE_PORTS
+SERVICES = SERVICE_NAMES  # every service of the registry (services/*/service.toml)
 
 # Kafka protocol codes (org.apache.kafka.common.resource / acl).
 RESOURCE = {"topic": 2, "group": 3}

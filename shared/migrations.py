@@ -1,9 +1,11 @@
-"""Alembic, per service: each service has its own `migrations/` folder and its own database.
+"""Alembic, per service: each service has its own revisions (`services/<service>/migrations/versions/`) and its
+own database; every service runs them in ONE environment, `shared/alembic_env/` (env.py, script.py.mako).
 
 The outbox and inbox tables (shared/tables.py) are part of every service's metadata and migrations.
 
 `python -m shared.migrations <service>` upgrades that service's database to head; services also do it at
-start. A service's `migrations/env.py` is two lines that call `run_env` with its metadata."""
+start. `python -m shared.migrations <service> revision "message"` writes its next revision (the first one
+too: a new agency needs only its tables.py and an empty `migrations/versions/` folder)."""
 from __future__ import annotations
 
 import asyncio
@@ -19,11 +21,15 @@ from shared.db import create_engine
 from shared.settings import settings
 
 SERVICES_DIR = Path(__file__).resolve().parent.parent / "services"
+ENVIRONMENT = Path(__file__).resolve().parent / "alembic_env"
 
 
 def alembic_config(service: str, url: str) -> Config:
     cfg = Config()
-    cfg.set_main_option("script_location", str(SERVICES_DIR / service / "migrations"))
+    cfg.set_main_option("script_location", str(ENVIRONMENT))
+    # One location, so no separator is ever needed; "newline" keeps a path with spaces whole.
+    cfg.set_main_option("path_separator", "newline")
+    cfg.set_main_option("version_locations", str(SERVICES_DIR / service / "migrations" / "versions"))
     cfg.set_main_option("sqlalchemy.url", url)
     cfg.attributes["service"] = service
     cfg.set_main_option("file_template", "%%(rev)s_%%(slug)s")
@@ -46,7 +52,7 @@ def new_revision(service: str, message: str) -> None:
 
 
 def run_env(target_metadata: MetaData) -> None:
-    """The body of every service's migrations/env.py."""
+    """The body of the one migrations env.py (shared/alembic_env/env.py), with the service's metadata."""
     url = context.config.get_main_option("sqlalchemy.url")
 
     def run(connection: Connection) -> None:

@@ -7,7 +7,8 @@ routes. The runtime around them:
   (shared/batch.py: one transaction, inbox, dead letters), committing offsets only after it committed;
 - relays the outbox to Kafka (see shared/outbox.py);
 - runs periodic jobs, each in a unit of work;
-- serves /healthz and /metrics.
+- serves /healthz and /metrics, and measures its consumer group's lag every few seconds;
+- traces all of it with OpenTelemetry when asked to (shared/telemetry.py).
 """
 from __future__ import annotations
 
@@ -22,14 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.structs import ConsumerRecord
+from aiokafka.structs import ConsumerRecord, TopicPartition
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse
+from opentelemetry import trace
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared import kafka, logs, metrics
+from shared import kafka, logs, metrics, telemetry, tracing
 from shared.batch import BatchProcessor, Handlers, Received, UnitOfWork
 from shared.db import TransientError, create_engine, is_sqlite, is_transient, session_factory
 from shared.migrations import upgrade
@@ -52,6 +54,9 @@ class Service:
     jobs: list[PeriodicJob] = field(default_factory=list)
     on_start: list[Callable[["Service"], Awaitable[None]]] = field(default_factory=list)
     group_id: str | None = None  # the consumer group; the service name unless a test needs its own
+    # How often the consumer group's lag is measured (seconds): one ListOffsets request to the broker each
+    # time, never per message.
+    lag_every: float = 5.0
 
     def __post_init__(self) -> None:
         self.settings = settings()
@@ -65,6 +70,10 @@ class Service:
         self.pruner: Pruner | None = None
         self.processor: BatchProcessor | None = None
         self._tasks: list[asyncio.Task] = []
+        # The next offset to consume of each assigned partition as this group last committed it: the
+        # consumer commits them itself, so the lag needs no round trip for them.
+        self._committed: dict[TopicPartition, int] = {}
+        self._lag_reported: set[TopicPartition] = set()
 
     # --- units of work --------------------------------------------------------------------
 
@@ -95,6 +104,7 @@ class Service:
         url = url or s.database_url(self.name)
         await asyncio.to_thread(upgrade, self.name, url)
         self.engine = create_engine(url)
+        telemetry.instrument_engine(self.name, self.engine)
         self.sessions = session_factory(self.engine)
         if is_sqlite(url):
             self.reader_engine = create_engine(url, read_only=True)
@@ -115,6 +125,7 @@ class Service:
         s = self.settings
         s.refuse_unsafe_production_defaults(self.name)
         logs.configure_logging(self.name, s.log_level)
+        telemetry.configure(self.name)
         await self.open_database()
         self.producer = self._new_producer()
         await self._retry_until_up(self.producer.start)
@@ -132,6 +143,7 @@ class Service:
             )
             await self._retry_until_up(self.consumer.start)
             self._tasks.append(asyncio.create_task(self._consume(), name=f"{self.name}-consumer"))
+            self._tasks.append(asyncio.create_task(self._watch_lag(), name=f"{self.name}-lag"))
         for job in self.jobs:
             self._tasks.append(asyncio.create_task(self._run_job(job), name=f"{self.name}-{job.run.__name__}"))
         log.info("service started", extra={"topic": ",".join(sorted(self.handlers.topics))})
@@ -176,6 +188,8 @@ class Service:
                 log.warning("closing failed", extra={"error": f"{part}: cancelled inside the client"})
             except Exception as err:
                 log.warning("closing failed", extra={"error": f"{part}: {err!r}"})
+        self._committed.clear()
+        telemetry.flush(self.name)
 
     @staticmethod
     async def _retry_until_up(start: Callable[[], Awaitable[None]], attempts: int = 60) -> None:
@@ -216,6 +230,7 @@ class Service:
             offsets = {tp: recs[-1].offset + 1 for tp, recs in batch.items()}
             try:
                 await self.consumer.commit(offsets)
+                self._committed.update(offsets)
             except Exception as err:
                 # A rebalance took the partitions: their new owner will see these records again and
                 # the inbox will recognise them.
@@ -228,18 +243,69 @@ class Service:
         if self.relay:
             self.relay.wake.set()
 
+    async def _watch_lag(self) -> None:
+        while True:
+            await asyncio.sleep(self.lag_every)
+            try:
+                await self.observe_lag()
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:  # the broker is away: the gauge keeps its last values meanwhile
+                log.warning("consumer lag not measured", extra={"error": repr(err)})
+
+    async def observe_lag(self) -> dict[TopicPartition, int]:
+        """The group's lag per assigned partition (log end offset minus the committed offset; a partition
+        the group never committed counts from its first offset), also set as `sw_consumer_lag_records`
+        {group, topic, partition}. One ListOffsets request for the end offsets; committed offsets are the
+        ones this consumer committed, fetched from the broker only for a partition newly assigned."""
+        assert self.consumer is not None, "no consumer"
+        consumer, group = self.consumer, self.group_id or self.name
+        assigned = set(consumer.assignment())
+        for tp in set(self._committed) - assigned:
+            del self._committed[tp]  # another instance owns it now; fetched afresh if it comes back
+        if not assigned:
+            ends: dict[TopicPartition, int] = {}
+        else:
+            ends = await consumer.end_offsets(list(assigned))
+            unknown = [tp for tp in assigned if tp not in self._committed]
+            never = []
+            for tp in unknown:
+                offset = await consumer.committed(tp)
+                if offset is None:
+                    never.append(tp)
+                else:
+                    self._committed.setdefault(tp, offset)
+            if never:
+                self._committed.update({tp: offset for tp, offset in (await consumer.beginning_offsets(never)).items()
+                                        if tp not in self._committed})
+        lag = {tp: max(0, ends[tp] - self._committed.get(tp, ends[tp])) for tp in assigned if tp in ends}
+        for tp, value in lag.items():
+            metrics.CONSUMER_LAG.labels(group, tp.topic, str(tp.partition)).set(value)
+        for tp in self._lag_reported - set(lag):
+            try:
+                metrics.CONSUMER_LAG.remove(group, tp.topic, str(tp.partition))
+            except KeyError:
+                pass
+        self._lag_reported = set(lag)
+        return lag
+
     # --- jobs -------------------------------------------------------------------------------
 
     async def _run_job(self, job: PeriodicJob) -> None:
         while True:
             await asyncio.sleep(job.seconds(self.settings))
-            try:
-                async with self.unit_of_work() as uow:
-                    await job.run(uow)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("periodic job failed", extra={"event_type": job.run.__name__})
+            # Each run is a trace of its own (a span when tracing is on), not one trace for the process's life.
+            with telemetry.tracer(self.name).start_as_current_span(f"{self.name} job {job.run.__name__}"):
+                token = None if trace.get_current_span().is_recording() else tracing.continue_trace(None)
+                try:
+                    async with self.unit_of_work() as uow:
+                        await job.run(uow)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("periodic job failed", extra={"event_type": job.run.__name__})
+                finally:
+                    tracing.end_trace(token)
 
     # --- HTTP -------------------------------------------------------------------------------
 
@@ -290,6 +356,8 @@ class Service:
 
         app = FastAPI(title=title or f"single window: {self.name}", lifespan=lifespan, **fastapi_kwargs)
         app.state.service = self
+        if telemetry.configure(self.name):
+            telemetry.instrument_app(self.name, app)
 
         @app.get("/healthz", tags=["operations"])
         async def healthz():

@@ -4,7 +4,6 @@ from __future__ import annotations
 import base64
 import os
 from datetime import date
-from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
@@ -79,15 +78,7 @@ class Settings(BaseSettings):
     sw_outbox_keep_minutes: float = Field(default=10.0, ge=0)
     sw_inbox_keep_hours: float = Field(default=168.0, ge=0)
     sw_prune_chunk: int = Field(default=2000, ge=1)
-    document_timeout_hours: Decimal = Decimal("72")
-    customs_base_inspection_rate: Decimal = Decimal("0.03")
-    customs_selection_salt: str = ""
-    customs_sweep_seconds: float = 5.0
-    logistics_order_grace_hours: Decimal = Decimal("72")
-    # Unset: a quarter of the grace period, between 1 and 60 seconds.
-    logistics_sweep_seconds: float | None = None
-    # How often FX looks for rates loaded by `python -m services.fx.load_rates` from another process.
-    fx_rates_refresh_seconds: float = 30.0
+    # An agency's own settings are in its folder (services/<agency>/settings.py), not here.
     log_level: str = Field(default="INFO")
     sw_order_v1_until: date | None = date(2027, 6, 30)
     sw_order_v2_enabled: bool = True

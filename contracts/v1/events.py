@@ -70,6 +70,14 @@ class Payload(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+# The revision of an agency's view of one enterprise that an event carries: a greater one is a later state.
+# An agency's events about one enterprise travel on several topics (FX's settlements are keyed by order),
+# so a reader consumes them in no guaranteed order; it keeps the view with the greatest revision (equal:
+# the later consumed). Absent (producers before it was added): read as 0.
+EnterpriseRevision = Annotated[int | None, Field(ge=0, le=2**63 - 1, description=(
+    "revision of the agency's view of the enterprise: a greater one is a later state; keep the greatest"))]
+
+
 # --- sw.enterprise.registered.v1 -------------------------------------------------------------
 
 
@@ -309,6 +317,7 @@ class FxSettled(Payload):
     year_to_date_usd: TotalMoney | None = None
     directory_status: DirectoryStatus | None = None
     settled_at: Timestamp
+    enterprise_revision: EnterpriseRevision = None
 
 
 class FxDirectoryStatusChanged(Payload):
@@ -318,6 +327,7 @@ class FxDirectoryStatusChanged(Payload):
     previous_status: DirectoryStatus | None = None
     year_to_date_usd: TotalMoney
     changed_at: Timestamp
+    enterprise_revision: EnterpriseRevision = None
 
 
 # --- logistics.status.v1 ---------------------------------------------------------------------
@@ -356,6 +366,7 @@ class CreditRatingChanged(Payload):
     negative_listed: bool
     reason: str
     changed_at: Timestamp
+    enterprise_revision: EnterpriseRevision = None
 
 
 class NegativeListChanged(Payload):
@@ -365,6 +376,32 @@ class NegativeListChanged(Payload):
     grade: Grade
     reason: str
     changed_at: Timestamp
+    enterprise_revision: EnterpriseRevision = None
+
+
+# --- any agency's status of an order, for the one-stop view -------------------------------------
+
+
+class StatusReason(Payload):
+    """Why an agency's status is what it is: a stable code (upper case) and a message for people."""
+
+    code: str = Field(pattern=r"^[A-Z][A-Z0-9_]{0,63}$")
+    message: str = Field(max_length=500)
+
+
+class AgencyOrderStatus(Payload):
+    """What an agency says about one version of an order, as the one-stop view shows it. An agency's event
+    model that derives from this one is shown by the gateway with no code of the gateway's own: under the
+    agency's name (the writer of the event's topic in contracts/topics.py), every field but the order's key,
+    its version and the time (services/gateway/views.py, `of_agency_status`). Subclasses narrow `status` and
+    may add fields; the newest `order_version` wins, as for customs and tax."""
+
+    platform_code: str
+    order_no: str
+    order_version: Version
+    status: str = Field(pattern=r"^[a-z][a-z_]{0,31}$")
+    reasons: list[StatusReason] = []
+    decided_at: Timestamp
 
 
 # --- sw.order.status_changed.v1 (gateway, read by the gateway's webhook dispatcher) ---------------------

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts a throwaway PostgreSQL cluster (Debian's package) in DATA_DIR on a free loopback port and
-# creates one database per service.   deploy/postgres/start.sh DATA_DIR [PORT]
+# creates one database per service (services/*/service.toml).   deploy/postgres/start.sh DATA_DIR [PORT]
 # PostgreSQL refuses to run as root, so as root it runs as the `postgres` user the package created.
 # Writes DATA_DIR/pg.port and prints the port.
 # Tests run it with fsync, synchronous_commit and full_page_writes off (fast, not crash-safe);
@@ -23,7 +23,10 @@ fi
 as_pg "$bindir/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
   -o "-p $port -k $dir -c listen_addresses=127.0.0.1 $durability -c max_connections=300 -c shared_buffers=128MB" start >/dev/null
 echo "$port" > "$dir/pg.port"
-for db in gateway customs tax fx logistics credit; do
+# One database per service of the registry (shared/registry.py): every services/<name>/service.toml.
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+for declaration in "$root"/services/*/service.toml; do
+  db="$(basename "$(dirname "$declaration")")"
   as_pg "$bindir/psql" -h 127.0.0.1 -p "$port" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='$db'" | grep -q 1 \
     || as_pg "$bindir/createdb" -h 127.0.0.1 -p "$port" -U postgres "$db"
 done

@@ -72,6 +72,8 @@ class Account:
     file: CreditFile
     registered_at: datetime | None = None
     listed_at: datetime | None = None
+    # Counts every notice told about the file; each notice carries its own (rules.number_notices).
+    revision: int = 0
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,7 @@ class RatingNotice:
     file: CreditFile
     previous_grade: str | None
     reason: str
+    revision: int = 0  # the file's revision this notice tells (event enterprise_revision)
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,7 @@ class ListingNotice:
 
     file: CreditFile
     reason: str
+    revision: int = 0
 
 
 Notice = RatingNotice | ListingNotice

@@ -49,7 +49,7 @@ async def on_registrations(uow: UnitOfWork, events: list[Received[EnterpriseRegi
     accounts = await store.accounts(uow.session, {r.code for r in registrations})
     ledger = await store.ledger(uow.session, rules.awaiting_registration(accounts, registrations))
     now = utcnow()
-    outcome = rules.register(accounts, registrations, ledger, now)
+    outcome = rules.number_notices(rules.register(accounts, registrations, ledger, now))
     await store.open_files(uow.session, outcome.opened, now)
     await store.save_files(uow.session, outcome.changed, now)
     emit(uow, events, outcome.notices, now)
@@ -73,7 +73,8 @@ async def count(uow: UnitOfWork, events: Sequence[Received], scoring: Sequence[S
     accounts = await store.accounts(uow.session, {s.enterprise_code for s in scoring if s})
     provisional = rules.provisional_accounts(accounts, scoring)
     now = utcnow()
-    outcome = rules.count_score_events({**accounts, **provisional}, scoring, now, provisional.keys())
+    outcome = rules.number_notices(rules.count_score_events({**accounts, **provisional}, scoring, now,
+                                                            provisional.keys()))
     await store.count(uow.session, scoring, now)
     await store.open_files(uow.session, outcome.opened, now)
     await store.save_files(uow.session, outcome.changed, now)
@@ -96,8 +97,9 @@ def event_of(n: Notice, at: datetime) -> CreditRatingChanged | NegativeListChang
     f = n.file
     if isinstance(n, ListingNotice):
         return NegativeListChanged(enterprise_code=f.code, listed=f.negative_listed, score=rules.display_score(f.score),
-                                   grade=rules.grade(f.score), reason=n.reason[:500], changed_at=at)
+                                   grade=rules.grade(f.score), reason=n.reason[:500], changed_at=at,
+                                   enterprise_revision=n.revision)
     return CreditRatingChanged(
         enterprise_code=f.code, score=rules.display_score(f.score), grade=rules.grade(f.score),
         previous_grade=n.previous_grade, customs_credit=f.customs_credit, negative_listed=f.negative_listed,
-        reason=n.reason[:500], changed_at=at)
+        reason=n.reason[:500], changed_at=at, enterprise_revision=n.revision)

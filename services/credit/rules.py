@@ -345,8 +345,28 @@ def lift_listing(a: Account) -> tuple[Account, ListingNotice | None]:
     nothing to tell, when the enterprise is not listed."""
     if not a.file.negative_listed:
         return a, None
-    lifted = replace(a, file=remove_from_negative_list(a.file), listed_at=None)
-    return lifted, ListingNotice(lifted.file, "removed from the negative list by the operator")
+    lifted = replace(a, file=remove_from_negative_list(a.file), listed_at=None, revision=a.revision + 1)
+    return lifted, ListingNotice(lifted.file, "removed from the negative list by the operator", lifted.revision)
+
+
+def number_notices(outcome: CreditOutcome) -> CreditOutcome:
+    """The outcome with every notice numbered: a file's revision counts each notice told about it, in
+    input order, and the files to write carry their last. Credit's events about one enterprise travel on
+    two topics (credit.rating, credit.negative_list) that a reader may consume in either order; the
+    revision (event `enterprise_revision`) lets it keep the latest state. Every notice's file is in
+    `opened` or `changed` (a notice is only told about a change), whose revision is the one before."""
+    files = {**outcome.opened, **outcome.changed}
+    revision = {code: a.revision for code, a in files.items()}
+    numbered: list[list[Notice]] = []
+    for said in outcome.notices:
+        row: list[Notice] = []
+        for n in said:
+            revision[n.file.code] += 1
+            row.append(replace(n, revision=revision[n.file.code]))
+        numbered.append(row)
+    return CreditOutcome(opened={c: replace(a, revision=revision[c]) for c, a in outcome.opened.items()},
+                         changed={c: replace(a, revision=revision[c]) for c, a in outcome.changed.items()},
+                         notices=numbered)
 
 
 def _outcome(before: Mapping[str, Account], after: Mapping[str, Account], opened: Set[str],

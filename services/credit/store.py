@@ -30,12 +30,12 @@ class RaceLost(RuntimeError):
 def account_of(row) -> Account:  # noqa: ANN001
     return Account(CreditFile(code=row.code, customs_credit=row.customs_credit, score=Decimal(row.score),
                               negative_listed=bool(row.negative_listed)),
-                   registered_at=row.registered_at, listed_at=row.listed_at)
+                   registered_at=row.registered_at, listed_at=row.listed_at, revision=row.revision)
 
 
 def _columns(a: Account) -> dict:
     return {"customs_credit": a.file.customs_credit, "score": a.file.score, "negative_listed": a.file.negative_listed,
-            "listed_at": a.listed_at, "registered_at": a.registered_at}
+            "listed_at": a.listed_at, "registered_at": a.registered_at, "revision": a.revision}
 
 
 # --- loading -------------------------------------------------------------------------------------------

@@ -18,6 +18,8 @@ credit_files = Table(
     # Null while the file is provisional: opened as `general` by an event that came before the registration.
     Column("registered_at", UtcDateTime()),
     Column("opened_at", UtcDateTime(), nullable=False),
+    # Counts every notice credit published about the enterprise (rules.number_notices).
+    Column("revision", BigInteger, nullable=False, server_default="0"),
     Column("updated_at", UtcDateTime(), nullable=False),
     Index("ix_credit_files_listed", "negative_listed"),
 )

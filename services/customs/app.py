@@ -20,6 +20,7 @@ from contracts.v1.events import ExportDeclarationLine, ExportDeclarationsConsoli
 from services.customs import rules
 from services.customs.domain import NotFound, NotInInspection, OrderFile
 from services.customs.handlers import handlers, record_inspection, sweep
+from services.customs.settings import settings
 from services.customs.tables import (
     declaration_runs,
     order_files,
@@ -38,7 +39,7 @@ OrderNo = Annotated[str, Path(min_length=1, max_length=64)]
 MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 
-@service.every(lambda s: float(s.customs_sweep_seconds))
+@service.every(lambda _: float(settings().customs_sweep_seconds))
 async def sweep_order_files(uow: UnitOfWork) -> None:
     await sweep(uow)
 

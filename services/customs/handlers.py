@@ -45,9 +45,9 @@ from contracts.v2.events import OrderSubmittedV2
 from services.customs import domain, store
 from services.customs.domain import Key, NotFound, NotInInspection, OrderFile
 from services.customs.rules import Party
+from services.customs.settings import settings
 from shared.clock import utcnow
 from shared.runtime import Handlers, Received, UnitOfWork
-from shared.settings import settings
 
 __all__ = ["handlers", "sweep", "record_inspection", "NotFound", "NotInInspection", "OrderFile"]
 
@@ -136,23 +136,26 @@ async def on_enterprises_registered(uow: UnitOfWork, events: list[Received[Enter
     await store.save(session, desk)
 
 
-# Credit changes apply in arrival order (one enterprise's events share a partition; a republished copy is
-# dropped by the inbox). Not by changed_at: the credit service stamps it before it waits for the file's
-# lock, so the later state can carry the earlier time.
+# Credit changes apply in credit's order, by the revision each carries: one enterprise's ratings and
+# listings travel on two topics, so arrival order is not credit's order (a republished copy is dropped by
+# the inbox). Not by changed_at: the credit service stamps it before it waits for the file's lock, so the
+# later state can carry the earlier time. An event without a revision (0) applies in arrival order.
 
 
 @handlers.on_batch(CreditRatingChanged)
 async def on_credit_ratings(uow: UnitOfWork, events: list[Received[CreditRatingChanged]]) -> None:
     await store.update_parties(uow.session, [
         {"code": r.enterprise_code, "credit_changed_at": r.changed_at, "grade": r.grade,
-         "negative_listed": r.negative_listed} for r in (e.payload for e in events)])
+         "negative_listed": r.negative_listed, "credit_revision": r.enterprise_revision or 0}
+        for r in (e.payload for e in events)], unless_newer="credit_revision")
 
 
 @handlers.on_batch(NegativeListChanged)
 async def on_negative_list_changes(uow: UnitOfWork, events: list[Received[NegativeListChanged]]) -> None:
     await store.update_parties(uow.session, [
         {"code": n.enterprise_code, "credit_changed_at": n.changed_at, "grade": n.grade,
-         "negative_listed": n.listed} for n in (e.payload for e in events)])
+         "negative_listed": n.listed, "credit_revision": n.enterprise_revision or 0}
+        for n in (e.payload for e in events)], unless_newer="credit_revision")
 
 
 # --- the periodic sweep --------------------------------------------------------------------------

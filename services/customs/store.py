@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from contracts.v1.events import Order, Payment, Waybill
 from services.customs import domain, rules
 from services.customs.domain import BuyerYear, Desk, Holding, Identities, Key, Ledger, OrderFile, Reference
+from services.customs.settings import settings
 from services.customs.tables import (
     buyer_year_totals,
     order_files,
@@ -33,7 +34,6 @@ from services.customs.tables import (
 from shared.clock import utcnow
 from shared.db import insert_if_absent
 from shared.reference import fx_rates, hs_catalogue
-from shared.settings import settings
 
 ZERO = Decimal("0")
 # 11 columns a line: stays under the bound parameters one statement may carry (SQLite 32766, asyncpg 32767).
@@ -139,14 +139,19 @@ async def ensure_parties(session: AsyncSession, codes: Collection[str]) -> None:
                            ["code"])
 
 
-async def update_parties(session: AsyncSession, changes: Sequence[dict]) -> None:
+async def update_parties(session: AsyncSession, changes: Sequence[dict], *, unless_newer: str | None = None) -> None:
     """Applies `changes` ({"code": …, column: value, …}, all naming the same columns) in list order, so a
-    later change to one enterprise wins: one statement (executemany) after one insert of missing rows."""
+    later change to one enterprise wins: one statement (executemany) after one insert of missing rows.
+    `unless_newer="credit_revision"`: a change is applied only when the held revision is not greater than
+    its own, so an older change consumed later (another topic) never rolls the row back."""
     if not changes:
         return
     await ensure_parties(session, {c["code"] for c in changes})
-    await session.execute(update(parties).where(parties.c.code == bindparam("k_code")),
-                          [{("k_code" if k == "code" else k): v for k, v in c.items()} for c in changes])
+    stmt = update(parties).where(parties.c.code == bindparam("k_code"))
+    if unless_newer:
+        stmt = stmt.where(parties.c[unless_newer] <= bindparam("k_revision"))
+    await session.execute(stmt, [{("k_code" if k == "code" else k): v for k, v in c.items()}
+                                 | ({"k_revision": c[unless_newer]} if unless_newer else {}) for c in changes])
 
 
 async def waits_for(session: AsyncSession, codes: Collection[str]) -> dict[str, set[Key]]:

@@ -6,7 +6,7 @@ Buyers' identity numbers are never stored readable here: documents keep them sea
 the gateway), and the annual totals are keyed by a keyed digest of the number (`shared.sealing.pseudonym`)."""
 from __future__ import annotations
 
-from sqlalchemy import JSON, Boolean, Column, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Column, Index, Integer, MetaData, String, Table, Text
 
 from shared.tables import ExactDecimal, UtcDateTime, add_runtime_tables
 
@@ -23,8 +23,11 @@ parties = Table(
     Column("registered_at", UtcDateTime()),
     Column("grade", String(1)),
     Column("negative_listed", Boolean(create_constraint=False), nullable=False, default=False),
-    # When the credit service made the last change applied (for officers; events apply in arrival order).
+    # When the credit service made the last change applied (for officers).
     Column("credit_changed_at", UtcDateTime()),
+    # Credit's revision of the enterprise (event enterprise_revision; 0 when absent): a change with a
+    # smaller one is older than what is held and is not applied (ratings and listings travel on two topics).
+    Column("credit_revision", BigInteger, nullable=False, server_default="0"),
 )
 
 order_files = Table(

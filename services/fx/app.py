@@ -3,6 +3,7 @@ back office: directory registrations, an enterprise's year totals, an order's se
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
@@ -15,6 +16,7 @@ from contracts.types import format_money
 from contracts.v1.events import FxDirectoryStatusChanged
 from services.fx import load_rates, rules, store
 from services.fx.handlers import handlers
+from services.fx.settings import settings
 from services.fx.store import RATES
 from services.fx.tables import directory_registrations, enterprise_years, rates, settlements
 from shared.db import insert_if_absent
@@ -48,7 +50,7 @@ async def load_rates_if_empty(svc: Service) -> None:
 service.on_start.append(load_rates_if_empty)
 
 
-@service.every(lambda s: s.fx_rates_refresh_seconds)
+@service.every(lambda _: settings().fx_rates_refresh_seconds)
 async def refresh_rates(uow: UnitOfWork) -> None:
     if await RATES.refresh(uow.session):
         log.info("FX rates reloaded from the rates table")
@@ -75,12 +77,14 @@ async def register_in_directory(code: Code, _: Operator):
         # The year as it stood before this registration (locked; created at zero when new).
         held = (await store.lock_years(uow.session, [(code, year)], registered=set() if first_time else {code}))[(code, year)]
         if first_time:
+            after = replace(held, directory_status="registered", registered=True, revision=held.revision + 1)
             await uow.session.execute(enterprise_years.update().where(and_(
                 enterprise_years.c.code == code, enterprise_years.c.year == year)).values(
-                directory_status="registered", updated_at=at))
+                directory_status="registered", revision=after.revision, updated_at=at))
             uow.emit(FxDirectoryStatusChanged(
                 enterprise_code=code, year=year, status="registered", previous_status=held.directory_status,
                 year_to_date_usd=held.year_to_date_usd, changed_at=at,
+                enterprise_revision=rules.enterprise_revision(after),
             ), correlation_id=code, key=code)
     body = {"code": code, "directory_status": "registered", "registered_at": _iso(registered_at), "year": year,
             "year_to_date_usd": format_money(held.year_to_date_usd)}

@@ -262,10 +262,22 @@ class EnterpriseYear:
     settlements: int
     directory_status: str
     registered: bool
+    revision: int = 0  # every change of the year counts one (a settlement, a registration)
 
     @property
     def key(self) -> tuple[str, int]:
         return self.code, self.year
+
+
+# A year's revisions stay below this, so (year, revision) packs into one integer that orders by year first.
+REVISIONS_PER_YEAR = 10**9
+
+
+def enterprise_revision(year: EnterpriseYear) -> int:
+    """The `enterprise_revision` FX's events about the enterprise carry (contracts.v1.events): greater is
+    later. FX counts changes per enterprise-year (the row it locks), so the year leads: year * 10^9 +
+    the year's revision. A later year's state is the later state."""
+    return year.year * REVISIONS_PER_YEAR + year.revision
 
 
 def new_year(code: str, year: int, registered: bool) -> EnterpriseYear:
@@ -282,16 +294,18 @@ def settle_order(order: FxOrder, s: Settlement, before: EnterpriseYear, now: dat
     recorded meanwhile already told everyone."""
     after = before.year_to_date_usd + s.amount_usd
     status = directory_status(after, before.registered)
-    year = replace(before, year_to_date_usd=after, settlements=before.settlements + 1, directory_status=status)
+    year = replace(before, year_to_date_usd=after, settlements=before.settlements + 1, directory_status=status,
+                   revision=before.revision + 1)
     settled = FxSettled(
         platform_code=order.platform_code, order_no=order.order_no, ecommerce_code=order.ecommerce_code,
         status="settled", amount=s.amount, currency=s.currency,
         amount_cny=s.amount_cny.quantize(CENT, rounding=ROUND_HALF_UP), rate=s.usd_rate,
         rate_date=s.rate_date.isoformat(), amount_usd=s.amount_usd, year=before.year, year_to_date_usd=after,
-        directory_status=status, settled_at=now)
+        directory_status=status, settled_at=now, enterprise_revision=enterprise_revision(year))
     change = directory_status_change(before.year_to_date_usd, after, before.registered)
     news = None
     if change is not None and change[1] != before.directory_status:
         news = FxDirectoryStatusChanged(enterprise_code=before.code, year=before.year, status=change[1],
-                                        previous_status=before.directory_status, year_to_date_usd=after, changed_at=now)
+                                        previous_status=before.directory_status, year_to_date_usd=after, changed_at=now,
+                                        enterprise_revision=enterprise_revision(year))
     return settled, year, news

@@ -92,14 +92,14 @@ async def lock_years(session: AsyncSession, keys: Iterable[YearKey],
         registered = await registered_codes(session, (code for code, _ in keys))
     now = utcnow()
     await insert_if_absent(session, enterprise_years, [dict(
-        code=code, year=year, year_to_date_usd=rules.ZERO, settlements=0,
+        code=code, year=year, year_to_date_usd=rules.ZERO, settlements=0, revision=0,
         directory_status=rules.directory_status(rules.ZERO, code in registered), updated_at=now,
     ) for code, year in keys], keys=["code", "year"])
     ey = enterprise_years
     rows = await session.execute(select(ey).where(tuple_(ey.c.code, ey.c.year).in_(keys))
                                  .order_by(ey.c.code, ey.c.year).with_for_update())
     return {(r.code, r.year): rules.EnterpriseYear(r.code, r.year, r.year_to_date_usd, r.settlements,
-                                                   r.directory_status, r.code in registered) for r in rows}
+                                                   r.directory_status, r.code in registered, r.revision) for r in rows}
 
 
 async def settlement(session: AsyncSession, key: str, step: rules.Settle) -> rules.Settlement:
@@ -150,4 +150,4 @@ async def save(session: AsyncSession, changes: Changes) -> None:
         document=s.model_dump(mode="json")) for version, s in changes.settlements.values()])
     await upsert(session, enterprise_years, [dict(
         code=y.code, year=y.year, year_to_date_usd=y.year_to_date_usd, settlements=y.settlements,
-        directory_status=y.directory_status, updated_at=now) for _, y in sorted(changes.years.items())])
+        directory_status=y.directory_status, revision=y.revision, updated_at=now) for _, y in sorted(changes.years.items())])

@@ -85,6 +85,9 @@ enterprise_years = Table(
     Column("year_to_date_usd", ExactDecimal(18, 2), nullable=False),
     Column("settlements", Integer, nullable=False),
     Column("directory_status", String(32), nullable=False),
+    # Counts every change of the row (a settlement, a registration): the events carry it so readers keep
+    # the latest state whatever order they consume them in (rules.enterprise_revision).
+    Column("revision", Integer, nullable=False, server_default="0"),
     Column("updated_at", UtcDateTime(), nullable=False),
 )
 

@@ -3,8 +3,8 @@ view, the trace, the enterprise view and the statistics show. It never asks an a
 
 One batch handler per consumed event type, all the same shape: map each answer of the run to its
 projection (services/gateway/views.py, pure), load the versions of the orders the run is about and
-whether a party watches them with a webhook (one query), keep the views that win (pure), and save them with one upsert per table and one insert of the
-trace lines. What is kept, and why, is in views.py: a decision about an older order version is history
+whether a party watches them with a webhook (one query), keep the views that win (pure), and save them
+with one upsert per table and one insert of the trace lines. What is kept, and why, is in views.py: a decision about an older order version is history
 only (trace, no view); answers without a version (FX, logistics) are about the version held; the newest
 version wins, the later answer of equal versions."""
 from __future__ import annotations
@@ -14,14 +14,16 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from contracts.topics import EVENT_TYPES
 from contracts.v1.events import (
+    AgencyOrderStatus,
     CreditRatingChanged,
     CustomsDecision,
     FxDirectoryStatusChanged,
-    OrderStatusChanged,
     FxSettled,
     LogisticsAnomaly,
     NegativeListChanged,
+    OrderStatusChanged,
     ShipmentStatusChanged,
     TaxAssessment,
 )
@@ -68,6 +70,11 @@ projector(ShipmentStatusChanged, views.of_shipment_status)
 projector(LogisticsAnomaly, views.of_logistics_anomaly)
 projector(CreditRatingChanged, views.of_credit_rating)
 projector(NegativeListChanged, views.of_negative_list)
+# Every other agency's status of an order (contracts.v1.events.AgencyOrderStatus): one generic mapping, so
+# an agency added to the catalogue shows in the one-stop view with no gateway code.
+for _et in EVENT_TYPES.values():
+    if issubclass(_et.model, AgencyOrderStatus) and (_et.name, _et.version) not in handlers.by_type:
+        projector(_et.model, views.of_agency_status)
 
 # spec §7.3: the gateway's own announcements of view changes become webhook deliveries.
 handlers.on_batch(OrderStatusChanged)(dispatch.dispatch)

@@ -55,6 +55,7 @@ from shared.reference import fx_rates
 from shared.runtime import UnitOfWork
 from shared.sealing import seal
 from shared.settings import settings
+from shared.tracing import current_traceparent
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +131,9 @@ class Prepared:
     kind: Kind
     doc: Any
     fingerprint: str
+    # The submitting request's trace, taken when the request prepared it: its events are staged later, by
+    # the group commit's writer task, and must still continue that request's trace.
+    traceparent: str = field(default_factory=current_traceparent)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -437,6 +441,7 @@ class NewDocument:
     row: dict
     events: list[BaseModel]
     trace: dict
+    traceparent: str | None = None  # the submitting request's (Prepared.traceparent)
 
     @property
     def order(self) -> tuple[str, str]:
@@ -471,7 +476,7 @@ def new_document(lot: Lot, item: Prepared, at: datetime) -> NewDocument:
         summary = f"waybill {d.waybill_no} received"
     trace_line = {"correlation_id": key, "at": at, "source": "gateway", "type": f"{lot.kind.name}.received",
                   "summary": summary[:500]}
-    return NewDocument(row, events, trace_line)
+    return NewDocument(row, events, trace_line, item.traceparent)
 
 
 def corrected_document(lot: Lot, item: Prepared, at: datetime) -> NewDocument:
@@ -482,7 +487,7 @@ def corrected_document(lot: Lot, item: Prepared, at: datetime) -> NewDocument:
     number = getattr(item.doc, lot.kind.number_field)
     trace_line = {**document.trace, "type": f"{lot.kind.name}.corrected",
                   "summary": f"{lot.kind.name} {number} corrected by {getattr(item.doc, lot.kind.own_field)}"[:500]}
-    return NewDocument(document.row, document.events, trace_line)
+    return NewDocument(document.row, document.events, trace_line, document.traceparent)
 
 
 async def write_corrections(uow: UnitOfWork, lot: Lot, documents: Sequence[NewDocument]) -> None:
@@ -498,7 +503,7 @@ async def write_corrections(uow: UnitOfWork, lot: Lot, documents: Sequence[NewDo
           "document": d.row["document"]} for d in documents])
     for document in documents:
         for event in document.events:
-            uow.emit(event, correlation_id=order_key(*document.order))
+            uow.emit(event, correlation_id=order_key(*document.order), traceparent=document.traceparent)
         lot.traces.append(document.trace)
 
 
@@ -518,7 +523,7 @@ async def write_new(uow: UnitOfWork, lot: Lot, documents: Sequence[NewDocument],
     await mark_complete_if_all_documents(uow, {d.order for d in documents}, at)
     for document in documents:
         for event in document.events:
-            uow.emit(event, correlation_id=order_key(*document.order))
+            uow.emit(event, correlation_id=order_key(*document.order), traceparent=document.traceparent)
         lot.traces.append(document.trace)
 
 

@@ -21,8 +21,9 @@ async def save_order_views(session: AsyncSession, views: Sequence[OrderView]) ->
 
 
 async def save_enterprise_views(session: AsyncSession, views: Sequence[EnterpriseView]) -> None:
-    """One upsert for every view (at most one per enterprise and agency): the last answer wins."""
-    await upsert(session, enterprise_views, [v.row() for v in views])
+    """One upsert for every view (at most one per enterprise and agency): a held view with a greater
+    revision is kept (`WHERE enterprise_views.revision <= excluded.revision`)."""
+    await upsert(session, enterprise_views, [v.row() for v in views], unless_newer="revision")
 
 
 async def add_trace_entries(session: AsyncSession, entries: Sequence[TraceEntry]) -> None:

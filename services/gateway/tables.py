@@ -84,6 +84,9 @@ enterprise_views = Table(
     Column("enterprise_code", String(32), primary_key=True),
     Column("agency", String(32), primary_key=True),
     Column("view", JSON, nullable=False),
+    # The agency's revision of its view (event enterprise_revision; 0 when the event carries none): a held
+    # view with a greater one is kept, so events consumed out of the agency's order never roll it back.
+    Column("revision", BigInteger, nullable=False, server_default="0"),
     Column("updated_at", UtcDateTime(), nullable=False),
 )
 

@@ -6,7 +6,8 @@ the status view shows under the agency's name (a JSON object), the order version
 the agency said it. An answer about an enterprise becomes an `EnterpriseView`. Every answer about an
 order also leaves a `TraceEntry` (the trace of spec §4.4). A sixth agency is one more mapping function
 here and one more batch handler: its views go into the same tables, and the status view shows every
-view it holds, so it needs no gateway migration.
+view it holds, so it needs no gateway migration. An agency whose event derives from
+`contracts.v1.events.AgencyOrderStatus` needs not even that: `of_agency_status` maps every such event.
 
 Which answers are kept (`kept_order_views`):
 - an answer about an order the gateway does not hold changes no view (it stays in the trace);
@@ -25,8 +26,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from contracts.topics import TOPICS
 from contracts.types import format_money
 from contracts.v1.events import (
+    AgencyOrderStatus,
     CreditRatingChanged,
     CustomsDecision,
     FxDirectoryStatusChanged,
@@ -92,15 +95,18 @@ class OrderView:
 
 @dataclass(frozen=True)
 class EnterpriseView:
-    """What `agency` says about one enterprise (a registered code); the last answer wins."""
+    """What `agency` says about one enterprise (a registered code) at the agency's `revision` of it (0 when
+    the event carries none): the greatest revision wins, and of equal ones the last answer."""
 
     code: str
     agency: str
     view: dict[str, Any]
     at: datetime
+    revision: int = 0
 
     def row(self) -> dict[str, Any]:
-        return {"enterprise_code": self.code, "agency": self.agency, "view": self.view, "updated_at": self.at}
+        return {"enterprise_code": self.code, "agency": self.agency, "view": self.view, "revision": self.revision,
+                "updated_at": self.at}
 
 
 @dataclass(frozen=True)
@@ -156,7 +162,7 @@ def of_fx_settlement(s: FxSettled, correlation_id: str) -> Projection:
         view.update({"amount_usd": format_money(s.amount_usd), "rate": str(s.rate), "rate_date": s.rate_date,
                      "year_to_date_usd": format_money(s.year_to_date_usd), "directory_status": s.directory_status})
         enterprise = EnterpriseView(s.ecommerce_code, "fx", _fx_enterprise_view(
-            s.year, s.year_to_date_usd, s.directory_status), s.settled_at)
+            s.year, s.year_to_date_usd, s.directory_status), s.settled_at, s.enterprise_revision or 0)
     usd = f" USD {format_money(s.amount_usd)}" if s.amount_usd is not None else ""
     return Projection(
         order_view=OrderView((s.platform_code, s.order_no), "fx", None, view, s.settled_at),
@@ -167,7 +173,7 @@ def of_fx_settlement(s: FxSettled, correlation_id: str) -> Projection:
 def of_fx_directory_status(c: FxDirectoryStatusChanged, correlation_id: str) -> Projection:
     """fx.directory_status: the enterprise's FX view; no order, no trace."""
     return Projection(enterprise_view=EnterpriseView(c.enterprise_code, "fx", _fx_enterprise_view(
-        c.year, c.year_to_date_usd, c.status), c.changed_at))
+        c.year, c.year_to_date_usd, c.status), c.changed_at, c.enterprise_revision or 0))
 
 
 def of_shipment_status(s: ShipmentStatusChanged, correlation_id: str) -> Projection:
@@ -185,6 +191,25 @@ def of_logistics_anomaly(a: LogisticsAnomaly, correlation_id: str) -> Projection
                                        f"{a.anomaly}: {a.detail}"))
 
 
+# The agency that writes each event model: the writer of its topic.
+WRITER_OF = {et.model: t.writer for t in TOPICS for et in t.events}
+EVENT_TYPE_OF = {et.model: et.name for t in TOPICS for et in t.events}
+# What of an AgencyOrderStatus is the view's frame, not the view.
+_STATUS_FRAME = {"platform_code", "order_no", "order_version", "decided_at"}
+
+
+def of_agency_status(s: AgencyOrderStatus, correlation_id: str) -> Projection:
+    """Any agency's `AgencyOrderStatus` event (an agency with no mapping of its own): the view is every field
+    but the order's key, version and time, under the name of the agency writing the event's topic."""
+    agency = WRITER_OF[type(s)]
+    view = {**s.model_dump(mode="json", exclude=_STATUS_FRAME), "at": s.decided_at.isoformat()}
+    codes = ", ".join(r.code for r in s.reasons)
+    return Projection(
+        order_view=OrderView((s.platform_code, s.order_no), agency, s.order_version, view, s.decided_at),
+        trace=TraceEntry(correlation_id, s.decided_at, agency, EVENT_TYPE_OF[type(s)],
+                         s.status + (f": {codes}" if codes else "")))
+
+
 def _credit_view(score: Decimal, grade: str, listed: bool) -> dict[str, Any]:
     return {"score": str(score), "grade": grade, "negative_listed": listed, "on_negative_list": listed}
 
@@ -192,13 +217,15 @@ def _credit_view(score: Decimal, grade: str, listed: bool) -> dict[str, Any]:
 def of_credit_rating(r: CreditRatingChanged, correlation_id: str) -> Projection:
     """credit.rating: the enterprise's credit view (score, grade A-D, negative list)."""
     return Projection(enterprise_view=EnterpriseView(
-        r.enterprise_code, "credit", _credit_view(r.score, r.grade, r.negative_listed), r.changed_at))
+        r.enterprise_code, "credit", _credit_view(r.score, r.grade, r.negative_listed), r.changed_at,
+        r.enterprise_revision or 0))
 
 
 def of_negative_list(n: NegativeListChanged, correlation_id: str) -> Projection:
     """credit.negative_list: the enterprise's credit view."""
     return Projection(enterprise_view=EnterpriseView(
-        n.enterprise_code, "credit", _credit_view(n.score, n.grade, n.listed), n.changed_at))
+        n.enterprise_code, "credit", _credit_view(n.score, n.grade, n.listed), n.changed_at,
+        n.enterprise_revision or 0))
 
 
 # --- a run of answers: which views are kept ---------------------------------------------------------
@@ -230,9 +257,17 @@ def kept_order_views(projections: Iterable[Projection], held_versions: Mapping[O
 
 
 def latest_enterprise_views(projections: Iterable[Projection]) -> list[EnterpriseView]:
-    """One enterprise view per (enterprise, agency): the last of the run; sorted by key."""
-    latest = {(p.enterprise_view.code, p.enterprise_view.agency): p.enterprise_view
-              for p in projections if p.enterprise_view is not None}
+    """One enterprise view per (enterprise, agency): the one with the greatest revision, of equal ones the
+    last of the run; sorted by key. (The agency's events about one enterprise travel on several topics
+    or partitions, so consumption order is not the agency's order.)"""
+    latest: dict[tuple[str, str], EnterpriseView] = {}
+    for p in projections:
+        v = p.enterprise_view
+        if v is None:
+            continue
+        kept = latest.get((v.code, v.agency))
+        if kept is None or kept.revision <= v.revision:
+            latest[(v.code, v.agency)] = v
     return [latest[k] for k in sorted(latest)]
 
 

@@ -8,19 +8,20 @@ from sqlalchemy import and_, select
 
 from services.logistics.handlers import handlers, report_orders_never_came
 from services.logistics.rules import grace_period
+from services.logistics.settings import settings
 from services.logistics.tables import shipments, tracking_events
 from shared.clock import utcnow
 from shared.http import Operator, Problem
 from shared.runtime import Service, UnitOfWork
-from shared.settings import Settings
 
 service = Service("logistics", handlers=handlers)
 router = APIRouter(prefix="/v1", tags=["logistics"])
 
 
-def sweep_seconds(s: Settings) -> float:
+def sweep_seconds(_: object = None) -> float:
     """How often the watchdog looks: LOGISTICS_SWEEP_SECONDS if set, else a quarter of the grace period
     between 1 and 60 seconds, so that a short grace (in tests) is noticed promptly."""
+    s = settings()
     if s.logistics_sweep_seconds:
         return max(s.logistics_sweep_seconds, 0.1)
     return min(60.0, max(1.0, grace_period(s.logistics_order_grace_hours).total_seconds() / 4))
@@ -28,7 +29,7 @@ def sweep_seconds(s: Settings) -> float:
 
 @service.every(sweep_seconds)
 async def order_never_came_watchdog(uow: UnitOfWork) -> None:
-    await report_orders_never_came(uow, utcnow(), service.settings.logistics_order_grace_hours)
+    await report_orders_never_came(uow, utcnow(), settings().logistics_order_grace_hours)
 
 
 def _iso(value) -> str | None:  # noqa: ANN001

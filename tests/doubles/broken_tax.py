@@ -27,7 +27,7 @@ from decimal import ROUND_HALF_UP, Context, Decimal, localcontext
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from contracts.envelope import Envelope
-from contracts.suite.agency import ensure_topics
+from tooling.contracts.suite.agency import ensure_topics
 from contracts.topics import CUSTOMS_DECISION, ORDER_SUBMITTED, TAX_ASSESSMENT
 from contracts.v1.events import CustomsDecision, Order, OrderSubmitted, TaxAssessment
 from shared.outbox import outbox_row

@@ -193,3 +193,23 @@ def test_statistics_for_the_operator(api, parties):
     assert stats["decision_time_seconds"]["median"] is not None and stats["decision_time_seconds"]["p95"] is not None
     future = api.http.get("/v1/stats", params={"from": "2099-01-01T00:00:00+00:00"}, headers=api.admin).json()
     assert future["orders"]["count"] == 0
+
+
+def test_a_chapter_03_line_is_held_by_quarantine_in_the_one_stop_view(api, parties, mesh):
+    """The sixth agency (services/quarantine), added as one folder and its contract: the mesh starts it from
+    the registry and the gateway shows its status with no code of its own."""
+    assert "quarantine" in mesh.ports
+    shrimps = api.submit_import(parties, freight="0.00", discount="0.00", tax_total="0.00", items=[
+        {"item_no": "SKU-S", "name": "Frozen shrimps", "hs_code": "0306170090", "quantity": 1, "unit": "kg",
+         "unit_price": "100.00", "origin_country": "VN"}])
+    cream = api.submit_import(parties)
+    held = wait_for(lambda: api.status(parties.platform, shrimps["order_no"]).get("quarantine"), 90,
+                    what="quarantine's answer on the shrimps")
+    assert held["status"] == "held" and held["chapters"] == ["03"]
+    assert held["reasons"] == [{"code": "ANIMAL_OR_PLANT_GOODS", "message": "HS chapter 03"}]
+    cleared = wait_for(lambda: api.status(parties.platform, cream["order_no"]).get("quarantine"), 90,
+                       what="quarantine's answer on the face cream")
+    assert cleared["status"] == "cleared" and cleared["chapters"] == []
+    trace = api.http.get(f"/v1/orders/{parties.platform.code}/{shrimps['order_no']}/trace",
+                         headers=parties.platform.auth).json()
+    assert any(e["source"] == "quarantine" and e["summary"] == "held: ANIMAL_OR_PLANT_GOODS" for e in trace["events"])

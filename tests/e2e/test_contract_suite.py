@@ -1,4 +1,4 @@
-"""The contract suite's agency mode (`python -m contracts.suite agency`): our five agencies, running on the
+"""The contract suite's agency mode (`python -m tooling.contracts.suite agency`): our five agencies, running on the
 real broker, pass it; a deliberately broken tax agency (tests/doubles/broken_tax.py) fails it with a report
 naming the scenario, the field, what was expected and what came.
 
@@ -19,8 +19,8 @@ from decimal import Decimal
 
 import pytest
 
-from contracts.suite.golden import ROLES
-from contracts.suite.scenario import Expect, Received, Scenario, ScenarioState, Step, codes, judge, scenario_for
+from tooling.contracts.suite.golden import ROLES
+from tooling.contracts.suite.scenario import Expect, Received, Scenario, ScenarioState, Step, codes, judge, scenario_for
 from contracts.v1.events import CustomsDecision, TaxAssessment
 from deploy.mesh import ROOT
 from shared.outbox import outbox_row
@@ -121,7 +121,7 @@ def test_answers_are_matched_in_order_per_key_and_type_and_later_ones_are_not_ju
 
 def run_suite(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    return subprocess.run([sys.executable, "-m", "contracts.suite", "agency", *args], cwd=ROOT, env=env,
+    return subprocess.run([sys.executable, "-m", "tooling.contracts.suite", "agency", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
 

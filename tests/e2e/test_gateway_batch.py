@@ -178,7 +178,7 @@ def test_concurrent_single_submissions_each_get_their_answer_and_are_published_o
 
 
 def test_the_contract_suites_platform_mode_submits_through_the_batch_endpoints(api, tmp_path, capsys):
-    from contracts.suite.__main__ import main
+    from tooling.contracts.suite.__main__ import main
 
     me = api.register(["platform", "ecommerce", "payment", "logistics"])
     good = order_body(me.code, me.code, released_order_no(me.code))

@@ -33,6 +33,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from contracts.identifiers import mask_id_number, resident_id_problem
 from contracts.topics import PAYMENT_SUBMITTED
 from contracts.v1.documents import OrderIn
+from shared.registry import SERVICE_NAMES
 from tests.conftest import database_urls
 from tests.e2e.conftest import inspected_order_no, released_order_no
 from tests.support import new_resident_id, order_body, payment_body, wait_for, waybill_body
@@ -208,7 +209,7 @@ def run_workload(api, mesh, parties) -> Workload:
             api.wait_view(parties.platform, body["order_no"], "tax")
     wait_for(lambda: api.status(parties.platform, w.orders[1][1]["order_no"])["logistics"]["status"] == "exception",
              what="the carrier's exception in the status view")
-    for service in ("gateway", "customs", "tax", "fx", "logistics", "credit"):
+    for service in SERVICE_NAMES:
         api.produced(service)  # every outbox drained: what will ever be published has been
     return w
 

@@ -69,11 +69,12 @@ def listings(emitted: list[tuple]) -> list[tuple]:
 async def state(r: LocalRunner) -> dict:
     """Every file and the ledger, without the service's own clock."""
     async with r.service.sessions() as session:
+        rows = (await session.execute(select(credit_files).order_by(credit_files.c.code))).all()
         files = [(f.code, f.customs_credit, D(f.score), bool(f.negative_listed), f.listed_at is not None,
-                  f.registered_at) for f in (await session.execute(select(credit_files).order_by(credit_files.c.code))).all()]
+                  f.registered_at) for f in rows]
         ledger = [(e.event_key, e.enterprise_code, D(e.delta), e.reason, e.occurred_at)
                   for e in (await session.execute(select(score_events).order_by(score_events.c.id))).all()]
-    return {"files": files, "ledger": ledger}
+    return {"files": files, "ledger": ledger, "revisions": {f.code: f.revision for f in rows}}
 
 
 async def together_and_apart(tmp_path: Path, events: list[Envelope]) -> tuple[list, dict]:
@@ -126,6 +127,12 @@ async def test_several_score_events_of_one_enterprise_in_one_batch_publish_every
                                 ("E5", "55.0", "D", "B", True), ("E5", "35.0", "D", "D", True),
                                 ("E5", "35.1", "D", "D", True)]
     assert listings(emitted) == [("E5", True, "55.0")]
+    # Every notice about the file is its next revision, the rating before the listing it caused (the two
+    # travel on two topics: the gateway keeps the greatest revision, whatever order it consumes them in).
+    assert [(typ, p["enterprise_revision"]) for typ, _, p in emitted] == [
+        ("credit.rating", 1), ("credit.rating", 2), ("credit.rating", 3), ("credit.negative_list", 4),
+        ("credit.rating", 5), ("credit.rating", 6)]
+    assert stored["revisions"] == {"E5": 6}
     assert [p["reason"] for typ, _, p in emitted if typ == "credit.rating"][1:] == [
         f"order {PLATFORM}:P1 rejected: PROHIBITED_GOODS",
         f"order {PLATFORM}:P2 rejected: PROHIBITED_GOODS, AMOUNT_MISMATCH",
@@ -217,6 +224,8 @@ async def test_the_operator_lifts_a_listing_and_the_score_stays(tmp_path):
         lifted = said([Envelope.model_validate_json(row.value) for row in await r.new_outbox_rows()])
         assert listings(lifted) == [("E9", False, "40.0")]
         assert lifted[0][2]["reason"] == "removed from the negative list by the operator"
+        # registered (1), three ratings (2-4) and the listing the third caused (5): the lifting is the next
+        assert lifted[0][2]["enterprise_revision"] == 6 and (await state(r))["revisions"] == {"E9": 6}
         assert (await app.remove_from_list("E9", None))["negative_listed"] is False
         assert await r.new_outbox_rows() == []  # not listed: nothing to tell
         # still at D: the next penalty lists it again

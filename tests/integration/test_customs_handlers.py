@@ -12,6 +12,7 @@ from sqlalchemy import select
 from contracts.envelope import Envelope
 from contracts.identifiers import mask_id_number
 from contracts.v1.events import (
+    CreditRatingChanged,
     EnterpriseRegistered,
     NegativeListChanged,
     Order,
@@ -29,7 +30,7 @@ from services.customs.rules import selected_for_inspection
 from services.customs.tables import buyer_year_totals, order_files, party_waits, quota_holdings, released_export_lines
 from shared.outbox import build_envelope
 from shared.sealing import seal
-from shared.settings import settings
+from services.customs.settings import settings
 from shared.testing import LocalRunner
 from tests.support import new_resident_id, order_body, payment_body, unique, waybill_body
 
@@ -297,6 +298,27 @@ async def test_a_negative_listed_seller_is_rejected(runner):
     body = an_import()
     emitted = await runner.deliver(listed, order_event(body), payment_event(body), waybill_event(body))
     assert decisions(emitted)[0][2:5] == ("rejected", None, ("PARTY_ON_NEGATIVE_LIST",))
+
+
+@pytest.mark.parametrize("together", [True, False], ids=["one run", "separate runs"])
+async def test_an_older_credit_change_consumed_later_does_not_clear_a_listing(tmp_path, together):
+    """Credit rated the seller C (revision 6), then D and listed it (7, 8). The listing and the D rating
+    travel on two topics: the older C rating arrives last, and must not take the seller off the list."""
+    older = CreditRatingChanged(enterprise_code=SELLER, score=62, grade="C", customs_credit="general",
+                                negative_listed=False, reason="r", changed_at=T0, enterprise_revision=6)
+    rated_d = older.model_copy(update={"score": 40, "grade": "D", "negative_listed": True, "enterprise_revision": 7})
+    listed = NegativeListChanged(enterprise_code=SELLER, listed=True, score=40, grade="D", reason="grade D",
+                                 changed_at=T0, enterprise_revision=8)
+    async with LocalRunner(service, tmp_path) as runner:
+        await runner.deliver(*registrations())
+        if together:
+            await runner.deliver(listed, rated_d, older)
+        else:
+            for e in (listed, rated_d, older):
+                await runner.deliver(e)
+        body = an_import()
+        emitted = await runner.deliver(order_event(body), payment_event(body), waybill_event(body))
+        assert decisions(emitted)[0][2:5] == ("rejected", None, ("PARTY_ON_NEGATIVE_LIST",))
 
 
 async def test_an_untrustworthy_seller_is_always_inspected(runner):

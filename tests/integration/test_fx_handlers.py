@@ -175,15 +175,20 @@ async def test_year_to_date_stays_exact_over_several_settlements_of_one_enterpri
     events += [envelope(decision(no), no) for no in nos]
     emitted, state = await same_in_one_batch_and_one_by_one(tmp_path, events)
     settled = [p for t, _, p in emitted if t == "fx.settlement"]
-    assert [(p["order_no"], p["year_to_date_usd"], p["directory_status"]) for p in settled] == [
-        ("EXP-0", "50000.00", "exempt"), ("EXP-1", "100000.00", "exempt"), ("EXP-2", "150000.00", "exempt"),
-        ("EXP-3", "200000.00", "registration_required"), ("EXP-4", "250000.00", "registration_required")]
+    # Each settlement is a new revision of the seller's year, packed after the year (rules.enterprise_revision):
+    # the gateway keeps the greatest, whatever order the settlements (keyed by order) reach it in.
+    y = 2026 * 10**9
+    assert [(p["order_no"], p["year_to_date_usd"], p["directory_status"], p["enterprise_revision"]) for p in settled] == [
+        ("EXP-0", "50000.00", "exempt", y + 1), ("EXP-1", "100000.00", "exempt", y + 2),
+        ("EXP-2", "150000.00", "exempt", y + 3), ("EXP-3", "200000.00", "registration_required", y + 4),
+        ("EXP-4", "250000.00", "registration_required", y + 5)]
     [change] = [(cid, p) for t, cid, p in emitted if t == "fx.directory_status"]
     assert change == (f"{PLATFORM}:EXP-3", {"enterprise_code": SELLER, "year": 2026, "status": "registration_required",
-                                            "previous_status": "exempt", "year_to_date_usd": "200000.00"})
+                                            "previous_status": "exempt", "year_to_date_usd": "200000.00",
+                                            "enterprise_revision": y + 4})
     [year] = state["enterprise_years"]
-    assert (year["year_to_date_usd"], year["settlements"], year["directory_status"]) == (
-        D("250000.00"), 5, "registration_required")
+    assert (year["year_to_date_usd"], year["settlements"], year["directory_status"], year["revision"]) == (
+        D("250000.00"), 5, "registration_required", 5)
 
 
 async def test_a_registered_enterprise_stays_registered_across_the_threshold(tmp_path):
@@ -194,10 +199,12 @@ async def test_a_registered_enterprise_stays_registered_across_the_threshold(tmp
         assert response.status_code == 201
         [registered] = await runner.new_outbox_rows()
         assert b'"previous_status":"exempt"' in registered.value and b'"status":"registered"' in registered.value
+        assert b'"enterprise_revision":2026000000002' in registered.value  # the settlement was 1
         assert (await fx_app.register_in_directory(SELLER, None)).status_code == 200
         emitted = await runner.deliver(envelope(order("EXP-1", actual_paid="60000.00"), "EXP-1"),
                                        envelope(decision("EXP-1"), "EXP-1"))
-        assert [(e.type, e.payload["directory_status"]) for e in emitted] == [("fx.settlement", "registered")]
+        assert [(e.type, e.payload["directory_status"], e.payload["enterprise_revision"]) for e in emitted] == [
+            ("fx.settlement", "registered", 2026 * 10**9 + 3)]
         [year] = (await stored(runner))["enterprise_years"]
         assert (year["year_to_date_usd"], year["directory_status"]) == (D("210000.00"), "registered")
 

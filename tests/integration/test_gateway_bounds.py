@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 from sqlalchemy import func, select
 
-from contracts import publish
+from tooling.contracts import publish
 
 from services.gateway import app as gateway_app
 from services.gateway.app import app, service

@@ -14,6 +14,7 @@ from contracts.v1.events import (
     CreditRatingChanged,
     CustomsDecision,
     FxSettled,
+    NegativeListChanged,
     Reason,
     ShipmentStatusChanged,
     TaxAssessment,
@@ -228,6 +229,59 @@ async def test_several_answers_of_one_key_in_one_run_give_what_separate_batches_
         {"A": (1, {"status": "released", "channel": "green", "reasons": []})},
         [{"score": "72.5", "grade": "B", "negative_listed": False, "on_negative_list": False}],
         {"ecommerce_grade": "B"})
+
+
+def fx_settled(order_no: str, year_to_date: str, revision: int | None, minutes: int = 0) -> FxSettled:
+    return FxSettled(platform_code="P", order_no=order_no, ecommerce_code="E", status="settled",
+                     amount_usd=Decimal("10.00"), rate=Decimal("7.2649"), rate_date="2026-11-24", year=2026,
+                     year_to_date_usd=Decimal(year_to_date), directory_status="exempt",
+                     settled_at=T0 + timedelta(minutes=minutes), enterprise_revision=revision)
+
+
+def credit_news(score: str, grade: str, listed: bool, revision: int) -> list:
+    """A rating and, when listed, the listing it caused (credit publishes them on two topics)."""
+    rating = CreditRatingChanged(enterprise_code="E", score=Decimal(score), grade=grade, customs_credit="general",
+                                 negative_listed=listed, reason="r", changed_at=T0, enterprise_revision=revision)
+    if not listed:
+        return [rating]
+    return [rating, NegativeListChanged(enterprise_code="E", listed=True, score=Decimal(score), grade=grade,
+                                        reason="grade D", changed_at=T0, enterprise_revision=revision + 1)]
+
+
+@pytest.mark.parametrize("together", [True, False], ids=["one run", "separate runs"])
+async def test_an_enterprise_view_consumed_out_of_the_agencys_order_never_replaces_a_later_one(tmp_path, together):
+    """FX's settlements of one seller are keyed by order, so they travel on different partitions and
+    reach the gateway in any order (two FX instances made this visible: the gateway showed 923.22 where
+    FX held 985.98). Credit's rating and listing travel on two topics. The revision each carries decides."""
+    async with LocalRunner(service, tmp_path) as runner:
+        await seed_orders(runner, ["A", "B", "C"])
+        await seed_enterprise(runner)
+        # FX settled A, B, C in that order (revisions 2026*10^9 + 1..3); the gateway consumes C, A, B.
+        year = 2026 * 10**9
+        later_first = [envelope(fx_settled("C", "985.98", year + 3, 3), "C"),
+                       envelope(fx_settled("A", "900.00", year + 1, 1), "A"),
+                       envelope(fx_settled("B", "923.22", year + 2, 2), "B")]
+        # Credit: 62.0 (C) then listed at 58.0 (D): the listing arrives first, the older rating last.
+        first, listing = credit_news("58", "D", True, 7)
+        older = credit_news("62", "C", False, 6)[0]
+        credit = [envelope(listing, "E"), envelope(first, "E"), envelope(older, "E")]
+        if together:
+            await runner.deliver(*later_first, *credit)
+        else:
+            for e in [*later_first, *credit]:
+                await runner.deliver(e)
+        enterprise = await enterprise_view("E", OPERATOR)
+        assert enterprise["fx"] == {"directory_status": "exempt", "year": 2026, "year_to_date_usd": "985.98"}
+        assert enterprise["credit"] == {"score": "58", "grade": "D", "negative_listed": True, "on_negative_list": True}
+
+        # An event without a revision (a producer before it was added) counts as 0: it never replaces a
+        # revised view, and a later year's revision replaces an earlier year's.
+        await runner.deliver(envelope(fx_settled("A", "1.00", None), "A"))
+        assert (await enterprise_view("E", OPERATOR))["fx"]["year_to_date_usd"] == "985.98"
+        next_year = fx_settled("A", "5.00", 2027 * 10**9 + 1).model_copy(update={"year": 2027})
+        await runner.deliver(envelope(next_year, "A"))
+        assert (await enterprise_view("E", OPERATOR))["fx"] == {
+            "directory_status": "exempt", "year": 2027, "year_to_date_usd": "5.00"}
 
 
 async def test_a_redelivered_answer_has_no_second_effect(runner):

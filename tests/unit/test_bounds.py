@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 
-from contracts import publish, types
+from contracts import types
+from tooling.contracts import publish
 from contracts.topics import EVENT_TYPES
 from contracts.types import Money, Quantity, Timestamp
 from contracts.v1 import documents

@@ -1,4 +1,4 @@
-"""The FULL compatibility checker (contracts/compat.py): one test per rule, on hand-written schemas and on the
+"""The FULL compatibility checker (tooling/contracts/compat.py): one test per rule, on hand-written schemas and on the
 schemas Pydantic generates for v1 / v1' model pairs, plus the compatible changes that must report nothing
 and the transitive check over a history of revisions."""
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Literal
 import pytest
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from contracts.compat import Problem, full_compatibility_problems, history_problems
+from tooling.contracts.compat import Problem, full_compatibility_problems, history_problems
 from contracts.types import Money
 
 

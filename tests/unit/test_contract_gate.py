@@ -3,7 +3,7 @@ FULL-compatible with every published revision of its major (contracts/schemas/hi
 
 A breaking change to a v1 model fails here, naming the event type, the field and the rule; the way out is
 a new major version on its own topic, never an edit of v1. The schema is generated exactly as
-`python -m contracts.publish` publishes it (`event_schema`, then `revision_of`)."""
+`python -m tooling.contracts.publish` publishes it (`event_schema`, then `revision_of`)."""
 from __future__ import annotations
 
 import dataclasses
@@ -11,8 +11,8 @@ import dataclasses
 import pytest
 from pydantic import BaseModel, create_model
 
-from contracts import publish
-from contracts.compat import Problem, history_problems
+from tooling.contracts import publish
+from tooling.contracts.compat import Problem, history_problems
 from contracts.topics import EVENT_TYPES, EventType
 from contracts.v1 import events as v1
 

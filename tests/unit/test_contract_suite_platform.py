@@ -1,4 +1,4 @@
-"""The contract suite's platform mode (`python -m contracts.suite platform`): a good document set passes;
+"""The contract suite's platform mode (`python -m tooling.contracts.suite platform`): a good document set passes;
 every kind of violation is reported with its file and field; all of them at once, not only the first."""
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from contracts.suite.__main__ import main
-from contracts.suite.golden import Golden, example_documents
-from contracts.suite.platform import check_platform_documents, kind_by_name, kind_by_shape
-from contracts.suite.sandbox import answers_text, submit
+from tooling.contracts.suite.__main__ import main
+from tooling.contracts.suite.golden import Golden, example_documents
+from tooling.contracts.suite.platform import check_platform_documents, kind_by_name, kind_by_shape
+from tooling.contracts.suite.sandbox import answers_text, submit
 from contracts.v1.documents import OrderIn
 from shared.http import validation_errors
 

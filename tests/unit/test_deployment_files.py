@@ -90,10 +90,21 @@ def test_compose_runs_in_production_unless_told_otherwise():
         assert services[name]["environment"]["SW_ENV"] == "production"
 
 
+OBSERVABILITY = {"prometheus", "grafana", "jaeger"}  # the optional profile (docs/observability.md)
+
+
+def published_address(port) -> str:  # noqa: ANN001 - compose gives "host:published:target" or a mapping
+    if isinstance(port, dict):
+        return f"{port.get('host_ip', '0.0.0.0')}:{port.get('published')}"
+    return str(port).rsplit(":", 1)[0]
+
+
 def test_only_the_gateway_is_published():
     services = resolved()["services"]
     published = {name for name, svc in services.items() if svc.get("ports")}
-    assert published == {"gateway"}
+    assert published - OBSERVABILITY == {"gateway"}
+    for name in published & OBSERVABILITY:  # the observability UIs: on loopback unless told otherwise
+        assert all(published_address(p).startswith("127.0.0.1:") for p in services[name]["ports"]), services[name]
     [port] = services["gateway"]["ports"]
     assert str(port.get("target") if isinstance(port, dict) else port).split("/")[0].endswith(":8000")
 
@@ -127,3 +138,22 @@ def test_every_topic_has_a_dead_letter_topic():
     for name in all_topic_names(with_dead_letters=False):
         assert f"{name}.dlq" in names
     assert json.dumps(names)
+
+
+def test_the_observability_services_are_an_optional_profile():
+    services = resolved()["services"]
+    assert OBSERVABILITY <= set(services)
+    for name in OBSERVABILITY:
+        assert services[name].get("profiles") == ["observability"], name
+    for name in SERVICE_PORTS:  # a plain `docker compose up` is unchanged; traces off unless an endpoint is set
+        assert not services[name].get("profiles")
+        assert services[name]["environment"].get("OTEL_EXPORTER_OTLP_ENDPOINT", "") == ""
+
+
+def test_prometheus_scrapes_every_service_by_its_compose_name_and_port():
+    scrape = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    targets = {job["job_name"]: [t for c in job["static_configs"] for t in c["targets"]] for job in scrape["scrape_configs"]}
+    assert targets == {name: [f"{name}:{port}"] for name, port in SERVICE_PORTS.items()}
+    compose = resolved()["services"]
+    for name, port in SERVICE_PORTS.items():
+        assert compose[name]["command"][-1] == str(port)

@@ -97,3 +97,19 @@ def test_corrections_and_cancellations():
 def test_updated_at_is_the_latest_change():
     assert views.last_update(T0, [T0 + timedelta(seconds=5), T0 - timedelta(days=1)]) == T0 + timedelta(seconds=5)
     assert views.last_update(T0, []) == T0
+
+
+def test_any_agency_status_event_is_shown_under_its_agency_with_no_mapping_of_its_own():
+    from contracts.v1.quarantine import QuarantineStatus  # an AgencyOrderStatus: no of_quarantine in views.py
+    from services.gateway.handlers import handlers
+
+    held = QuarantineStatus(platform_code="P", order_no="A", order_version=2, status="held", chapters=["03"],
+                            reasons=[{"code": "ANIMAL_OR_PLANT_GOODS", "message": "HS chapter 03"}], decided_at=T0)
+    p = views.of_agency_status(held, "P:A")
+    assert p.order_view == OrderView(A, "quarantine", 2, {
+        "status": "held", "chapters": ["03"], "reasons": [{"code": "ANIMAL_OR_PLANT_GOODS", "message": "HS chapter 03"}],
+        "at": T0.isoformat()}, T0)
+    assert (p.trace.source, p.trace.type, p.trace.summary) == ("quarantine", "quarantine.status",
+                                                               "held: ANIMAL_OR_PLANT_GOODS")
+    assert ("quarantine.status", 1) in handlers.by_type  # the gateway subscribes by itself
+    assert views.agency_sections({"quarantine": p.order_view.view})["quarantine"]["status"] == "held"

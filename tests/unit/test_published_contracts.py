@@ -1,6 +1,6 @@
 """The published contracts (contracts/schemas/) are what the code generates, and they are valid.
 
-- the checked-in files equal what `python -m contracts.publish` generates now;
+- the checked-in files equal what `python -m tooling.contracts.publish` generates now;
 - every example validates against its Pydantic model and against its published JSON Schema, and the
   examples tell one consistent story (the order, its payment and its waybill agree);
 - the AsyncAPI document validates against the official AsyncAPI 3.0.0 JSON Schema (npm @asyncapi/specs),
@@ -23,7 +23,8 @@ from jsonschema import Draft7Validator, Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
 
-from contracts import examples, publish
+from contracts import examples
+from tooling.contracts import publish
 from contracts.envelope import Envelope
 from contracts.topics import EVENT_TYPES, TOPICS
 from contracts.v1 import documents
@@ -84,7 +85,7 @@ def test_output_is_canonical_json(plan):
 
 
 def test_publish_check_exits_0_when_up_to_date():
-    result = subprocess.run([sys.executable, "-m", "contracts.publish", "--check"], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "tooling.contracts.publish", "--check"], capture_output=True, text=True,
                             cwd=publish.REPO)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -324,7 +325,7 @@ def asyncapi_validator() -> Draft7Validator:
         path = publish.ensure_asyncapi_spec()
     except Exception as err:  # noqa: BLE001 - the message must say how to get the schema
         pytest.fail(f"the official AsyncAPI 3.0.0 JSON Schema is missing and could not be installed: {err}\n"
-                    f"Install it with: python -m contracts.publish --ensure-asyncapi-spec "
+                    f"Install it with: python -m tooling.contracts.publish --ensure-asyncapi-spec "
                     f"(runs {' '.join(publish.asyncapi_install_command())})")
     spec = json.loads(path.read_text())
     # The bundle keys every definition by its `$id`; register each so that `$ref`s resolve offline.

@@ -1,11 +1,10 @@
 """webhooks (spec §7.3): an enterprise's webhooks, their deliveries and every attempt of them
 
 Revision ID: 4c9e2b7d1a60
-Revises: 2f8b6d0c4e15
+Revises: 5c0e8a3f91b7
 Create Date: 2026-11-29 12:45:00
 
-New tables only; nothing existing changes. (Numbered 0008: 0007 is another change under way; its merge
-sets this revision's down_revision to 0007's.)
+New tables only; nothing existing changes.
 """
 import sqlalchemy as sa
 from alembic import op
@@ -13,7 +12,7 @@ from alembic import op
 import shared.tables
 
 revision = '4c9e2b7d1a60'
-down_revision = '2f8b6d0c4e15'
+down_revision = '5c0e8a3f91b7'
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,0 @@
-"""The contract suite: what an outside platform or agency runs against its own implementation before it
-goes live (`python -m contracts.suite --help`, and docs/contracts.md).
-
-- `platform`: checks a platform's documents against the REST contracts and the rules between documents;
-- `agency`: plays golden events for one agency role onto a broker and checks the agency's answers.
-
-Both stand on the contracts (`contracts/`) and the domain rules alone: nothing here imports an agency."""
