@@ -306,3 +306,43 @@ async def test_a_hanging_receiver_does_not_hold_back_another(database, tmp_path)
     finally:
         slow.close()
         fast.close()
+
+
+async def test_a_cancellation_is_announced_through_the_outbox(tmp_path):
+    """The gateway's own changes of a view (spec §4.5 DELETE, PUT) are announced in the request's
+    transaction, through the outbox (nothing is sent from inside the request)."""
+    import httpx  # noqa: PLC0415
+
+    from services.gateway import app as gateway  # noqa: PLC0415
+    from shared.settings import settings  # noqa: PLC0415
+    from shared.tables import OUTBOX  # noqa: PLC0415
+    from tests.support import new_uscc, order_body  # noqa: PLC0415
+
+    admin = {"Authorization": f"Bearer {settings().sw_admin_token}"}
+    await gateway.service.open_database(f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}")
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway.app), base_url="http://gw") as client:
+            keys = {}
+            for role in ("platform", "ecommerce"):
+                code = new_uscc()
+                r = await client.post("/v1/enterprises", headers=admin,
+                                      json={"code": code, "name": f"E {code}", "roles": [role]})
+                keys[role] = (code, {"Authorization": f"Bearer {r.json()['api_key']}"})
+            (platform, p_auth), (seller, _) = keys["platform"], keys["ecommerce"]
+            quiet, watched = order_body(platform, seller, "ORD-QUIET"), order_body(platform, seller, "ORD-WATCHED")
+            assert (await client.post("/v1/orders", json=quiet, headers=p_auth)).status_code == 202
+            assert (await client.delete(f"/v1/orders/{platform}/ORD-QUIET", headers=p_auth)).status_code == 202
+            r = await client.post("/v1/webhooks", headers=p_auth,
+                                  json={"url": "http://127.0.0.1:9/hook", "events": ["order.status_changed"]})
+            assert r.status_code == 201, r.text
+            assert (await client.post("/v1/orders", json=watched, headers=p_auth)).status_code == 202
+            assert (await client.delete(f"/v1/orders/{platform}/ORD-WATCHED", headers=p_auth)).status_code == 202
+        async with gateway.service.sessions() as session:
+            announced = [json.loads(v) for v in (await session.execute(
+                select(OUTBOX.c.value).where(OUTBOX.c.topic == "sw.order.status_changed.v1"))).scalars()]
+        # Before the webhook existed nothing was announced; after, the cancellation was, by the gateway.
+        assert [(e["payload"]["order_no"], e["payload"]["version"], e["payload"]["sources"]) for e in announced] == [
+            ("ORD-WATCHED", 2, ["gateway"])]
+    finally:
+        await gateway.service.stop()
+        gateway.group_commit = None
