@@ -201,6 +201,8 @@ REST_CASES: tuple[RestExample, ...] = (
                 {"documents": [IMPORT_WAYBILL_IN, EXPORT_WAYBILL_IN]}),
     RestExample("TrackingEventIn", "picked_up", "collected from the seller", PICKED_UP_IN),
     RestExample("TrackingEventIn", "delivered", "delivered to the buyer", DELIVERED_IN),
+    RestExample("WebhookIn", "status_changes", "spec §7.3: push every change of my orders' one-stop view",
+                {"url": "https://hooks.example.com/single-window", "events": ["order.status_changed"]}),
     RestExample("InspectionResultIn", "pass", "the inspector found nothing: released",
                 {"result": "pass", "note": "contents match the order; 2 jars of face cream"}),
     RestExample("InspectionResultIn", "fail", "the inspector found a problem: rejected",
@@ -462,6 +464,15 @@ EVENT_CASES: tuple[EventExample, ...] = (
                  IMPORT_KEY, IMPORT_KEY, {"platform_code": PLATFORM, "order_no": IMPORT_ORDER_NO, "order_version": 1,
                                           "status": "cleared", "chapters": [], "reasons": [],
                                           "decided_at": "2026-11-24T03:30:00.420000Z"}),
+    # sw.order.status_changed.v1 (gateway, for its own webhook dispatcher)
+    EventExample(("order.status_changed", 1), "released", "customs released the import: its view changed",
+                 IMPORT_KEY, IMPORT_KEY,
+                 {"platform_code": PLATFORM, "order_no": IMPORT_ORDER_NO, "version": 1, "sources": ["customs"],
+                  "changed_at": "2026-11-24T03:30:00.500000Z"}),
+    EventExample(("order.status_changed", 1), "cancelled", "the platform cancelled the export",
+                 EXPORT_KEY, EXPORT_KEY,
+                 {"platform_code": EXPORTER, "order_no": EXPORT_ORDER_NO, "version": 2, "sources": ["gateway"],
+                  "changed_at": "2026-11-25T07:00:00Z"}),
 )
 
 

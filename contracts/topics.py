@@ -91,6 +91,10 @@ QUARANTINE_STATUS = _topic(
     "quarantine.status.v1", "quarantine", "orders held for inspection (HS chapters 01-14) or cleared",
     ("quarantine.status", QuarantineStatus, ORDER_KEY),
 )
+ORDER_STATUS_CHANGED = _topic(
+    "sw.order.status_changed.v1", "gateway", "changes of an order's one-stop view, for webhook deliveries",
+    ("order.status_changed", v1.OrderStatusChanged, ORDER_KEY),
+)
 
 TOPICS: tuple[Topic, ...] = (
     ENTERPRISE_REGISTERED,
@@ -104,6 +108,7 @@ TOPICS: tuple[Topic, ...] = (
     LOGISTICS_STATUS,
     CREDIT_RATING,
     QUARANTINE_STATUS,
+    ORDER_STATUS_CHANGED,
 )
 
 EVENT_TYPES: dict[tuple[str, int], EventType] = {

@@ -246,6 +246,25 @@ class WaybillBatchIn(Strict):
     documents: list[WaybillIn] = Field(min_length=1, max_length=BATCH_MAX_DOCUMENTS)
 
 
+WebhookEvent = Literal["order.status_changed"]
+WEBHOOK_URL_MAX = 2048
+
+
+class WebhookIn(Strict):
+    """`POST /v1/webhooks` (spec §7.3): where to push, and which events. The URL's policy (https and a
+    public address in production) is the gateway's (services/gateway/webhooks/rules.py), not the schema's."""
+
+    url: str = Field(min_length=1, max_length=WEBHOOK_URL_MAX,
+                     description="absolute http(s) URL; in production https only, resolving to public addresses")
+    events: list[WebhookEvent] = Field(min_length=1, max_length=8, description="the event types to push")
+
+    @model_validator(mode="after")
+    def _distinct(self) -> "WebhookIn":
+        if len(set(self.events)) != len(self.events):
+            raise_field("events", "duplicate", "each event type may be named once")
+        return self
+
+
 class BatchResult(BaseModel):
     """What the single endpoint would have answered for the document at `index`, alone."""
 

@@ -402,3 +402,19 @@ class AgencyOrderStatus(Payload):
     status: str = Field(pattern=r"^[a-z][a-z_]{0,31}$")
     reasons: list[StatusReason] = []
     decided_at: Timestamp
+
+
+# --- sw.order.status_changed.v1 (gateway, read by the gateway's webhook dispatcher) ---------------------
+
+
+class OrderStatusChanged(Payload):
+    """The gateway's one-stop view of an order changed (spec §7.3): an agency's answer was kept, or the
+    order was corrected or cancelled. Carries no view: the dispatcher reads the view when it turns the event
+    into webhook deliveries, so the last delivery shows every change committed before it."""
+
+    platform_code: str
+    order_no: str
+    version: Version = Field(description="the order version the gateway held when the view changed")
+    sources: list[str] = Field(min_length=1, description="what changed it: agencies (customs, tax, fx, "
+                                                         "logistics, ...) or gateway (correction, cancellation)")
+    changed_at: Timestamp

@@ -16,10 +16,11 @@ from contracts.identifiers import order_key
 from contracts.types import Timestamp
 from contracts.v1.documents import BatchIn, BatchResults, EnterpriseRegistration, OrderIn, PlatformList, TrackingEventIn
 from contracts.v1.events import EnterpriseRegistered, Order, WaybillTracked
-from services.gateway import contracts_policy, intake, rules, store, views
+from services.gateway import contracts_policy, intake, rules, store, views, webhooks
 from services.gateway.auth import Caller, CallerDep, caller_cache, rate_limit
 from services.gateway.handlers import handlers
 from services.gateway.store import add_trace
+from services.gateway.webhooks.dispatch import announce
 from services.gateway.intake import (
     emit_order_events,
     order_columns,
@@ -31,10 +32,8 @@ from services.gateway.tables import (
     agency_views,
     api_keys,
     enterprise_platforms,
-    enterprise_views,
     enterprises,
     orders,
-    payments,
     trace,
     tracking_events,
     waybills,
@@ -301,23 +300,6 @@ async def held_views(session, platform_code: str, order_no: str) -> dict[str, di
     return {agency: view for agency, (view, _) in (await store.order_views(session, (platform_code, order_no))).items()}
 
 
-def status_query(platform_code: str, order_no: str):  # noqa: ANN201
-    """The order's own columns of the status view, whether its payment and waybill arrived, and the
-    ecommerce enterprise's credit view: one query by primary keys (the agencies' views are a second)."""
-    same_order = (orders.c.platform_code == platform_code, orders.c.order_no == order_no)
-    has_payment = select(payments.c.payment_no).where(
-        payments.c.platform_code == platform_code, payments.c.order_no == order_no).exists()
-    has_waybill = select(waybills.c.waybill_no).where(
-        waybills.c.platform_code == platform_code, waybills.c.order_no == order_no).exists()
-    credit = select(enterprise_views.c.view).where(
-        enterprise_views.c.enterprise_code == orders.c.ecommerce_code, enterprise_views.c.agency == "credit"
-    ).scalar_subquery()
-    return select(orders.c.platform_code, orders.c.order_no, orders.c.ecommerce_code, orders.c.direction,
-                  orders.c.trade_mode, orders.c.version, orders.c.submitted_at, orders.c.updated_at,
-                  has_payment.label("has_payment"), has_waybill.label("has_waybill"), credit.label("credit")
-                  ).where(*same_order)
-
-
 def may_read_order(caller: Caller, row) -> bool:  # noqa: ANN001
     return caller.is_operator or caller.code in (row.platform_code, row.ecommerce_code)
 
@@ -327,26 +309,13 @@ async def order_status(platform_code: str, order_no: str, caller: CallerDep):
     if not caller.is_operator and "platform" in caller.roles and caller.code != platform_code and "ecommerce" not in caller.roles:
         raise Problem(403, "Forbidden", "you may only look at your own orders")
     async with service.readers() as session:
-        row = (await session.execute(status_query(platform_code, order_no))).first()
+        row = (await session.execute(store.status_query([(platform_code, order_no)]))).first()
         if row is None:
             raise Problem(404, "Not found", f"no order {order_no} of platform {platform_code}")
         if not may_read_order(caller, row):
             raise Problem(403, "Forbidden", "you may only look at orders you are a party to")
-        has_payment, has_waybill, credit = row.has_payment, row.has_waybill, {"credit": row.credit or {}}
         held = await store.order_views(session, (platform_code, order_no))
-    documents = {"order": "received",
-                 "payment": "received" if has_payment else ("not_required" if row.direction == "export" else "missing"),
-                 "waybill": "received" if has_waybill else "missing"}
-    order = {
-        "order_no": row.order_no, "platform_code": row.platform_code, "ecommerce_code": row.ecommerce_code,
-        "direction": row.direction, "trade_mode": row.trade_mode, "version": row.version,
-        "documents": documents,
-    }
-    fixed = {"credit": {"ecommerce_grade": credit.get("credit", {}).get("grade")},
-             "submitted_at": row.submitted_at.isoformat(),
-             "updated_at": views.last_update(row.updated_at, (at for _, at in held.values())).isoformat()}
-    sections = views.agency_sections({agency: view for agency, (view, _) in held.items()}, reserved=[*order, *fixed])
-    return {**order, **sections, **fixed}
+    return views.one_stop_view(row, held)
 
 
 @router.get("/orders/{platform_code}/{order_no}/trace", tags=["documents"])
@@ -395,6 +364,7 @@ async def correct_order(platform_code: str, order_no: str, caller: CallerDep, bo
         await store.save_order_views(uow.session, views.views_on_correction((platform_code, order_no), version, at))
         await emit_order_events(uow, "corrected", version, at, event_doc, contracts_policy.brands_of(doc.items))
         await add_trace(uow.session, key, at, "gateway", "order.corrected", f"order corrected (version {version})")
+        await announce(uow, [((platform_code, order_no), version, "gateway")])
     return JSONResponse({**answer, "version": version}, status_code=202)
 
 
@@ -421,6 +391,7 @@ async def cancel_order(platform_code: str, order_no: str, caller: CallerDep):
         await emit_order_events(uow, "cancelled", version, at, Order.model_validate(row.document),
                                 contracts_policy.stored_brands(row.document))
         await add_trace(uow.session, key, at, "gateway", "order.cancelled", "order cancelled by the platform")
+        await announce(uow, [((platform_code, order_no), version, "gateway")])
     return JSONResponse(answer, status_code=202)
 
 
@@ -535,7 +506,7 @@ async def stats(caller: CallerDep, from_: Annotated[Timestamp | None, Query(alia
     return {"from": from_.isoformat() if from_ else None, "to": to.isoformat() if to else None, **result}
 
 
-app = service.http(router, title="Single window gateway", version="1")
+app = service.http(router, webhooks.install(service), title="Single window gateway", version="1")
 
 # The operator console (spec §7.4): pages under /console, outside the published API description.
 from services.gateway import console  # noqa: E402 - its pages call the routes above

@@ -2,9 +2,9 @@
 view, the trace, the enterprise view and the statistics show. It never asks an agency directly.
 
 One batch handler per consumed event type, all the same shape: map each answer of the run to its
-projection (services/gateway/views.py, pure), load the versions of the orders the run is about (one
-query), keep the views that win (pure), and save them with one upsert per table and one insert of the
-trace lines. What is kept, and why, is in views.py: a decision about an older order version is history
+projection (services/gateway/views.py, pure), load the versions of the orders the run is about and
+whether a party watches them with a webhook (one query), keep the views that win (pure), and save them
+with one upsert per table and one insert of the trace lines. What is kept, and why, is in views.py: a decision about an older order version is history
 only (trace, no view); answers without a version (FX, logistics) are about the version held; the newest
 version wins, the later answer of equal versions."""
 from __future__ import annotations
@@ -23,10 +23,13 @@ from contracts.v1.events import (
     FxSettled,
     LogisticsAnomaly,
     NegativeListChanged,
+    OrderStatusChanged,
     ShipmentStatusChanged,
     TaxAssessment,
 )
 from services.gateway import store, views
+from services.gateway.webhooks import dispatch
+from services.gateway.webhooks import store as webhook_store
 from shared.batch import Received
 from shared.runtime import Handlers, UnitOfWork
 
@@ -38,8 +41,12 @@ Mapping = Callable[[Any, str], views.Projection]
 async def project(uow: UnitOfWork, events: list[Received[Any]], mapping: Mapping) -> None:
     """A run of answers into the read model: one query, then one statement per table."""
     projections = [mapping(e.payload, e.correlation_id) for e in events]
-    held = await store.held_versions(uow.session, views.order_keys(projections))
-    await store.save_order_views(uow.session, views.kept_order_views(projections, held))
+    # The versions held and (spec §7.3) which orders a party watches with a webhook: one query.
+    held, watched = await webhook_store.held_versions_and_watched(uow.session, views.order_keys(projections))
+    kept = views.kept_order_views(projections, held)
+    await store.save_order_views(uow.session, kept)
+    # The changed views of watched orders are announced to the webhook dispatcher, in this transaction.
+    await dispatch.announce(uow, ((v.key, v.version, v.agency) for v in kept), watched)
     await store.save_enterprise_views(uow.session, views.latest_enterprise_views(projections))
     await store.add_trace_entries(uow.session, views.trace_entries(projections))
 
@@ -68,3 +75,6 @@ projector(NegativeListChanged, views.of_negative_list)
 for _et in EVENT_TYPES.values():
     if issubclass(_et.model, AgencyOrderStatus) and (_et.name, _et.version) not in handlers.by_type:
         projector(_et.model, views.of_agency_status)
+
+# spec §7.3: the gateway's own announcements of view changes become webhook deliveries.
+handlers.on_batch(OrderStatusChanged)(dispatch.dispatch)

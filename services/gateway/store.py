@@ -9,19 +9,9 @@ from typing import Any
 from sqlalchemy import insert, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.gateway.tables import agency_views, enterprise_views, orders, payments, trace
+from services.gateway.tables import agency_views, enterprise_views, orders, payments, trace, waybills
 from services.gateway.views import EnterpriseView, OrderKey, OrderView, TraceEntry
 from shared.db import upsert
-
-
-async def held_versions(session: AsyncSession, keys: Collection[OrderKey]) -> dict[OrderKey, int]:
-    """The version the gateway holds of each order in `keys` (absent: not held); one query. No lock: a
-    correction racing with the run writes its views with the newer version, which the save keeps."""
-    if not keys:
-        return {}
-    rows = await session.execute(select(orders.c.platform_code, orders.c.order_no, orders.c.version).where(
-        tuple_(orders.c.platform_code, orders.c.order_no).in_(sorted(keys))))
-    return {(r.platform_code, r.order_no): r.version for r in rows}
 
 
 async def save_order_views(session: AsyncSession, views: Sequence[OrderView]) -> None:
@@ -53,6 +43,38 @@ async def order_views(session: AsyncSession, key: OrderKey) -> dict[str, tuple[d
     rows = await session.execute(select(agency_views.c.agency, agency_views.c.view, agency_views.c.updated_at).where(
         agency_views.c.platform_code == key[0], agency_views.c.order_no == key[1]))
     return {r.agency: (r.view, r.updated_at) for r in rows}
+
+
+async def orders_views(session: AsyncSession, keys: Collection[OrderKey]
+                       ) -> dict[OrderKey, dict[str, tuple[dict[str, Any], datetime]]]:
+    """`order_views` of many orders at once: {order: {agency: (view, updated_at)}}; one query."""
+    if not keys:
+        return {}
+    rows = await session.execute(select(agency_views.c.platform_code, agency_views.c.order_no, agency_views.c.agency,
+                                        agency_views.c.view, agency_views.c.updated_at).where(
+        tuple_(agency_views.c.platform_code, agency_views.c.order_no).in_(sorted(keys))))
+    held: dict[OrderKey, dict[str, tuple[dict[str, Any], datetime]]] = {}
+    for r in rows:
+        held.setdefault((r.platform_code, r.order_no), {})[r.agency] = (r.view, r.updated_at)
+    return held
+
+
+def status_query(keys: Collection[OrderKey]):  # noqa: ANN201
+    """The orders' own columns of the status view (spec §4.4) and the firms they name, whether their payment
+    and waybill arrived, and the ecommerce enterprise's credit view: one query by primary keys (the agencies' views are a second,
+    `order_views` / `orders_views`); `views.one_stop_view` makes the view of each line."""
+    has_payment = select(payments.c.payment_no).where(
+        payments.c.platform_code == orders.c.platform_code, payments.c.order_no == orders.c.order_no).exists()
+    has_waybill = select(waybills.c.waybill_no).where(
+        waybills.c.platform_code == orders.c.platform_code, waybills.c.order_no == orders.c.order_no).exists()
+    credit = select(enterprise_views.c.view).where(
+        enterprise_views.c.enterprise_code == orders.c.ecommerce_code, enterprise_views.c.agency == "credit"
+    ).scalar_subquery()
+    return select(orders.c.platform_code, orders.c.order_no, orders.c.ecommerce_code, orders.c.direction,
+                  orders.c.trade_mode, orders.c.version, orders.c.submitted_at, orders.c.updated_at,
+                  orders.c.payment_code, orders.c.logistics_code,
+                  has_payment.label("has_payment"), has_waybill.label("has_waybill"), credit.label("credit")
+                  ).where(tuple_(orders.c.platform_code, orders.c.order_no).in_(sorted(keys)))
 
 
 async def enterprise_views_of(session: AsyncSession, code: str,

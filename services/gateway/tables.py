@@ -146,3 +146,63 @@ trace = Table(
     Column("summary", Text, nullable=False),
     Index("ix_trace_correlation", "correlation_id", "id"),
 )
+
+# --- webhooks (spec §7.3; services/gateway/webhooks/) ------------------------------------------------
+
+# An enterprise's webhooks. The secret signs every delivery (HMAC-SHA256), so it is kept, encrypted under a
+# key derived from the gateway's own (webhooks/rules.py secret_box); shown to the enterprise once, never again.
+webhooks = Table(
+    "webhooks", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("enterprise_code", String(32), nullable=False),
+    Column("url", String(2048), nullable=False),
+    Column("events", JSON, nullable=False),
+    Column("secret", String(200), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Index("ix_webhooks_enterprise", "enterprise_code"),
+)
+
+# One delivery of one event to one webhook: its exact body (the same bytes on every attempt, so the same
+# `delivery_id`), where it stands (pending | delivered | failed), and when it may be tried next. `seq` orders
+# the deliveries of one order to one webhook: a later one waits until the earlier one left or was given up.
+# A sender claims a due row by setting `lease_until`/`lease_token` and records the outcome only with its
+# token, so no database lock is held across the HTTP call and two gateways never send a row at once.
+webhook_deliveries = Table(
+    "webhook_deliveries", metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("delivery_id", String(36), nullable=False, unique=True),
+    Column("webhook_id", String(32), nullable=False),
+    Column("order_key", String(100), nullable=False),
+    Column("event_type", String(64), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("next_attempt_at", UtcDateTime(), nullable=False),
+    Column("lease_until", UtcDateTime()),
+    Column("lease_token", String(36)),
+    Column("last_attempt_at", UtcDateTime()),
+    Column("last_status_code", Integer),
+    Column("last_error", String(500)),
+    Column("finished_at", UtcDateTime()),
+    Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    Index("ix_webhook_deliveries_order", "webhook_id", "order_key", "seq"),
+    Index("ix_webhook_deliveries_webhook", "webhook_id", "seq"),
+    Index("ix_webhook_deliveries_finished", "finished_at"),
+)
+
+# Every attempt of every delivery, for the deliveries log (`GET /v1/webhooks/{id}/deliveries`); pruned
+# after SW_WEBHOOK_KEEP_DAYS with the finished deliveries.
+webhook_attempts = Table(
+    "webhook_attempts", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("delivery_id", String(36), nullable=False),
+    Column("webhook_id", String(32), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
+    Column("status_code", Integer),
+    Column("error", String(500)),
+    Column("duration_ms", Integer, nullable=False),
+    Index("ix_webhook_attempts_delivery", "delivery_id", "id"),
+    Index("ix_webhook_attempts_at", "at"),
+)

@@ -325,3 +325,24 @@ def enterprise_sections(views: Mapping[str, Mapping[str, Any]], reserved: Iterab
 def last_update(order_updated_at: datetime, view_times: Iterable[datetime]) -> datetime:
     """The status view's `updated_at`: the latest of the order's own change and its agencies' answers."""
     return max([order_updated_at, *view_times])
+
+
+def one_stop_view(row: Any, held: Mapping[str, tuple[Mapping[str, Any], datetime]]) -> dict[str, Any]:
+    """The status view of spec §4.4 of one order: `row` is its line of `store.status_query` (the order's own
+    columns, whether its payment and waybill arrived, the seller's credit view), `held` its agency views
+    ({agency: (view, updated_at)}). What `GET /v1/orders/{platform_code}/{order_no}` answers and what a
+    webhook delivery carries as `data` (spec §7.3)."""
+    documents = {"order": "received",
+                 "payment": "received" if row.has_payment else ("not_required" if row.direction == "export" else "missing"),
+                 "waybill": "received" if row.has_waybill else "missing"}
+    order = {
+        "order_no": row.order_no, "platform_code": row.platform_code, "ecommerce_code": row.ecommerce_code,
+        "direction": row.direction, "trade_mode": row.trade_mode, "version": row.version,
+        "documents": documents,
+    }
+    credit = row.credit or {}
+    fixed = {"credit": {"ecommerce_grade": credit.get("grade")},
+             "submitted_at": row.submitted_at.isoformat(),
+             "updated_at": last_update(row.updated_at, (at for _, at in held.values())).isoformat()}
+    sections = agency_sections({agency: view for agency, (view, _) in held.items()}, reserved=[*order, *fixed])
+    return {**order, **sections, **fixed}

@@ -30,6 +30,9 @@ def mesh(postgres_port, kafka_bootstrap):
         "CUSTOMS_SELECTION_SALT": SALT, "CUSTOMS_BASE_INSPECTION_RATE": BASE_RATE,
         "DOCUMENT_TIMEOUT_HOURS": TIMEOUT_HOURS, "CUSTOMS_SWEEP_SECONDS": "1",
         "LOGISTICS_ORDER_GRACE_HOURS": TIMEOUT_HOURS, "SW_ADMIN_TOKEN": ADMIN, "LOG_LEVEL": "INFO",
+        # webhooks (tests/e2e/test_webhooks.py): retries in fractions of a second, a hang detected in one
+        "SW_WEBHOOK_POLL_SECONDS": "0.2", "SW_WEBHOOK_BACKOFF_BASE_SECONDS": "0.3",
+        "SW_WEBHOOK_BACKOFF_CAP_SECONDS": "1", "SW_WEBHOOK_READ_TIMEOUT_SECONDS": "1",
     }
     # SW_E2E_SERVICES=gateway,customs runs a subset while developing; CI runs them all.
     names = [n for n in os.environ.get("SW_E2E_SERVICES", ",".join(SERVICE_PORTS)).split(",") if n]

@@ -85,6 +85,7 @@ class World:
     other_order: dict
     other_payment: dict
     other_waybill: dict
+    hooks: dict  # enterprise code -> the id of its webhook (spec §7.3)
 
 
 async def build_world(gw: Gateway) -> World:
@@ -92,7 +93,11 @@ async def build_world(gw: Gateway) -> World:
         ["platform"], ["ecommerce"], ["payment"], ["logistics"],
         ["platform"], ["ecommerce"], ["payment"], ["logistics"], ["ecommerce"])]
     w = World(*codes, order={}, payment={}, waybill={}, to_cancel={}, other_order={}, other_payment={},
-              other_waybill={})
+              other_waybill={}, hooks={})
+    for code in (w.platform, w.seller, w.payer, w.carrier, w.operator_seller, w.other_seller):
+        r = await gw.call("POST", "/v1/webhooks", code, {"url": "https://example.com/hook", "events": WEBHOOK_EVENTS})
+        assert r.status_code == 201, r.text
+        w.hooks[code] = r.json()["id"]
     w.order = order_body(w.platform, w.seller, "ORD-MATRIX-1")
     w.to_cancel = order_body(w.platform, w.seller, "ORD-MATRIX-CANCEL")
     w.other_order = order_body(w.other_platform, w.other_seller, "ORD-MATRIX-2")
@@ -106,6 +111,7 @@ async def build_world(gw: Gateway) -> World:
     return w
 
 
+WEBHOOK_EVENTS = ["order.status_changed"]
 ROLES = ("platform", "ecommerce", "payment", "logistics", "operator", "no key", "bad key")
 ENTERPRISE_ROLES = ROLES[:4]
 
@@ -162,6 +168,10 @@ def endpoint_requests(w: World, role: str, scope: str) -> list[tuple[str, str, s
         ("track waybill", "POST", f"/v1/waybills/{waybill['logistics_code']}/{waybill['waybill_no']}/events",
          {"event": "picked_up", "at": "2026-11-24T12:00:00+08:00", "location": "Hangzhou"}),
         ("statistics", "GET", "/v1/stats", None),
+        ("register webhook", "POST", "/v1/webhooks", {"url": "https://example.com/hook", "events": WEBHOOK_EVENTS}),
+        ("list webhooks", "GET", "/v1/webhooks", None),
+        ("webhook deliveries", "GET", f"/v1/webhooks/{w.hooks[target]}/deliveries", None),
+        ("delete webhook", "DELETE", f"/v1/webhooks/{w.hooks[target]}", None),
     ]
 
 
@@ -209,6 +219,16 @@ EXPECTED: dict[tuple[str, str], dict[str, Any]] = {
     ("track waybill", "other"): {P: 403, E: 403, PAY: 403, L: 403, OP: 403},
     ("statistics", "own"): {P: 403, E: 403, PAY: 403, L: 403, OP: 200},
     ("statistics", "other"): {P: 403, E: 403, PAY: 403, L: 403, OP: 200},
+    # Spec §7.3: any enterprise holds webhooks, the operator none (it may read them); another enterprise's
+    # webhook is 404, as if it did not exist.
+    ("register webhook", "own"): {P: 201, E: 201, PAY: 201, L: 201, OP: 403},
+    ("register webhook", "other"): {P: 201, E: 201, PAY: 201, L: 201, OP: 403},
+    ("list webhooks", "own"): {P: 200, E: 200, PAY: 200, L: 200, OP: 200},
+    ("list webhooks", "other"): {P: 200, E: 200, PAY: 200, L: 200, OP: 200},
+    ("webhook deliveries", "own"): {P: 200, E: 200, PAY: 200, L: 200, OP: 200},
+    ("webhook deliveries", "other"): {P: 404, E: 404, PAY: 404, L: 404, OP: 200},
+    ("delete webhook", "own"): {P: 200, E: 200, PAY: 200, L: 200, OP: 403},
+    ("delete webhook", "other"): {P: 404, E: 404, PAY: 404, L: 404, OP: 403},
 }
 
 
@@ -254,7 +274,8 @@ async def test_the_matrix_covers_every_gateway_endpoint():
                "/v1/enterprises/{code}/keys/{key_id}", "/v1/enterprises/{code}/platforms", "/v1/orders",
                "/v1/orders:batch", "/v1/orders/{platform_code}/{order_no}", "/v1/orders/{platform_code}/{order_no}/trace",
                "/v1/payments", "/v1/payments:batch", "/v1/waybills", "/v1/waybills:batch",
-               "/v1/waybills/{logistics_code}/{waybill_no}/events", "/v1/stats"}
+               "/v1/waybills/{logistics_code}/{waybill_no}/events", "/v1/stats", "/v1/webhooks",
+               "/v1/webhooks/{webhook_id}", "/v1/webhooks/{webhook_id}/deliveries"}
     assert {path for _, path in routes} == covered, "a new endpoint needs its rows in EXPECTED"
     assert len(routes) == len({name for name, _ in EXPECTED}), "one matrix row per method and path"
 

@@ -219,6 +219,7 @@ def test_spec_6_table_who_writes_what():
         "sw.waybill.submitted.v1": {"User:gateway"}, "customs.decision.v1": {"User:customs"},
         "tax.assessment.v1": {"User:tax"}, "fx.settlement.v1": {"User:fx"},
         "logistics.status.v1": {"User:logistics"}, "credit.rating.v1": {"User:credit"},
+        "sw.order.status_changed.v1": {"User:gateway"},  # spec §7.3: the gateway's own, for its webhooks
     }
     assert {topic: writers[topic] for topic in spec_6} == spec_6
     # an agency added since (services/*/service.toml) writes its own topics of the catalogue, alone

@@ -432,6 +432,7 @@ REQUEST_BODIES: dict[tuple[str, str], type[BaseModel]] = {
     ("post", "/v1/payments:batch"): documents.PaymentBatchIn,
     ("post", "/v1/waybills:batch"): documents.WaybillBatchIn,
     ("put", "/v1/enterprises/{code}/platforms"): documents.PlatformList,
+    ("post", "/v1/webhooks"): documents.WebhookIn,
 }
 # Batch twins (spec §7.1): their body may be 8 MiB, and a refused document is a result, not the answer.
 BATCHES = {key for key in REQUEST_BODIES if key[1].endswith(":batch")}
@@ -450,6 +451,8 @@ CONFLICTS: dict[tuple[str, str], str] = {
                               "order's bound waybill, or the order is released); or the order already has another "
                               "waybill (errors name `order_no`)",
     ("post", "/v1/enterprises/{code}/keys"): "the enterprise already holds two live keys: revoke one first",
+    ("post", "/v1/webhooks"): "the enterprise already holds the most webhooks it may (SW_WEBHOOK_MAX_PER_ENTERPRISE, "
+                              "default 10): delete one first",
 }
 NOT_FOUND: dict[tuple[str, str], str] = {
     ("get", "/v1/enterprises/{code}"): "no such enterprise",
@@ -463,6 +466,8 @@ NOT_FOUND: dict[tuple[str, str], str] = {
     ("delete", "/v1/enterprises/{code}/keys/{key_id}"): "no such enterprise, or no such key of it",
     ("put", "/v1/enterprises/{code}/platforms"): "no such enterprise",
     ("get", "/v1/enterprises/{code}/platforms"): "no such enterprise",
+    ("delete", "/v1/webhooks/{webhook_id}"): "no such webhook of the caller's",
+    ("get", "/v1/webhooks/{webhook_id}/deliveries"): "no such webhook of the caller's",
 }
 
 
