@@ -97,6 +97,22 @@ def test_malformed_urls_are_refused_everywhere(url, why):
         assert problem is not None and why in problem
 
 
+def test_nat64_of_a_public_ipv4_address_is_public():
+    assert rules.address_problem(["64:ff9b::808:808"]) is None  # 8.8.8.8 through the well-known prefix
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1\n/hook", "http://ex ample.com/", "https://example.com/a b",
+                                 "https://example.com/\r\nX-Injected: 1", "https://example.com/\t", " https://example.com/",
+                                 "https://example.com/\x7f", "https://example.com/\x00"])
+def test_urls_with_whitespace_or_control_characters_are_refused_everywhere(url):
+    """urlsplit silently drops tabs and newlines (and the HTTP client refuses them): the URL stored must be
+    the URL checked and the URL called, so such a URL is refused at registration rather than failing every
+    attempt for 24 hours."""
+    for production in (False, True):
+        problem = rules.url_problem(url, production)
+        assert problem is not None and "space or control" in problem, (url, problem)
+
+
 def test_production_accepts_https_only():
     assert "https" in rules.url_problem("http://example.com/hook", production=True)
     assert "https" in rules.url_problem("http://127.0.0.1/hook", production=True)
@@ -113,6 +129,11 @@ def test_production_accepts_https_only():
     "240.0.0.1", "192.0.2.10", "2001:db8::1",  # reserved, documentation
     "::ffff:127.0.0.1", "::ffff:10.0.0.1",  # IPv4-mapped
     "2002:7f00:1::1",  # 6to4 of 127.0.0.1
+    # NAT64 (RFC 6052 well-known prefix, RFC 8215 local-use prefix): a NAT64 gateway on the way turns these
+    # into the IPv4 address in their last 32 bits, so they are judged by it
+    "64:ff9b::a9fe:a9fe", "64:ff9b::7f00:1", "64:ff9b::a00:1", "64:ff9b:1::a9fe:a9fe", "64:ff9b:1::1:2:a9fe:a9fe",
+    # IPv4-compatible (deprecated, RFC 4291 2.5.5.1): never a public address of its own
+    "::127.0.0.1", "::a9fe:a9fe", "::8.8.8.8",
 ])
 def test_non_public_addresses_are_refused(address):
     assert rules.address_problem([address]) is not None
@@ -197,6 +218,12 @@ async def _refusal(url: str, production: bool) -> dict | None:
     ("https://169.254.169.254/latest/meta-data", "not_public"),
     ("https://[::1]/hook", "not_public"),
     ("https://[fd12:3456::1]/hook", "not_public"),
+    # numeric forms the resolver understands: decimal, octal, hex, short
+    ("https://2130706433/hook", "not_public"), ("https://0177.0.0.1/hook", "not_public"),
+    ("https://0x7f.1/hook", "not_public"), ("https://127.1/hook", "not_public"), ("https://0/hook", "not_public"),
+    ("https://[::ffff:7f00:1]/hook", "not_public"), ("https://[64:ff9b::a9fe:a9fe]/hook", "not_public"),
+    ("https://[::127.0.0.1]/hook", "not_public"),
+    ("https://evil.example\\@127.0.0.1/hook", "url_not_allowed"),
 ])
 async def test_production_registration_refuses_loopback_and_private_addresses(url, code):
     error = await _refusal(url, production=True)
@@ -206,3 +233,5 @@ async def test_production_registration_refuses_loopback_and_private_addresses(ur
 async def test_production_registration_accepts_a_public_address_and_development_anything():
     assert await _refusal("https://93.184.216.34/hook", production=True) is None  # a literal: no DNS needed
     assert await _refusal("http://127.0.0.1:8080/hook", production=False) is None
+    error = await _refusal("http://127.0.0.1\n/hook", production=False)  # not stored to fail for 24 hours
+    assert error is not None and error["field"] == "url" and error["code"] == "url_not_allowed"

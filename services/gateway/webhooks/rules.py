@@ -112,6 +112,10 @@ def url_problem(url: str, production: bool) -> str | None:
         port = parts.port
     except ValueError as err:
         return f"not a URL: {err}"
+    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
+        # urlsplit silently drops tabs and newlines and the HTTP client refuses them: the URL kept must be
+        # the one checked and the one called, so it is refused here rather than failing every attempt.
+        return "a URL may not contain a space or control character (percent-encode it)"
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return "expected an absolute http or https URL"
     if production and parts.scheme != "https":
@@ -132,11 +136,21 @@ def host_and_port(url: str) -> tuple[str, int]:
     return parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
 
 
+# NAT64 (RFC 6052): a NAT64 gateway on the path turns an address of the well-known prefix into the IPv4
+# address in its last 32 bits (64:ff9b::a9fe:a9fe is 169.254.169.254), so it is judged by that address. The
+# local-use prefix (RFC 8215) maps as its operator chose: never a public address of its own.
+NAT64_WELL_KNOWN = ipaddress.ip_network("64:ff9b::/96")
+NAT64_LOCAL_USE = ipaddress.ip_network("64:ff9b:1::/48")
+# IPv4-compatible addresses (::a.b.c.d, deprecated by RFC 4291 section 2.5.5.1): no public host has one.
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
 def address_problem(addresses: Iterable[str]) -> str | None:
     """Why a host resolving to `addresses` may not be called in production (None: every address is public).
     Every address must be public: loopback, private (RFC 1918, unique local), link-local (cloud metadata at
     169.254.169.254), multicast, reserved and unspecified addresses are refused, and IPv6 forms of an IPv4
-    address (mapped, 6to4, Teredo) are judged by that IPv4 address. No address at all is refused too."""
+    address (mapped, 6to4, Teredo, NAT64's well-known prefix) are judged by that IPv4 address; NAT64's
+    local-use prefix and the deprecated IPv4-compatible form are refused. No address at all is refused too."""
     addresses = list(addresses)
     if not addresses:
         return "the host resolves to no address"
@@ -146,7 +160,11 @@ def address_problem(addresses: Iterable[str]) -> str | None:
         except ValueError:
             return f"{text} is not an IP address"
         if isinstance(address, ipaddress.IPv6Address):
+            if address in NAT64_LOCAL_USE or address in IPV4_COMPATIBLE:
+                return f"the host resolves to {text}, which is not a public address"
             embedded = address.ipv4_mapped or address.sixtofour or (address.teredo[1] if address.teredo else None)
+            if address in NAT64_WELL_KNOWN:
+                embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
             if embedded is not None:
                 address = embedded
         if not address.is_global or address.is_multicast:
