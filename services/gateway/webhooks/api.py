@@ -64,7 +64,7 @@ def webhook_router(service: Service) -> APIRouter:
     async def register_webhook(caller: CallerDep, body: Annotated[Any, Body()]):
         """Spec §7.3: a webhook of the calling enterprise, pushed every change of the one-stop view of the
         orders it is a party to. 201 with its `secret`, shown this once. At most SW_WEBHOOK_MAX_PER_ENTERPRISE
-        (default 10) per enterprise: 409 beyond."""
+        (default 10) per enterprise: 409 beyond; 409 naming `url` for a URL it already has a webhook for."""
         if caller.is_operator:
             raise Problem(403, "Forbidden", "a webhook belongs to an enterprise: register it with the enterprise's key")
         wanted: WebhookIn = parse(WebhookIn, body)
@@ -75,7 +75,15 @@ def webhook_router(service: Service) -> APIRouter:
             # The enterprise's row, locked: two registrations at once count each other (PostgreSQL).
             await uow.session.execute(select(enterprises.c.code).where(enterprises.c.code == caller.code)
                                       .with_for_update())
-            held = await store.count_of(uow.session, caller.code)
+            held_urls = await store.urls_of(uow.session, caller.code)
+            same = sorted(i for i, u in held_urls.items() if rules.endpoint(u) == rules.endpoint(wanted.url))
+            if same:
+                # Two webhooks of one endpoint would send every change twice under two delivery ids, which
+                # the receiver's de-duplication cannot catch (a client retrying a POST that timed out).
+                raise Problem(409, "Conflict", f"you already have webhook {same[0]} for this URL; delete it first "
+                              "to register it again (a new secret)",
+                              errors=[{"field": "url", "code": "duplicate", "message": f"already webhook {same[0]}"}])
+            held = len(held_urls)
             if held >= limit:
                 raise Problem(409, "Conflict", f"{caller.code} already holds {held} webhooks, the most it may "
                               "hold; delete one first (DELETE /v1/webhooks/{id})")

@@ -129,6 +129,15 @@ def url_problem(url: str, production: bool) -> str | None:
     return None
 
 
+def endpoint(url: str) -> tuple[str, str, int, str, str]:
+    """What makes two webhook URLs one receiving endpoint: scheme and host without case, the port (the
+    scheme's default when none is given), the path (`/` when empty) and the query, as written."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return (scheme, (parts.hostname or "").rstrip(".").lower(), parts.port or (443 if scheme == "https" else 80),
+            parts.path or "/", parts.query)
+
+
 def host_and_port(url: str) -> tuple[str, int]:
     """The host to resolve and the port to connect to (the scheme's default when none is given)."""
     parts = urlsplit(url)

@@ -201,9 +201,11 @@ async def prune(session: AsyncSession, before: datetime, chunk: int) -> int:
 # --- the routes' reads and writes ----------------------------------------------------------------
 
 
-async def count_of(session: AsyncSession, enterprise_code: str) -> int:
-    return await session.scalar(select(func.count()).select_from(webhooks).where(
-        webhooks.c.enterprise_code == enterprise_code)) or 0
+async def urls_of(session: AsyncSession, enterprise_code: str) -> dict[str, str]:
+    """{webhook id: url} of the enterprise's webhooks (at most SW_WEBHOOK_MAX_PER_ENTERPRISE: one small query)."""
+    rows = await session.execute(select(webhooks.c.id, webhooks.c.url).where(
+        webhooks.c.enterprise_code == enterprise_code))
+    return {r.id: r.url for r in rows}
 
 
 async def webhook_of(session: AsyncSession, webhook_id: str, owner: str | None) -> Row | None:

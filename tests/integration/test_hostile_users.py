@@ -1,0 +1,115 @@
+"""The webhooks' routes and the operator console as a hostile user (or a careless newcomer) meets them, on
+the real gateway app in-process (httpx ASGI transport, its own SQLite database, no broker), as
+tests/integration/test_console.py: each test is a problem found by trying, kept so it stays fixed."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from itsdangerous import URLSafeTimedSerializer
+
+from services.gateway import app as gateway
+from services.gateway.console import session
+from services.gateway.webhooks import rules
+from shared.settings import settings
+from tests.integration.test_console import HTML, OPERATOR, client, register, signed_in  # noqa: F401 - the fixture
+
+pytestmark = pytest.mark.integration
+
+HOOK = {"url": "http://127.0.0.1:9/hook", "events": ["order.status_changed"]}
+
+
+async def test_the_same_url_registered_twice_is_409_naming_the_webhook_it_has(client):
+    """A second webhook for the same endpoint would send every change twice with two delivery ids, which
+    the receiver's de-duplication by `delivery_id` cannot catch (a client retrying a POST that timed out
+    does exactly this)."""
+    _, key = await register(client, ["platform"])
+    auth = {"Authorization": f"Bearer {key}"}
+    first = await client.post("/v1/webhooks", json=HOOK, headers=auth)
+    assert first.status_code == 201, first.text
+    for url in (HOOK["url"], "HTTP://127.0.0.1:9/hook", "http://127.0.0.1:9/hook"):
+        again = await client.post("/v1/webhooks", json={**HOOK, "url": url}, headers=auth)
+        assert again.status_code == 409, (url, again.text)
+        assert again.headers["content-type"] == "application/problem+json"
+        problem = again.json()
+        assert problem["errors"][0]["field"] == "url" and problem["errors"][0]["code"] == "duplicate"
+        assert first.json()["id"] in problem["detail"] and first.json()["secret"] not in again.text
+    listed = (await client.get("/v1/webhooks", headers=auth)).json()["webhooks"]
+    assert len(listed) == 1
+    # another path of the same host is another endpoint; another enterprise may use the same URL
+    assert (await client.post("/v1/webhooks", json={**HOOK, "url": "http://127.0.0.1:9/other"},
+                              headers=auth)).status_code == 201
+    _, other_key = await register(client, ["platform"])
+    assert (await client.post("/v1/webhooks", json=HOOK,
+                              headers={"Authorization": f"Bearer {other_key}"})).status_code == 201
+
+
+async def test_a_url_with_a_newline_or_space_is_422_naming_url_not_stored(client):
+    _, key = await register(client, ["ecommerce"])
+    auth = {"Authorization": f"Bearer {key}"}
+    for url in ("http://127.0.0.1\n/hook", "http://ex ample.com/", "http://127.0.0.1:9/a\tb"):
+        r = await client.post("/v1/webhooks", json={**HOOK, "url": url}, headers=auth)
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "url", (url, r.text)
+    assert (await client.get("/v1/webhooks", headers=auth)).json()["webhooks"] == []
+
+
+async def test_the_secret_is_in_the_201_alone(client, caplog):
+    _, key = await register(client, ["platform"])
+    auth = {"Authorization": f"Bearer {key}"}
+    with caplog.at_level("DEBUG"):
+        made = await client.post("/v1/webhooks", json=HOOK, headers=auth)
+    secret = made.json()["secret"]
+    assert secret.startswith("whsec_") and secret not in caplog.text
+    hook = made.json()["id"]
+    for r in (await client.get("/v1/webhooks", headers=auth),
+              await client.get("/v1/webhooks", headers={"Authorization": f"Bearer {OPERATOR}"}),
+              await client.get(f"/v1/webhooks/{hook}/deliveries", headers=auth),
+              await client.delete(f"/v1/webhooks/{hook}", headers=auth)):
+        assert r.status_code == 200 and secret not in r.text and "secret" not in r.json()
+
+
+async def test_the_receivers_sample_in_the_docs_verifies_a_real_signature():
+    """docs/webhooks.md's Python sample, run as a receiver would copy it, on a body and header made as the
+    sender makes them; and it refuses a changed body, an old timestamp and another secret."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "webhooks.md").read_text()
+    sample = next(block for block in re.findall(r"```python\n(.*?)```", text, re.S) if "def verify" in block)
+    namespace: dict = {}
+    exec(compile(sample, "docs/webhooks.md", "exec"), namespace)  # noqa: S102 - our own documentation
+    verify = namespace["verify"]
+    secret, body = rules.new_secret(), rules.delivery_body("d-1", gateway.utcnow(), {"order_no": "O-1"}).encode()
+    now = int(time.time())
+    header = rules.signature_header(secret, now, body)
+    assert verify(secret, header, body)
+    assert not verify(secret, header, body + b" ")
+    assert not verify(rules.new_secret(), header, body)
+    assert not verify(secret, rules.signature_header(secret, now - 301, body), body)
+    assert hmac.compare_digest(header.split("v1=")[1], hmac.new(secret.encode(), f"{now}.".encode() + body,
+                                                                  hashlib.sha256).hexdigest())
+
+
+async def test_without_an_operator_token_the_console_signs_nobody_in_and_accepts_no_cookie(client, monkeypatch):
+    """SW_ADMIN_TOKEN set empty (allowed in a development SW_ENV): the session key would be derived from the
+    empty string, which anyone can compute, so a forged cookie would open the console."""
+    monkeypatch.setattr(settings(), "sw_admin_token", "")
+    forged = URLSafeTimedSerializer(hmac.new(b"", b"sw-console-session-v1", hashlib.sha256).hexdigest(),
+                                    salt="sw-console").dumps({"v": 1, "csrf": "x"})
+    client.cookies.set(session.COOKIE, forged, path="/console")
+    r = await client.get("/console", headers=HTML)
+    assert r.status_code == 303 and r.headers["location"].startswith("/console/sign-in")
+    r = await client.post("/console/sign-in", data={"token": ""})
+    assert r.status_code == 401 and "set-cookie" not in r.headers
+    assert session.NOT_CONFIGURED in r.text  # says why nobody can sign in
+    assert session.NOT_CONFIGURED in (await client.get("/console/sign-in")).text
+
+
+async def test_a_form_that_cannot_be_read_is_400_saying_so_not_malformed_json(client):
+    csrf = await signed_in(client)
+    r = await client.post("/console/dead-letters/tax/replay",
+                          data={"dead_letter": [f"t.dlq:0:{i}" for i in range(1001)], "csrf_token": csrf})
+    assert r.status_code == 400 and r.headers["content-type"] == "application/problem+json"
+    assert "JSON" not in r.json()["title"] and "form" in r.json()["detail"], r.text
