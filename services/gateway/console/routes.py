@@ -105,7 +105,8 @@ router = APIRouter(prefix="/console", include_in_schema=False)
 
 @router.get("/sign-in")
 async def sign_in_page(request: Request, next: str | None = None):  # noqa: A002 - the query parameter
-    return page(request, "sign_in.html", {"next": safe_next(next)})
+    return page(request, "sign_in.html", {"next": safe_next(next),
+                                          "error": None if session.configured() else session.NOT_CONFIGURED})
 
 
 @router.post("/sign-in")
@@ -113,8 +114,8 @@ async def sign_in(request: Request, token: Annotated[str, Form(max_length=1000)]
                   next: Annotated[str, Form(max_length=2000)] = "/console"):  # noqa: A002
     found = session.sign_in(token)
     if found is None:
-        return page(request, "sign_in.html", {"error": "That is not the operator token.", "next": safe_next(next)},
-                    status_code=401)
+        error = "That is not the operator token." if session.configured() else session.NOT_CONFIGURED
+        return page(request, "sign_in.html", {"error": error, "next": safe_next(next)}, status_code=401)
     response = RedirectResponse(safe_next(next), status_code=303, headers=SECURITY_HEADERS)
     session.set_cookie(response, request, found)
     return response

@@ -43,6 +43,16 @@ class ConsoleSession:
     csrf: str
 
 
+NOT_CONFIGURED = "No operator token is set (SW_ADMIN_TOKEN is empty): nobody can sign in to the console."
+
+
+def configured() -> bool:
+    """Whether an operator token is set. Without one (SW_ADMIN_TOKEN empty, which a development SW_ENV
+    allows) nobody signs in and no cookie is a session: the cookies' key would be derived from the empty
+    string, which anyone can compute."""
+    return bool(settings().sw_admin_token.strip())
+
+
 def _serializer() -> URLSafeTimedSerializer:
     # A key of its own, derived from the operator token (never the token itself in a cookie's signature
     # input): a new SW_ADMIN_TOKEN invalidates every console session.
@@ -52,7 +62,7 @@ def _serializer() -> URLSafeTimedSerializer:
 
 def sign_in(token: str) -> ConsoleSession | None:
     """A new session when `token` is the operator token (constant-time comparison), else None."""
-    if not token or not is_operator_token(token):
+    if not configured() or not token or not is_operator_token(token):
         return None
     return ConsoleSession(csrf=secrets.token_urlsafe(32))
 
@@ -60,7 +70,7 @@ def sign_in(token: str) -> ConsoleSession | None:
 def current(request: Request) -> ConsoleSession | None:
     """The request's session: its cookie, signed by us and younger than SESSION_MAX_AGE; None otherwise."""
     raw = request.cookies.get(COOKIE)
-    if not raw:
+    if not raw or not configured():
         return None
     try:
         data = _serializer().loads(raw, max_age=SESSION_MAX_AGE)
