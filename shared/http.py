@@ -210,6 +210,12 @@ def install_problem_details(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
+        content_type = request.headers.get("content-type", "")
+        if exc.status_code == 400 and content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
+            # A form (the console's) Starlette would not parse: too many fields or files, a part too large.
+            return Problem(400, "Malformed form", "the form could not be read",
+                           [{"field": "(body)", "code": "form_invalid", "message": str(exc.detail)}],
+                           type_="/problems/malformed-form").response(request.url.path)
         if exc.status_code == 400:
             # FastAPI could not read the body as JSON at all (e.g. a number of more than 4300 digits, which
             # Python's parser refuses to convert): the same answer as any other malformed body.
