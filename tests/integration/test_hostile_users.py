@@ -113,3 +113,48 @@ async def test_a_form_that_cannot_be_read_is_400_saying_so_not_malformed_json(cl
                           data={"dead_letter": [f"t.dlq:0:{i}" for i in range(1001)], "csrf_token": csrf})
     assert r.status_code == 400 and r.headers["content-type"] == "application/problem+json"
     assert "JSON" not in r.json()["title"] and "form" in r.json()["detail"], r.text
+
+
+@pytest.fixture
+def not_a_back_office():
+    """An HTTP server that answers 200 to anything, with HTML or a JSON list: what a wrong SW_SERVICE_URLS
+    entry (a web server, a proxy's page) or a service of another version answers."""
+    import http.server  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def answer(self) -> None:
+            body = b"[1, 2]" if "list" in self.path or self.server.as_list else b"<html>hello</html>"
+            self.send_response(self.server.status)
+            self.send_header("Content-Type", "application/json" if body.startswith(b"[") else "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = answer  # noqa: N815
+
+        def log_message(self, *args) -> None:  # noqa: ANN002
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.as_list, server.status = False, 200
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+
+
+@pytest.mark.parametrize("as_list", [False, True])
+async def test_a_back_office_answering_something_else_is_shown_as_such_not_a_500(client, monkeypatch,
+                                                                                 not_a_back_office, as_list):
+    not_a_back_office.as_list = as_list
+    monkeypatch.setenv("SW_SERVICE_URLS", f"tax=http://127.0.0.1:{not_a_back_office.server_address[1]}")
+    csrf = await signed_in(client)
+    section = await client.get("/console/dead-letters/tax", headers=HTML)
+    assert section.status_code == 200 and "not a dead-letter list" in section.text, section.text
+    replay = await client.post("/console/dead-letters/tax/replay", data={"dead_letter": "t.dlq:0:1", "csrf_token": csrf})
+    assert replay.status_code == 200 and "not a replay&#39;s outcome" in replay.text, replay.text
+    charts = await client.get("/console/metrics.json")
+    assert charts.status_code == 200 and "error" in charts.json()["services"]["tax"]
+    not_a_back_office.status = 404  # an error that is not problem details either
+    section = await client.get("/console/dead-letters/tax", headers=HTML)
+    assert section.status_code == 200 and "Not listed: 404" in section.text, section.text

@@ -68,8 +68,23 @@ def _problem(response: httpx.Response) -> str:
         detail = body.get("detail") or body.get("title") or ""
         errors = "; ".join(f"{e.get('field')}: {e.get('message')}" for e in body.get("errors") or [])
         return f"{response.status_code} {detail}" + (f" ({errors})" if errors else "")
-    except ValueError:
+    except (ValueError, AttributeError, TypeError):  # not JSON, or not problem details (a list, a string...)
         return f"{response.status_code} {response.text[:200]}"
+
+
+def _shaped(service: str, response: httpx.Response, key: str, what: str) -> Answer:
+    """The 200 answer as data when it is a JSON object whose `key` is a list of objects (what a back office
+    answers); otherwise an error naming what came instead, so that a wrong SW_SERVICE_URLS entry (a web
+    server's page) or another version of a service is shown as such, never a 500 of the console."""
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    items = data.get(key) if isinstance(data, dict) else None
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        kind = response.headers.get("content-type", "no content type").split(";")[0]
+        return Answer(service, error=f"answered 200 but not {what} ({kind})", status=response.status_code)
+    return Answer(service, data=data, status=200)
 
 
 async def dead_letters(service: str) -> Answer:
@@ -84,7 +99,7 @@ async def dead_letters(service: str) -> Answer:
         return Answer(service, error=_why(err))
     if r.status_code != 200:
         return Answer(service, error=_problem(r), status=r.status_code)
-    return Answer(service, data=r.json(), status=200)
+    return _shaped(service, r, "dead_letters", "a dead-letter list")
 
 
 async def replay(service: str, ids: list[str] | None = None, all_open: bool = False) -> Answer:
@@ -102,7 +117,7 @@ async def replay(service: str, ids: list[str] | None = None, all_open: bool = Fa
         return Answer(service, error=_why(err))
     if r.status_code != 200:
         return Answer(service, error=_problem(r), status=r.status_code)
-    return Answer(service, data=r.json(), status=200)
+    return _shaped(service, r, "replayed", "a replay's outcome")
 
 
 @dataclass
