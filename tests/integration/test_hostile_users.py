@@ -158,3 +158,25 @@ async def test_a_back_office_answering_something_else_is_shown_as_such_not_a_500
     not_a_back_office.status = 404  # an error that is not problem details either
     section = await client.get("/console/dead-letters/tax", headers=HTML)
     assert section.status_code == 200 and "Not listed: 404" in section.text, section.text
+
+
+@pytest.mark.parametrize("method, path", [("POST", "/console/dead-letters/tax/replay"),
+                                          ("GET", "/console/dead-letters/tax"), ("GET", "/console/metrics.json")])
+async def test_a_session_ending_mid_page_signs_in_back_to_the_page_not_to_a_part_of_it(client, method, path):
+    """The session ends while a page is open; its next htmx request (a replay, a section loading, the charts'
+    poll) is sent to sign in. Afterwards the operator must land on the page (HX-Current-URL), not on the part
+    the request asked for: a POST-only route (405 to the browser's GET), an HTML fragment without the layout,
+    or the charts' JSON."""
+    headers = {"HX-Request": "true", "HX-Current-URL": "http://gateway/console/dead-letters"}
+    r = await client.request(method, path, headers=headers, data={"dead_letter": "x"} if method == "POST" else None)
+    assert r.status_code == 401
+    assert r.headers["HX-Redirect"] == "/console/sign-in?next=%2Fconsole%2Fdead-letters", r.headers["HX-Redirect"]
+    # without HX-Current-URL (a script's fetch): the console's home
+    r = await client.request(method, path, headers={"HX-Request": "true"})
+    assert r.headers["HX-Redirect"] == "/console/sign-in?next=%2Fconsole"
+    # another site's address in HX-Current-URL is not followed
+    r = await client.request(method, path, headers={"HX-Request": "true", "HX-Current-URL": "https://evil.example/console"})
+    assert r.headers["HX-Redirect"] in ("/console/sign-in?next=%2Fconsole", "/console/sign-in?next=%2Fconsole%2F")
+    signed = await client.post("/console/sign-in", data={"token": OPERATOR, "next": "/console/dead-letters"})
+    assert signed.headers["location"] == "/console/dead-letters"
+    assert (await client.get(signed.headers["location"], headers=HTML)).status_code == 200

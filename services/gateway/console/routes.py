@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -53,9 +53,15 @@ async def not_signed_in(request: Request, _: NotSignedIn) -> Response:
     """No (valid) session: a page the browser navigates to (GET accepting text/html) goes to the sign-in
     page and comes back after; anything else (a POST, an htmx request, the charts' JSON) is 401 with the
     sign-in page (htmx is told where to go by HX-Redirect)."""
-    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    sign_in_url = f"/console/sign-in?next={quote(target, safe='')}"
     browsing = "text/html" in request.headers.get("accept", "") and "hx-request" not in request.headers
+    if request.method == "GET" and browsing:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    else:
+        # A part of a page (a replay, a section, the charts' poll): back to the page it was on after
+        # signing in (htmx names it), never to the part (a POST-only route, a fragment, JSON); a path only.
+        page_url = urlsplit(request.headers.get("hx-current-url", ""))
+        target = safe_next(page_url.path + (f"?{page_url.query}" if page_url.query else ""))
+    sign_in_url = f"/console/sign-in?next={quote(target, safe='')}"
     if request.method == "GET" and browsing:
         return RedirectResponse(sign_in_url, status_code=303, headers=SECURITY_HEADERS)
     response = page(request, "sign_in.html", {"error": "Your session has ended: sign in again.", "next": target},
