@@ -180,3 +180,41 @@ async def test_a_session_ending_mid_page_signs_in_back_to_the_page_not_to_a_part
     signed = await client.post("/console/sign-in", data={"token": OPERATOR, "next": "/console/dead-letters"})
     assert signed.headers["location"] == "/console/dead-letters"
     assert (await client.get(signed.headers["location"], headers=HTML)).status_code == 200
+
+
+async def test_names_that_never_resolve_do_not_starve_the_processs_other_lookups(monkeypatch):
+    """A hostile enterprise registers URLs (production) whose name servers never answer. Registration gives
+    up after its timeout, but the lookup's thread stays blocked for the resolver's own timeout; on the
+    loop's default pool (a handful of threads) that starved every other lookup of the gateway: the
+    database's and Kafka's connections by host name. A stand-in resolver that blocks for *.tarpit.test."""
+    import asyncio  # noqa: PLC0415
+    import socket  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+
+    from services.gateway.webhooks import api  # noqa: PLC0415
+    from shared.http import Problem  # noqa: PLC0415
+
+    real, released = socket.getaddrinfo, threading.Event()
+
+    def getaddrinfo(host, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        if str(host).endswith(".tarpit.test"):
+            released.wait(30)
+            raise socket.gaierror(socket.EAI_AGAIN, "timed out")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.setattr(api, "RESOLVE_TIMEOUT_SECONDS", 0.3)
+    try:
+        async def register(i: int) -> int:
+            try:
+                await api.check_url(f"https://h{i}.tarpit.test/hook", production=True)
+            except Problem as problem:
+                return problem.status
+            return 201
+
+        assert set(await asyncio.gather(*(register(i) for i in range(40)))) == {422}
+        # what asyncpg and aiokafka do to connect to "postgres" or "kafka": the loop's own getaddrinfo
+        found = await asyncio.wait_for(asyncio.get_running_loop().getaddrinfo("localhost", 5432), 3)
+        assert found
+    finally:
+        released.set()

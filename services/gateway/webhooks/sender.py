@@ -16,6 +16,8 @@ registration and to an internal one now (DNS rebinding) is refused, not called."
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import functools
 import ipaddress
 import logging
 import random
@@ -42,9 +44,20 @@ ATTEMPTS = Counter("sw_webhook_attempts_total", "Webhook delivery attempts, by o
                    "(delivered, http_error: a non-2xx answer, timeout, refused: the URL policy, error)", ["outcome"])
 
 
+# Webhook hosts are resolved on threads of their own. A name whose servers never answer holds its thread
+# for the system resolver's own timeout (asyncio's wait_for stops waiting, not the thread); on the loop's
+# default pool (a few threads) a hostile enterprise's URLs would starve every other lookup of the process:
+# the database's and Kafka's connections by host name. Here they can only slow other webhooks' lookups
+# (which time out and are retried); a lookup still queued when its caller gives up is dropped.
+RESOLVER_THREADS = 8
+_resolver = concurrent.futures.ThreadPoolExecutor(RESOLVER_THREADS, thread_name_prefix="webhook-resolver")
+
+
 async def resolve(host: str, port: int) -> list[str]:
-    """Every address `host` resolves to (an IP literal resolves to itself)."""
-    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    """Every address `host` resolves to (an IP literal resolves to itself), looked up on the webhooks' own
+    resolver threads."""
+    infos = await asyncio.get_running_loop().run_in_executor(
+        _resolver, functools.partial(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM))
     return sorted({info[4][0] for info in infos})
 
 
