@@ -120,7 +120,26 @@ def instrument_app(service: str, app) -> None:  # noqa: ANN001 - a FastAPI app
     # /metrics and /healthz are scraped every few seconds: spans of them would drown the traces that matter;
     # the ASGI `receive`/`send` spans of each request say nothing the request's span does not.
     FastAPIInstrumentor.instrument_app(app, tracer_provider=p, excluded_urls="/metrics,/healthz",
-                                       exclude_spans=["receive", "send"])
+                                       exclude_spans=["receive", "send"], server_request_hook=_mask_request_url)
+
+
+# The attributes of a SERVER span that carry the query string (old and stable HTTP conventions).
+_URL_ATTRIBUTES = ("http.url", "http.target", "url.full", "url.query")
+
+
+def _mask_request_url(span, scope: dict) -> None:  # noqa: ANN001 - an SDK span
+    """Masks identity numbers in the request's URL on its span, as the logs mask them (shared/logs.py): a
+    query string may carry one (the console's buyer search, typed in full) and spans leave the process."""
+    from shared.logs import mask_personal_data  # noqa: PLC0415 - logs imports nothing of ours but contracts
+
+    if not scope.get("query_string") or not span.is_recording():
+        return
+    for name in _URL_ATTRIBUTES:
+        value = (getattr(span, "attributes", None) or {}).get(name)
+        if isinstance(value, str):
+            masked = mask_personal_data(value)
+            if masked != value:
+                span.set_attribute(name, masked)
 
 
 def instrument_engine(service: str, engine) -> None:  # noqa: ANN001 - an AsyncEngine
