@@ -218,3 +218,53 @@ async def test_names_that_never_resolve_do_not_starve_the_processs_other_lookups
         assert found
     finally:
         released.set()
+
+
+FULL_ID = "110101199003070011"
+
+
+async def test_a_full_id_number_typed_in_the_buyer_search_stays_out_of_the_address_bar_and_history(client):
+    """The page masks what it shows, but the search is a GET form: the full number would stay in the
+    address bar, the browser's history (htmx pushes the URL) and bookmarks. The page the search lands on has
+    the masked id in its URL instead (the search is by the masked id anyway)."""
+    await signed_in(client)
+    r = await client.get("/console", params={"by": "buyer", "q": FULL_ID}, headers=HTML)
+    assert r.status_code == 303 and FULL_ID not in r.headers["location"]
+    assert r.headers["location"] == "/console?by=buyer&q=1101%2A%2A%2A%2A%2A%2A%2A%2A%2A%2A0011"
+    landed = await client.get(r.headers["location"], headers=HTML)
+    assert landed.status_code == 200 and FULL_ID not in landed.text
+    part = await client.get("/console", params={"by": "buyer", "q": FULL_ID},
+                            headers={**HTML, "HX-Request": "true", "HX-Target": "results"})
+    assert part.status_code == 200 and part.headers["HX-Push-Url"] == r.headers["location"]
+    # an order number or platform is not personal data: searched and pushed as typed
+    plain = await client.get("/console", params={"by": "order_no", "q": FULL_ID}, headers=HTML)
+    assert plain.status_code == 200 and "HX-Push-Url" not in plain.headers
+
+
+async def test_a_request_span_carries_no_full_id_number_in_its_url():
+    """With tracing on, the SERVER span of a request keeps its URL (http.url), query string included: a full
+    identity number typed into the console's buyer search (or any query) was exported to the collector."""
+    from fastapi import FastAPI  # noqa: PLC0415
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: PLC0415
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: PLC0415
+
+    from shared import telemetry  # noqa: PLC0415
+
+    exported = InMemorySpanExporter()
+    telemetry.configure("hostile-probe", SimpleSpanProcessor(exported))
+    app = FastAPI()
+
+    @app.get("/console")
+    async def search(q: str = "") -> dict:
+        return {"q": len(q)}
+
+    telemetry.instrument_app("hostile-probe", app)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway") as c:
+        await c.get("/console", params={"by": "buyer", "q": FULL_ID})
+        await c.get("/console", params={"passport": "E12345678"})
+    spans = exported.get_finished_spans()
+    assert len(spans) == 2
+    for span in spans:
+        text = repr(dict(span.attributes))
+        assert FULL_ID not in text and "E12345678" not in text, text
+    assert spans[0].attributes["http.url"] == "http://gateway/console?by=buyer&q=1101**********0011"

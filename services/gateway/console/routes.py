@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -146,15 +146,24 @@ async def home(request: Request, current: Session, q: str = "", by: str = "order
     """Finding an order: by number, platform or buyer's masked id; the results (also as an htmx part)."""
     by = by if by in queries.SEARCH_KINDS else "order_no"
     q = searchable(q, 200)
+    # A full id number typed in the buyer search never stays in a URL (address bar, history, bookmarks):
+    # the page lands on the masked id's URL, which finds the same orders (the search is by the masked id).
+    masked_url = None
+    if by == "buyer" and q.strip() and queries.buyer_key(q) != q:
+        masked_url = "/console?" + urlencode({"by": "buyer", "q": queries.buyer_key(q)})
+        if "hx-request" not in request.headers:
+            return RedirectResponse(masked_url, status_code=303, headers=SECURITY_HEADERS)
     found = None
     if q.strip():
         async with _service(request).readers() as s:
             found = await queries.find_orders(s, by, q)
     shown_q = queries.buyer_key(q) if by == "buyer" and q.strip() else q  # never echo a full id number
     context = {"q": shown_q, "by": by, "found": found, "max_rows": queries.MAX_ROWS}
-    if "hx-request" in request.headers and request.headers.get("hx-target") == "results":
-        return page(request, "_results.html", context, current=current)
-    return page(request, "orders.html", context, current=current)
+    response = page(request, "_results.html" if "hx-request" in request.headers
+                    and request.headers.get("hx-target") == "results" else "orders.html", context, current=current)
+    if masked_url:
+        response.headers["HX-Push-Url"] = masked_url  # what htmx puts in the history instead of the request's URL
+    return response
 
 
 @router.get("/orders/{platform_code}/{order_no}")
