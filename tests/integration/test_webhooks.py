@@ -308,6 +308,46 @@ async def test_a_hanging_receiver_does_not_hold_back_another(database, tmp_path)
         fast.close()
 
 
+async def test_one_enterprises_hanging_webhooks_do_not_take_every_slot(database, tmp_path):
+    """An enterprise may hold several webhooks (10 by default), each allowed its share of the slots: all
+    hanging together they took every slot (defaults: 4 webhooks x 4 = 16), and another enterprise's
+    deliveries waited for their timeouts (9 s here). SW_WEBHOOK_PER_ENTERPRISE_CONCURRENCY bounds their sum."""
+    slow1, slow2, fast = Receiver(["hang"], hang_seconds=4), Receiver(["hang"], hang_seconds=4), Receiver(["ok"])
+    config = FAST.model_copy(update={"read_timeout_seconds": 3, "concurrency": 4, "per_webhook_concurrency": 2,
+                                     "per_enterprise_concurrency": 2})
+    try:
+        async with LocalRunner(service, tmp_path, url=database) as runner:
+            orders_of = {"SLOW": [f"A{i}" for i in range(6)], "FAST": [f"Z{i}" for i in range(3)]}  # slow ones due first
+            await seed(runner, orders_of["SLOW"] + orders_of["FAST"], {})
+            async with runner.service.sessions() as session, session.begin():
+                await session.execute(insert(webhooks), [
+                    {"id": hid, "enterprise_code": owner, "url": rx.url, "events": ["order.status_changed"],
+                     "secret": rules.seal_secret(rules.secret_box(KEY), SECRET), "created_at": T0}
+                    for hid, owner, rx in (("wh_s1", "SLOW", slow1), ("wh_s2", "SLOW", slow2), ("wh_f", "FAST", fast))])
+                for name, nos in orders_of.items():  # each enterprise is the seller of its orders
+                    await session.execute(update(orders).where(orders.c.order_no.in_(nos)).values(ecommerce_code=name))
+            for e in [e for e in await runner.deliver(*(decision(n) for nos in orders_of.values() for n in nos))
+                      if e.type == "order.status_changed"]:
+                await runner.deliver(e)
+            sender = Sender(runner.service.sessions, config, production=False, gateway_key=KEY)
+            try:
+                started = time.monotonic()
+                sending = asyncio.create_task(sender.run())
+                while len(fast.requests()) < 3 and time.monotonic() - started < 10:
+                    await asyncio.sleep(0.02)
+                assert len(fast.requests()) == 3 and time.monotonic() - started < 1.5
+                assert len(slow1.requests()) + len(slow2.requests()) <= 2  # the enterprise's share, not each webhook's
+                sending.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await sending
+            finally:
+                await sender.close()
+    finally:
+        slow1.close()
+        slow2.close()
+        fast.close()
+
+
 async def test_a_cancellation_is_announced_through_the_outbox(tmp_path):
     """The gateway's own changes of a view (spec §4.5 DELETE, PUT) are announced in the request's
     transaction, through the outbox (nothing is sent from inside the request)."""

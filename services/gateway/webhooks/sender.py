@@ -136,12 +136,15 @@ class Sender:
         take (a claimed delivery's attempt starts at once), so a lease never ends while its attempt runs."""
         return timedelta(seconds=max(self.config.lease_seconds, 2 * self.attempt_budget() + 5))
 
-    async def _claim(self, limit: int, in_flight: Mapping[str, int] | None = None) -> list[store.Claimed]:
+    async def _claim(self, limit: int, in_flight: Mapping[str, int] | None = None,
+                     owners_in_flight: Mapping[str, int] | None = None) -> list[store.Claimed]:
         """Claims up to `limit` due deliveries, at most SW_WEBHOOK_PER_WEBHOOK_CONCURRENCY of one webhook
-        with those `in_flight` (one short transaction)."""
+        and SW_WEBHOOK_PER_ENTERPRISE_CONCURRENCY of one enterprise's webhooks with those in flight (one
+        short transaction)."""
         async with self.sessions() as session, session.begin():
             return await store.claim_due(session, utcnow(), self.lease(), str(uuid.uuid4()), limit,
-                                         self.config.per_webhook_concurrency, in_flight)
+                                         self.config.per_webhook_concurrency, in_flight,
+                                         self.config.per_enterprise_concurrency, owners_in_flight)
 
     async def _record(self, outcomes: Sequence[store.Outcome]) -> None:
         """Records attempts (one short transaction, one statement per table) and counts them."""
@@ -158,19 +161,22 @@ class Sender:
         """Sends until nothing is due and nothing is in flight; returns how many attempts were made.
 
         A pipeline, not passes: at most SW_WEBHOOK_CONCURRENCY attempts in flight, and at most
-        SW_WEBHOOK_PER_WEBHOOK_CONCURRENCY of one webhook, so a receiver that hangs holds a few slots for
-        its timeout while every other receiver's deliveries keep leaving. Finished attempts are recorded
+        SW_WEBHOOK_PER_WEBHOOK_CONCURRENCY of one webhook and SW_WEBHOOK_PER_ENTERPRISE_CONCURRENCY of one
+        enterprise's, so a receiver that hangs (or an enterprise's many) holds a few slots for its timeout
+        while every other receiver's deliveries keep leaving. Finished attempts are recorded
         together as they come in (one statement per table); a freed slot is filled by the next claim."""
         in_flight: dict[asyncio.Task, store.Claimed] = {}
         per_webhook: collections.Counter[str] = collections.Counter()
+        per_owner: collections.Counter[str] = collections.Counter()
         made = 0
         try:
             while True:
                 room = self.config.concurrency - len(in_flight)
                 if room > 0:
-                    for claimed in await self._claim(min(room, self.config.claim_batch), per_webhook):
+                    for claimed in await self._claim(min(room, self.config.claim_batch), per_webhook, per_owner):
                         in_flight[asyncio.create_task(self._attempt(claimed))] = claimed
                         per_webhook[claimed.webhook_id] += 1
+                        per_owner[claimed.owner] += 1
                 if not in_flight:
                     return made
                 done, _ = await asyncio.wait(in_flight, timeout=self.config.poll_seconds,
@@ -178,7 +184,9 @@ class Sender:
                 if done:
                     outcomes = [task.result() for task in done]
                     for task in done:
-                        per_webhook[in_flight.pop(task).webhook_id] -= 1
+                        finished = in_flight.pop(task)
+                        per_webhook[finished.webhook_id] -= 1
+                        per_owner[finished.owner] -= 1
                     await self._record(outcomes)
                     made += len(outcomes)
         finally:

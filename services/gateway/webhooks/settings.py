@@ -19,6 +19,7 @@ class WebhookSettings(BaseSettings):
     read_timeout_seconds: float = Field(default=10.0, gt=0)  # per attempt: a slow receiver's attempt fails
     concurrency: int = Field(default=16, ge=1)  # HTTP requests in flight at once, per gateway process
     per_webhook_concurrency: int = Field(default=4, ge=1)  # ... of them to one webhook (a hanging receiver's share)
+    per_enterprise_concurrency: int = Field(default=8, ge=1)  # ... to one enterprise's webhooks, however many
     claim_batch: int = Field(default=64, ge=1)  # deliveries claimed per pass
     poll_seconds: float = Field(default=1.0, gt=0)  # how often the sender looks for due deliveries
     lease_seconds: float = Field(default=60.0, gt=0)  # a claimed delivery's lease (more than one attempt takes)

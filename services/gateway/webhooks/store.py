@@ -106,6 +106,7 @@ class Claimed:
     attempts: int  # attempts made before this one
     created_at: datetime
     token: str  # the claim's lease token: only it may record the outcome
+    owner: str = ""  # the webhook's enterprise (the sender's share per enterprise)
 
 
 @dataclass(frozen=True)
@@ -120,11 +121,16 @@ class Outcome:
 
 
 async def claim_due(session: AsyncSession, now: datetime, lease: timedelta, token: str, limit: int,
-                    per_webhook: int | None = None, in_flight: Mapping[str, int] | None = None) -> list[Claimed]:
+                    per_webhook: int | None = None, in_flight: Mapping[str, int] | None = None,
+                    per_owner: int | None = None, owners_in_flight: Mapping[str, int] | None = None
+                    ) -> list[Claimed]:
     """Claims up to `limit` due deliveries (one UPDATE, one read of their webhooks): pending, due, not leased
     by a live claim, and with no earlier pending delivery of the same order to the same webhook (deliveries
     of one order leave in order). `per_webhook`: at most that many of one webhook, less what the caller has
     `in_flight` to it already ({webhook id: attempts}), so a receiver that hangs holds a bounded share.
+    `per_owner` (with `per_webhook`): likewise at most that many of one enterprise's webhooks, less its
+    `owners_in_flight` ({enterprise code: attempts}): an enterprise's many webhooks that hang together hold
+    a bounded share too, not every slot.
 
     On PostgreSQL the rows are picked `FOR UPDATE SKIP LOCKED`, so two gateways claiming at once take
     different rows; the lease (`lease_until`, `lease_token`) then keeps them taken after this transaction
@@ -140,21 +146,35 @@ async def claim_due(session: AsyncSession, now: datetime, lease: timedelta, toke
         # The first `allowance` due rows of each webhook (in due order), its allowance being what is left of
         # its share: a window over the due rows, the pick below locks from those.
         rank = func.row_number().over(partition_by=d.c.webhook_id, order_by=(d.c.next_attempt_at, d.c.seq))
-        ranked = select(d.c.seq, d.c.webhook_id, rank.label("rank")).where(*conditions).subquery()
+        ranked = (select(d.c.seq, d.c.webhook_id, d.c.next_attempt_at, webhooks.c.enterprise_code.label("owner"),
+                         rank.label("rank"))
+                  .join(webhooks, webhooks.c.id == d.c.webhook_id).where(*conditions).subquery())
         busy = {w: max(per_webhook - n, 0) for w, n in (in_flight or {}).items() if n > 0}
         allowance = case(busy, value=ranked.c.webhook_id, else_=per_webhook) if busy else literal(per_webhook)
-        due = select(d.c.seq).where(d.c.seq.in_(select(ranked.c.seq).where(ranked.c.rank <= allowance)))
+        picked = select(ranked.c.seq).where(ranked.c.rank <= allowance)
+        if per_owner is not None:
+            # Of the rows each webhook's share leaves, the first of each enterprise within its own share.
+            owner_rank = func.row_number().over(partition_by=ranked.c.owner,
+                                                order_by=(ranked.c.next_attempt_at, ranked.c.seq))
+            within = select(ranked.c.seq, ranked.c.owner, owner_rank.label("owner_rank")).where(
+                ranked.c.rank <= allowance).subquery()
+            owners_busy = {o: max(per_owner - n, 0) for o, n in (owners_in_flight or {}).items() if n > 0}
+            owner_allowance = (case(owners_busy, value=within.c.owner, else_=per_owner) if owners_busy
+                               else literal(per_owner))
+            picked = select(within.c.seq).where(within.c.owner_rank <= owner_allowance)
+        due = select(d.c.seq).where(d.c.seq.in_(picked))
     due = due.order_by(d.c.next_attempt_at, d.c.seq).limit(limit).with_for_update(skip_locked=True, of=d)
     claimed = (await session.execute(update(d).where(d.c.seq.in_(due.scalar_subquery())).values(
         lease_until=now + lease, lease_token=token).returning(
         d.c.seq, d.c.delivery_id, d.c.webhook_id, d.c.body, d.c.attempts, d.c.created_at))).all()
     if not claimed:
         return []
-    hooks = {w.id: w for w in await session.execute(select(webhooks.c.id, webhooks.c.url, webhooks.c.secret).where(
-        webhooks.c.id.in_(sorted({c.webhook_id for c in claimed}))))}
+    hooks = {w.id: w for w in await session.execute(
+        select(webhooks.c.id, webhooks.c.url, webhooks.c.secret, webhooks.c.enterprise_code).where(
+            webhooks.c.id.in_(sorted({c.webhook_id for c in claimed}))))}
     return sorted((Claimed(c.seq, c.delivery_id, c.webhook_id, hooks[c.webhook_id].url, hooks[c.webhook_id].secret,
-                           c.body, c.attempts, c.created_at, token) for c in claimed if c.webhook_id in hooks),
-                  key=lambda c: c.seq)
+                           c.body, c.attempts, c.created_at, token, hooks[c.webhook_id].enterprise_code)
+                   for c in claimed if c.webhook_id in hooks), key=lambda c: c.seq)
 
 
 async def record_outcomes(session: AsyncSession, outcomes: Sequence[Outcome], schedule: rules.RetrySchedule,
