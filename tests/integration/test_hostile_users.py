@@ -268,3 +268,62 @@ async def test_a_request_span_carries_no_full_id_number_in_its_url():
         text = repr(dict(span.attributes))
         assert FULL_ID not in text and "E12345678" not in text, text
     assert spans[0].attributes["http.url"] == "http://gateway/console?by=buyer&q=1101**********0011"
+
+
+async def test_a_hostile_receiver_costs_the_sender_one_bounded_attempt():
+    """What a receiver answers cannot make the sender download it, follow it elsewhere or wait past the
+    attempt's budget: an endless body (its status is enough), a redirect to the cloud metadata address (not
+    followed: a failure, retried), headers dripped a byte at a time (cut at connect + read + 1 s)."""
+    import asyncio  # noqa: PLC0415
+    from datetime import datetime, timezone  # noqa: PLC0415
+
+    from services.gateway.webhooks import store  # noqa: PLC0415
+    from services.gateway.webhooks.sender import Sender  # noqa: PLC0415
+    from services.gateway.webhooks.settings import WebhookSettings  # noqa: PLC0415
+
+    sent = {"endless": 0}
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        path = (await reader.readuntil(b"\r\n\r\n")).split(b" ")[1]
+        try:
+            if path == b"/endless":
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100000000000\r\n\r\n")
+                for _ in range(20000):
+                    writer.write(b"x" * 65536)
+                    await writer.drain()
+                    sent["endless"] += 1
+            elif path == b"/redirect":
+                writer.write(b"HTTP/1.1 307 Temporary Redirect\r\nLocation: http://169.254.169.254/latest/meta-data"
+                             b"\r\nContent-Length: 0\r\n\r\n")
+                await writer.drain()
+            elif path == b"/drip":
+                for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"y" * 200:
+                    writer.write(bytes([byte]))
+                    await writer.drain()
+                    await asyncio.sleep(0.1)
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    sender = Sender(None, WebhookSettings(connect_timeout_seconds=0.5, read_timeout_seconds=0.5), production=False,
+                    gateway_key="k")
+    sealed = rules.seal_secret(rules.secret_box("k"), rules.new_secret())
+
+    async def attempt(path: str) -> store.Outcome:
+        return await sender._attempt(store.Claimed(1, "d", "w", f"http://127.0.0.1:{port}/{path}", sealed, "{}", 0,
+                                                   datetime.now(timezone.utc), "t"))
+
+    try:
+        endless = await attempt("endless")
+        assert endless.status_code == 200 and endless.duration_ms < 2000 and sent["endless"] < 1000
+        redirect = await attempt("redirect")
+        assert redirect.status_code == 307 and not rules.succeeded(redirect.status_code)
+        drip = await attempt("drip")
+        assert drip.status_code is None and drip.error.startswith("timeout")
+        assert drip.duration_ms < (0.5 + 0.5 + 1) * 1000 + 500
+    finally:
+        await sender.close()
+        server.close()
