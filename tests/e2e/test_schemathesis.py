@@ -1,0 +1,148 @@
+"""The API description a client generator sees is the true one: schemathesis, with every check, against the
+description the running gateway serves (`GET /openapi.json`, which is contracts/schemas/openapi.json byte for
+byte), as each kind of caller: a platform, a payment firm, a logistics firm, the operator, and no one.
+
+Every check of schemathesis runs (status codes, content types, response headers and schemas, the Allow header
+of a 405, negative data refused, positive data accepted, authentication not ignored, ...) on a real gateway with
+its real broker and PostgreSQL (the e2e mesh); the test fails on the first failure schemathesis reports.
+
+Two judgements are configured, per operation and from the published document itself, never globally:
+
+- an operation that declares `x-rules-beyond-schema` (sums, check digits, registered parties, reference rates:
+  rules a JSON Schema cannot state, listed in its description) may refuse a schema-valid body with 422;
+- a batch twin (`x-batch-results`, spec §7.1) answers 200 with a 422 *result* for a document that breaks its
+  schema: the batch is not refused for one bad document.
+
+Bounded in time: SW_SCHEMATHESIS_EXAMPLES (default 12) examples per operation and role, besides schemathesis'
+explicit examples and coverage cases; a fixed seed, so a failure reproduces.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import httpx
+import pytest
+import schemathesis
+from schemathesis.config._checks import (
+    NEGATIVE_DATA_REJECTION_EXPECTED_STATUSES,
+    POSITIVE_DATA_ACCEPTANCE_EXPECTED_STATUSES,
+)
+
+from contracts import publish
+from tests.e2e.conftest import ADMIN
+
+pytestmark = pytest.mark.e2e
+
+ROLES = ["platform", "payment", "logistics", "operator", "anonymous"]
+EXAMPLES = int(os.environ.get("SW_SCHEMATHESIS_EXAMPLES", "12"))
+SEED = 20261129
+
+
+def operation_names(document: dict, extension: str) -> list[str]:
+    """`METHOD /path` of every operation that carries the OpenAPI extension."""
+    return sorted(f"{method.upper()} {path}" for path, item in document["paths"].items()
+                  for method, op in item.items() if op.get(extension))
+
+
+# What each role is for: its own operations are tested in depth (schemathesis' coverage phase, with its
+# boundary values, wrong types and methods, and fuzzing); every other operation lightly (a few fuzzed requests,
+# which it refuses as documented: 401 without a key, 403 with the wrong role). The depth goes where a role's
+# requests reach past authorization; the light pass keeps the run to minutes.
+OWN = {
+    "operator": ["POST /v1/enterprises", "GET /v1/enterprises/{code}", "POST /v1/enterprises/{code}/keys",
+                 "GET /v1/enterprises/{code}/keys", "DELETE /v1/enterprises/{code}/keys/{key_id}",
+                 "GET /v1/enterprises/{code}/platforms", "PUT /v1/enterprises/{code}/platforms", "GET /v1/stats",
+                 "GET /v1/orders/{platform_code}/{order_no}", "GET /v1/orders/{platform_code}/{order_no}/trace"],
+    "platform": ["POST /v1/orders", "POST /v1/orders:batch", "PUT /v1/orders/{platform_code}/{order_no}",
+                 "DELETE /v1/orders/{platform_code}/{order_no}", "GET /v1/orders/{platform_code}/{order_no}",
+                 "GET /v1/orders/{platform_code}/{order_no}/trace", "GET /v1/enterprises/{code}"],
+    "payment": ["POST /v1/payments", "POST /v1/payments:batch", "GET /v1/enterprises/{code}/keys"],
+    "logistics": ["POST /v1/waybills", "POST /v1/waybills:batch",
+                  "POST /v1/waybills/{logistics_code}/{waybill_no}/events"],
+    "anonymous": ["GET /healthz", "GET /metrics"],
+}
+LIGHT_EXAMPLES = 3
+
+
+def schemathesis_config(document: dict, *, deep: bool) -> dict:
+    """The configuration of a run (the format of schemathesis.toml): every check; in depth, the coverage and
+    fuzzing phases with EXAMPLES fuzzed requests per operation, else LIGHT_EXAMPLES fuzzed requests."""
+    return {
+        "seed": SEED,
+        "generation": {"max-examples": EXAMPLES if deep else LIGHT_EXAMPLES, "database": "none"},
+        "phases": {"examples": {"enabled": deep}, "coverage": {"enabled": deep}, "fuzzing": {"enabled": True},
+                   "stateful": {"enabled": False}},
+        "checks": {"enabled": True},
+        "operations": [
+            {"include-name": operation_names(document, "x-rules-beyond-schema"),
+             "checks": {"positive_data_acceptance": {
+                 "expected-statuses": [*POSITIVE_DATA_ACCEPTANCE_EXPECTED_STATUSES, "422"]}}},
+            {"include-name": operation_names(document, "x-batch-results"),
+             "checks": {"negative_data_rejection": {
+                 "expected-statuses": [*NEGATIVE_DATA_REJECTION_EXPECTED_STATUSES, "200"]}}},
+        ],
+    }
+
+
+PUBLISHED = json.loads(publish.OPENAPI_FILE.read_text())
+DEEP = schemathesis.openapi.from_dict(PUBLISHED, config=schemathesis.Config.from_dict(
+    schemathesis_config(PUBLISHED, deep=True)))
+LIGHT = schemathesis.openapi.from_dict(PUBLISHED, config=schemathesis.Config.from_dict(
+    schemathesis_config(PUBLISHED, deep=False)))
+
+
+def test_the_gateway_serves_the_published_description(api):
+    served = httpx.get(api.mesh.url("gateway") + "/openapi.json", timeout=30)
+    assert served.status_code == 200 and served.headers["content-type"] == "application/json"
+    assert served.content == publish.OPENAPI_FILE.read_bytes()
+    docs = httpx.get(api.mesh.url("gateway") + "/docs", timeout=30)
+    assert docs.status_code == 200 and "/openapi.json" in docs.text
+
+
+def test_every_operation_is_tested_in_depth_by_a_role():
+    every = {f"{m.upper()} {p}" for p, item in PUBLISHED["paths"].items() for m in item}
+    owned = [name for names in OWN.values() for name in names]
+    assert set(owned) == every, f"give each new operation to the role that uses it: {sorted(every - set(owned))}"
+
+
+@pytest.fixture(scope="module")
+def callers(api) -> dict[str, dict]:
+    """Each role's headers, and the path parameters that name its own enterprise (so its requests reach past
+    "not yours" to the route's own checks)."""
+    found: dict[str, dict] = {"anonymous": {"headers": {}, "own": {}},
+                              "operator": {"headers": {"Authorization": f"Bearer {ADMIN}"}, "own": {}}}
+    for role in ("platform", "payment", "logistics"):
+        me = api.register([role])
+        found[role] = {"headers": me.auth,
+                       "own": {"code": me.code, **({f"{role}_code": me.code} if role != "payment" else {})}}
+    return found
+
+
+def call_as(case, caller: dict, api) -> None:  # noqa: ANN001 - a schemathesis Case
+    for name, value in caller["own"].items():
+        if case.path_parameters and name in case.path_parameters:
+            case.path_parameters[name] = value
+    case.call_and_validate(base_url=api.mesh.url("gateway"), headers=caller["headers"])
+
+
+def _tests_for(role: str):  # noqa: ANN202
+    """The two tests of a role (named for pytest before schemathesis wraps them)."""
+
+    def deep(case, callers, api):  # noqa: ANN001
+        call_as(case, callers[role], api)
+
+    def light(case, callers, api):  # noqa: ANN001
+        call_as(case, callers[role], api)
+
+    deep.__name__ = deep.__qualname__ = f"test_as_{role}_its_own_operations_conform"
+    light.__name__ = light.__qualname__ = f"test_as_{role}_every_other_operation_conforms"
+    own = set(OWN[role])
+    # (`exclude` of the rest, not `include`: the per-operation check settings add an include of their own.)
+    return (DEEP.exclude(lambda ctx: ctx.operation.label not in own).parametrize()(deep),
+            LIGHT.exclude(lambda ctx: ctx.operation.label in own).parametrize()(light))
+
+
+for _role in OWN:
+    for _test in _tests_for(_role):
+        globals()[_test.__name__] = _test
