@@ -592,7 +592,7 @@ def openapi_document() -> dict:
                 "schema": _component_ref(model),
                 "examples": {c.name: {"summary": c.summary, "value": c.body} for c in cases_by_model.get(model, [])},
             }}}
-        rules = op.get("x-rules-beyond-schema", [])
+        rules = op.get("x-rules-beyond-schema", {}).get("rules", [])
         # FastAPI's own 422 ("Validation Error", on any operation with parameters) is not a declaration.
         declared = {status for status, r in responses.items() if status[0] in "45" and _declared_detail(r)}
         for status in sorted(set(route_class_statuses(key, op)) | declared):
@@ -615,8 +615,9 @@ def openapi_document() -> dict:
                        and s not in route_class_statuses(key, op)]:
             del responses[status]
         if rules:
-            op["description"] = (op.get("description", "").rstrip() + "\n\nRules beyond the body's schema (a "
-                                 "schema-valid body that breaks one is refused with 422 naming the field):\n"
+            outcome = ("a schema-valid document that breaks one gets a 422 result naming the field" if key in BATCHES
+                       else "a schema-valid body that breaks one is refused with 422 naming the field")
+            op["description"] = (op.get("description", "").rstrip() + f"\n\nRules beyond the body's schema ({outcome}):\n"
                                  + "\n".join(f"- {rule}" for rule in rules)).lstrip()
         op["responses"] = dict(sorted(responses.items()))
 
