@@ -108,6 +108,39 @@ BATCH_RULES = ("each document is judged alone: a document that breaks its schema
                "in the 200 answer, never a refusal of the batch",)
 
 
+def link(method: str, path: str, description: str, **parameters: str) -> dict:
+    """An OpenAPI link from an answer to the operation it makes possible (`parameters`: runtime expressions
+    such as `$response.body#/code`): client generators and schemathesis' stateful phase follow them."""
+    return {"operationRef": "#/paths/" + path.replace("~", "~0").replace("/", "~1") + f"/{method}",
+            "description": description, "parameters": parameters}
+
+
+ENTERPRISE_LINKS = {
+    "GetEnterprise": link("get", "/v1/enterprises/{code}", "the registration", code="$response.body#/code"),
+    "IssueKey": link("post", "/v1/enterprises/{code}/keys", "a second key, for rotation", code="$response.body#/code"),
+    "ListKeys": link("get", "/v1/enterprises/{code}/keys", "its keys", code="$response.body#/code"),
+    "RevokeFirstKey": link("delete", "/v1/enterprises/{code}/keys/{key_id}", "revoke the registration's key",
+                           code="$response.body#/code", key_id="$response.body#/key_id"),
+    "GetPlatforms": link("get", "/v1/enterprises/{code}/platforms", "its platform list", code="$response.body#/code"),
+}
+KEY_LINKS = {
+    "RevokeKey": link("delete", "/v1/enterprises/{code}/keys/{key_id}", "revoke this key",
+                      code="$request.path.code", key_id="$response.body#/key_id"),
+    "ListKeys": link("get", "/v1/enterprises/{code}/keys", "the enterprise's keys", code="$request.path.code"),
+}
+_ORDER = {"platform_code": "$request.body#/platform_code", "order_no": "$request.body#/order_no"}
+ORDER_LINKS = {
+    "GetOrderStatus": link("get", "/v1/orders/{platform_code}/{order_no}", "the one-stop status view", **_ORDER),
+    "GetOrderTrace": link("get", "/v1/orders/{platform_code}/{order_no}/trace", "the order's trace", **_ORDER),
+    "CorrectOrder": link("put", "/v1/orders/{platform_code}/{order_no}", "a correction", **_ORDER),
+    "CancelOrder": link("delete", "/v1/orders/{platform_code}/{order_no}", "a cancellation", **_ORDER),
+}
+WAYBILL_LINKS = {
+    "TrackWaybill": link("post", "/v1/waybills/{logistics_code}/{waybill_no}/events", "a tracking event",
+                         logistics_code="$request.body#/logistics_code", waybill_no="$request.body#/waybill_no"),
+}
+
+
 def batch_of(*rules: str) -> dict:
     """`openapi_extra` of a batch twin (spec §7.1): the envelope is refused with 422; a document is not, it
     gets a 422 result (`result-status`) in the 200 answer."""
@@ -118,7 +151,9 @@ def batch_of(*rules: str) -> dict:
 
 
 @router.post("/enterprises", status_code=201, tags=["enterprises"],
-             responses={409: {"description": "the code is already registered"}},
+             responses={201: {"description": "registered: the enterprise's first API key, shown once",
+                              "links": ENTERPRISE_LINKS},
+                        409: {"description": "the code is already registered"}},
              openapi_extra=beyond_schema(
                  "`code`: with `country` CN (the default), an 18-character unified social credit code whose check "
                  "digit is right (GB 32100-2015, `invalid_uscc`)"))
@@ -174,7 +209,8 @@ def key_view(row) -> dict:  # noqa: ANN001
 
 
 @router.post("/enterprises/{code}/keys", status_code=201, tags=["enterprises"],
-             responses={404: {"description": "no such enterprise"},
+             responses={201: {"description": "the new key, shown once", "links": KEY_LINKS},
+                        404: {"description": "no such enterprise"},
                         409: {"description": "the enterprise already holds two live keys: revoke one first"}})
 async def issue_key(code: str, caller: CallerDep):
     """Spec §7.2: a new API key for the enterprise (itself or the operator), shown once and stored hashed.
@@ -328,7 +364,9 @@ async def _submit_batch(caller: Caller, kind: intake.Kind, body: Any) -> JSONRes
     return JSONResponse({"results": [{"index": i, "status": o.status, "body": o.body} for i, o in enumerate(outcomes)]})
 
 
-@router.post("/orders", status_code=202, tags=["documents"], responses={**DOCUMENT_RESPONSES, **ORDER_CONFLICT},
+@router.post("/orders", status_code=202, tags=["documents"], responses={
+    **DOCUMENT_RESPONSES, **ORDER_CONFLICT, 202: {"description": "accepted: stored, and published to every agency",
+                                                  "links": ORDER_LINKS}},
              openapi_extra=beyond_schema(*ORDER_RULES))
 async def submit_order(caller: CallerDep, body: JsonBody):
     return await _submit(caller, intake.ORDER, body)
@@ -514,7 +552,9 @@ async def submit_payments(caller: CallerDep, body: JsonBody):
     return await _submit_batch(caller, intake.PAYMENT, body)
 
 
-@router.post("/waybills", status_code=202, tags=["documents"], responses={**DOCUMENT_RESPONSES, **WAYBILL_CONFLICT},
+@router.post("/waybills", status_code=202, tags=["documents"], responses={
+    **DOCUMENT_RESPONSES, **WAYBILL_CONFLICT, 202: {"description": "accepted: stored, and published to every agency",
+                                                    "links": WAYBILL_LINKS}},
              openapi_extra=beyond_schema(*WAYBILL_RULES))
 async def submit_waybill(caller: CallerDep, body: JsonBody):
     return await _submit(caller, intake.WAYBILL, body)
