@@ -606,18 +606,20 @@ def openapi_document() -> dict:
                     "422", "the body is not `{\"documents\": [1-500 documents]}` (a document's own problems are "
                            "its result's, in the 200 answer)")
             elif status == "422" and rules:
+                example = validation_example if key == ("post", "/v1/orders") else None
                 responses[status] = _problem_response(
                     "422", "also when the body is valid against its schema but breaks one of the operation's "
-                           "`x-rules-beyond-schema`", example=validation_example if key == ("post", "/v1/orders") else None)
+                           "`x-rules-beyond-schema`", example=example)
             else:
                 responses[status] = _problem_response(status, detail)
         for status in [s for s in responses if s[0] in "45" and s not in declared
                        and s not in route_class_statuses(key, op)]:
             del responses[status]
         if rules:
-            outcome = ("a schema-valid document that breaks one gets a 422 result naming the field" if key in BATCHES
-                       else "a schema-valid body that breaks one is refused with 422 naming the field")
-            op["description"] = (op.get("description", "").rstrip() + f"\n\nRules beyond the body's schema ({outcome}):\n"
+            outcome = ("a schema-valid document that breaks one gets a 422 result naming the field"
+                       if key in BATCHES else "a schema-valid body that breaks one is refused with 422 naming the field")
+            op["description"] = (op.get("description", "").rstrip()
+                                 + f"\n\nRules beyond the body's schema ({outcome}):\n"
                                  + "\n".join(f"- {rule}" for rule in rules)).lstrip()
         op["responses"] = dict(sorted(responses.items()))
 

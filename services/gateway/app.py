@@ -265,9 +265,10 @@ async def revoke_key(code: str, key_id: str, caller: CallerDep):
     return {"code": code, **key_view(row)}
 
 
-@router.put("/enterprises/{code}/platforms", tags=["enterprises"], responses={404: {"description": "no such enterprise"}},
-            openapi_extra=beyond_schema("`code` is an ecommerce enterprise (`wrong_role`)",
-                                        "each of `platforms` is a registered platform (`not_registered`, `wrong_role`)"))
+@router.put("/enterprises/{code}/platforms", tags=["enterprises"],
+            responses={404: {"description": "no such enterprise"}},
+            openapi_extra=beyond_schema("`code` is an ecommerce enterprise (`wrong_role`)", "each of `platforms` is a "
+                                        "registered platform (`not_registered`, `wrong_role`)"))
 async def set_platforms(code: str, caller: CallerDep, body: JsonBody):
     """Spec §7.2: the platforms that may declare orders for this ecommerce enterprise (itself or the
     operator). Each must be a registered platform (422 naming `platforms[i]`); [] lifts the restriction."""
