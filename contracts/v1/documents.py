@@ -34,9 +34,11 @@ class Strict(BaseModel):
 
 
 class EnterpriseRegistration(Strict):
-    code: str = Field(min_length=1, max_length=32)
+    # The schema states the code's characters and the roles' uniqueness; the validator below checks them (with
+    # the codes the tests know) and what no schema can say: a CN code's check digit (GB 32100-2015).
+    code: str = Field(min_length=1, max_length=32, json_schema_extra={"pattern": r"^[A-Za-z0-9._-]{1,32}$"})
     name: str = Field(min_length=1, max_length=200)
-    roles: list[Role] = Field(min_length=1)
+    roles: list[Role] = Field(min_length=1, json_schema_extra={"uniqueItems": True})
     country: Country = "CN"
     customs_credit: CustomsCredit = "general"
 
@@ -59,7 +61,8 @@ class PlatformList(Strict):
     """`PUT /v1/enterprises/{code}/platforms` (spec §7.2): the platforms that may declare for this ecommerce
     enterprise; an empty list lifts the restriction (any registered platform may, as in 1.0)."""
 
-    platforms: list[str] = Field(max_length=1000, description="platform enterprise codes; [] lifts the restriction")
+    platforms: list[str] = Field(max_length=1000, description="platform enterprise codes; [] lifts the restriction",
+                                 json_schema_extra={"items": {"type": "string", "minLength": 1, "maxLength": 32}})
 
     @model_validator(mode="after")
     def _codes(self) -> "PlatformList":
