@@ -73,7 +73,7 @@ JsonBody = Annotated[Any, Body()]
 
 # --- what the API description says beyond FastAPI's own (contracts/schemas/openapi.json) --------------
 # Statuses every route of a kind answers (401/403/429 when authenticated, 400/413/415/422 with a body, 404
-# with a path, 503 for all) are added by the generator (contracts/publish.py, `ROUTE_CLASS_STATUSES`); a route
+# with a path, 503 for all) are added by the generator (tooling/contracts/publish.py, `ROUTE_CLASS_STATUSES`); a route
 # declares here only what is its own: its 409s, what its 404 means, a second success status, and the rules
 # a schema-valid body can still break (422).
 

@@ -40,7 +40,7 @@ pytestmark = pytest.mark.e2e
 EXAMPLES = int(os.environ.get("SW_SCHEMATHESIS_EXAMPLES", "12"))
 SEED = 20261129
 ROOT = Path(__file__).resolve().parents[2]
-OPENAPI_FILE = ROOT / "contracts" / "schemas" / "openapi.json"  # what `python -m contracts.publish` writes
+OPENAPI_FILE = ROOT / "contracts" / "schemas" / "openapi.json"  # what `python -m tooling.contracts.publish` writes
 CONFIG_FILE = ROOT / "schemathesis.toml"
 
 

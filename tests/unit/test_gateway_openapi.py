@@ -15,7 +15,7 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
-from contracts import publish
+from tooling.contracts import publish
 from services.gateway.app import app
 from shared.settings import settings
 
