@@ -273,3 +273,11 @@ def require_operator(token: BearerToken) -> None:
 
 
 Operator = Annotated[None, Depends(require_operator)]
+
+
+def beyond_schema(*rules: str) -> dict:
+    """`openapi_extra` for a route whose body can be valid against its JSON Schema and still be refused with
+    422: the rules (cross-field, checksums, the registry of enterprises, reference rates) the schema cannot
+    state. Published as the operation's `x-rules-beyond-schema` (`{"refused-with": 422, "rules": [...]}`, which
+    schemathesis.toml selects by) and in its description."""
+    return {"x-rules-beyond-schema": {"refused-with": 422, "rules": list(rules)}}

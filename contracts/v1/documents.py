@@ -257,7 +257,7 @@ class WebhookIn(Strict):
     """`POST /v1/webhooks` (spec §7.3): where to push, and which events. The URL's policy (https and a
     public address in production) is the gateway's (services/gateway/webhooks/rules.py), not the schema's."""
 
-    url: str = Field(min_length=1, max_length=WEBHOOK_URL_MAX,
+    url: str = Field(min_length=1, max_length=WEBHOOK_URL_MAX, pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s]+$",
                      description="absolute http(s) URL; in production https only, resolving to public addresses")
     events: list[WebhookEvent] = Field(min_length=1, max_length=8, description="the event types to push")
 

@@ -43,7 +43,7 @@ from services.gateway.tables import (
     waybills,
 )
 from shared.clock import utcnow
-from shared.http import Problem, unprocessable
+from shared.http import Problem, beyond_schema, unprocessable
 from shared.reference import MissingRate, fx_rates
 from shared.runtime import Service, UnitOfWork
 
@@ -75,15 +75,7 @@ JsonBody = Annotated[Any, Body()]
 # Statuses every route of a kind answers (401/403/429 when authenticated, 400/413/415/422 with a body, 404
 # with a path, 503 for all) are added by the generator (tooling/contracts/publish.py, `ROUTE_CLASS_STATUSES`); a route
 # declares here only what is its own: its 409s, what its 404 means, a second success status, and the rules
-# a schema-valid body can still break (422).
-
-
-def beyond_schema(*rules: str) -> dict:
-    """`openapi_extra` for a route whose body can be valid against its JSON Schema and still be refused with
-    422: the rules (cross-field, checksums, the registry of enterprises, reference rates) the schema cannot
-    state. Published as the operation's `x-rules-beyond-schema` (`{"refused-with": 422, "rules": [...]}`, which
-    schemathesis.toml selects by) and in its description."""
-    return {"x-rules-beyond-schema": {"refused-with": 422, "rules": list(rules)}}
+# a schema-valid body can still break (422, shared.http.beyond_schema).
 
 
 PERSON_RULES = ("a `resident_id` identity number has the right check digit (GB 11643-1999)",)

@@ -55,7 +55,10 @@ OWN = {
                  "GET /v1/orders/{platform_code}/{order_no}", "GET /v1/orders/{platform_code}/{order_no}/trace"],
     "platform": ["POST /v1/orders", "POST /v1/orders:batch", "PUT /v1/orders/{platform_code}/{order_no}",
                  "DELETE /v1/orders/{platform_code}/{order_no}", "GET /v1/orders/{platform_code}/{order_no}",
-                 "GET /v1/orders/{platform_code}/{order_no}/trace", "GET /v1/enterprises/{code}"],
+                 "GET /v1/orders/{platform_code}/{order_no}/trace", "GET /v1/enterprises/{code}",
+                 # any enterprise's: the platform stands for them
+                 "POST /v1/webhooks", "GET /v1/webhooks", "DELETE /v1/webhooks/{webhook_id}",
+                 "GET /v1/webhooks/{webhook_id}/deliveries"],
     "payment": ["POST /v1/payments", "POST /v1/payments:batch", "GET /v1/enterprises/{code}/keys"],
     "logistics": ["POST /v1/waybills", "POST /v1/waybills:batch",
                   "POST /v1/waybills/{logistics_code}/{waybill_no}/events"],
@@ -166,7 +169,8 @@ def test_as_the_operator_linked_operations_conform(api):
 
     config = schemathesis_config(deep=True)
     config.projects.default.phases.stateful.enabled = True
-    linked = schemathesis.openapi.from_dict(PUBLISHED, config=config)
+    # Webhooks belong to enterprises (the operator gets 403 there): their links are no sequence of the operator's.
+    linked = schemathesis.openapi.from_dict(PUBLISHED, config=config).exclude(path_regex="^/v1/webhooks")
 
     answered: list[tuple[str, int]] = []
 

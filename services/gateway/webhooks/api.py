@@ -18,7 +18,7 @@ from services.gateway.webhooks import rules, store
 from services.gateway.webhooks.sender import resolve
 from services.gateway.webhooks.settings import webhook_settings
 from shared.clock import utcnow
-from shared.http import Problem, unprocessable
+from shared.http import Problem, beyond_schema, unprocessable
 from shared.runtime import Service
 from shared.settings import settings
 
@@ -63,7 +63,11 @@ def webhook_router(service: Service) -> APIRouter:
     @router.post("/webhooks", status_code=201, responses={
         201: {"description": "registered: the webhook with its signing `secret`, shown this once"},
         409: {"description": "the enterprise already holds the most webhooks it may (SW_WEBHOOK_MAX_PER_ENTERPRISE, "
-                             "default 10): delete one first"}})
+                             "default 10): delete one first"}},
+        openapi_extra=beyond_schema(
+            "`url` has a host, no user name or password, no fragment, and a port other than 0",
+            "in production (SW_ENV not a development value): `url` is https and its host resolves to public "
+            "addresses only (no loopback, private, link-local or reserved address)"))
     async def register_webhook(caller: CallerDep, body: Annotated[Any, Body()]):
         """Spec §7.3: a webhook of the calling enterprise, pushed every change of the one-stop view of the
         orders it is a party to. 201 with its `secret`, shown this once. At most SW_WEBHOOK_MAX_PER_ENTERPRISE
