@@ -12,6 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from opentelemetry import trace
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contracts.v1.documents import FieldProblem
@@ -223,8 +224,11 @@ def install_problem_details(app: FastAPI) -> None:
                            [{"field": "(body)", "code": "json_invalid", "message": str(exc.detail)}],
                            type_="/problems/malformed-json").response(request.url.path)
         titles = {401: "Unauthorized", 403: "Forbidden", 404: "Not found", 405: "Method not allowed"}
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": allowed_methods(request)}
         return Problem(exc.status_code, titles.get(exc.status_code, "Error"), str(exc.detail),
-                       headers=getattr(exc, "headers", None)).response(request.url.path)
+                       headers=headers).response(request.url.path)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):
@@ -237,6 +241,18 @@ def install_problem_details(app: FastAPI) -> None:
         log.exception("unhandled error")
         return Problem(500, "Internal error", "the request could not be completed; nothing was stored").response(
             request.url.path)
+
+
+def allowed_methods(request: Request) -> str:
+    """The `Allow` header of a 405 (RFC 9110 §15.5.6): every method of every route at the request's path.
+    Starlette names only the methods of the first route whose path matched, and FastAPI has one route per
+    method, so `GET` and `POST` on one path would each deny the other."""
+    allowed = []
+    for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"):
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return ", ".join(allowed)
 
 
 _bearer = HTTPBearer(auto_error=False)
@@ -263,3 +279,11 @@ def require_operator(token: BearerToken) -> None:
 
 
 Operator = Annotated[None, Depends(require_operator)]
+
+
+def beyond_schema(*rules: str) -> dict:
+    """`openapi_extra` for a route whose body can be valid against its JSON Schema and still be refused with
+    422: the rules (cross-field, checksums, the registry of enterprises, reference rates) the schema cannot
+    state. Published as the operation's `x-rules-beyond-schema` (`{"refused-with": 422, "rules": [...]}`, which
+    schemathesis.toml selects by) and in its description."""
+    return {"x-rules-beyond-schema": {"refused-with": 422, "rules": list(rules)}}

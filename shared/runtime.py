@@ -359,7 +359,9 @@ class Service:
         if telemetry.configure(self.name):
             telemetry.instrument_app(self.name, app)
 
-        @app.get("/healthz", tags=["operations"])
+        @app.get("/healthz", tags=["operations"], responses={503: {
+            "description": "the database or the broker does not answer (the same JSON, `status`: `unavailable`)",
+            "content": {"application/json": {"schema": {"type": "object"}}}}})
         async def healthz():
             ok, checks = await service.health()
             degraded = checks.get("outbox", {}).get("degraded", False)
@@ -367,7 +369,10 @@ class Service:
             return JSONResponse({"status": status, "service": service.name, **checks},
                                 status_code=200 if ok else 503)
 
-        @app.get("/metrics", tags=["operations"])
+        # Prometheus' text exposition format, described as what it is (not FastAPI's default JSON).
+        @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse,
+                 responses={200: {"description": "Prometheus text exposition format 0.0.4",
+                                  "content": {"text/plain": {"schema": {"type": "string"}}}}})
         async def prometheus_metrics():
             return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 

@@ -34,9 +34,11 @@ class Strict(BaseModel):
 
 
 class EnterpriseRegistration(Strict):
-    code: str = Field(min_length=1, max_length=32)
+    # The schema states the code's characters and the roles' uniqueness; the validator below checks them (with
+    # the codes the tests know) and what no schema can say: a CN code's check digit (GB 32100-2015).
+    code: str = Field(min_length=1, max_length=32, json_schema_extra={"pattern": r"^[A-Za-z0-9._-]{1,32}$"})
     name: str = Field(min_length=1, max_length=200)
-    roles: list[Role] = Field(min_length=1)
+    roles: list[Role] = Field(min_length=1, json_schema_extra={"uniqueItems": True})
     country: Country = "CN"
     customs_credit: CustomsCredit = "general"
 
@@ -59,7 +61,8 @@ class PlatformList(Strict):
     """`PUT /v1/enterprises/{code}/platforms` (spec §7.2): the platforms that may declare for this ecommerce
     enterprise; an empty list lifts the restriction (any registered platform may, as in 1.0)."""
 
-    platforms: list[str] = Field(max_length=1000, description="platform enterprise codes; [] lifts the restriction")
+    platforms: list[str] = Field(max_length=1000, description="platform enterprise codes; [] lifts the restriction",
+                                 json_schema_extra={"items": {"type": "string", "minLength": 1, "maxLength": 32}})
 
     @model_validator(mode="after")
     def _codes(self) -> "PlatformList":
@@ -254,7 +257,7 @@ class WebhookIn(Strict):
     """`POST /v1/webhooks` (spec §7.3): where to push, and which events. The URL's policy (https and a
     public address in production) is the gateway's (services/gateway/webhooks/rules.py), not the schema's."""
 
-    url: str = Field(min_length=1, max_length=WEBHOOK_URL_MAX,
+    url: str = Field(min_length=1, max_length=WEBHOOK_URL_MAX, pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s]+$",
                      description="absolute http(s) URL; in production https only, resolving to public addresses")
     events: list[WebhookEvent] = Field(min_length=1, max_length=8, description="the event types to push")
 

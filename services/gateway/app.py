@@ -2,16 +2,20 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import secrets
 from datetime import date, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+import contracts
 from contracts.identifiers import order_key
 from contracts.types import Timestamp
 from contracts.v1.documents import BatchIn, BatchResults, EnterpriseRegistration, OrderIn, PlatformList, TrackingEventIn
@@ -39,7 +43,7 @@ from services.gateway.tables import (
     waybills,
 )
 from shared.clock import utcnow
-from shared.http import Problem, unprocessable
+from shared.http import Problem, beyond_schema, unprocessable
 from shared.reference import MissingRate, fx_rates
 from shared.runtime import Service, UnitOfWork
 
@@ -67,10 +71,83 @@ service.on_start.append(_start_group_commit)
 JsonBody = Annotated[Any, Body()]
 
 
+# --- what the API description says beyond FastAPI's own (contracts/schemas/openapi.json) --------------
+# Statuses every route of a kind answers (401/403/429 when authenticated, 400/413/415/422 with a body, 404
+# with a path, 503 for all) are added by the generator (tooling/contracts/publish.py, `ROUTE_CLASS_STATUSES`); a route
+# declares here only what is its own: its 409s, what its 404 means, a second success status, and the rules
+# a schema-valid body can still break (422, shared.http.beyond_schema).
+
+
+PERSON_RULES = ("a `resident_id` identity number has the right check digit (GB 11643-1999)",)
+ORDER_RULES = (
+    "`actual_paid` equals the sum of the lines' values + `freight` + `insurance` - `discount` + `tax_total`, "
+    "exactly (`sum_mismatch`)",
+    "each `items[].item_no` appears once",
+    "an import order names `buyer`, an export order `destination_country`; trade modes 9710 and 9810 are "
+    "for exports only",
+    "`payment_transaction_id` needs `payment_code`",
+    *PERSON_RULES,
+    "`currency` (and every amount's) has a reference exchange rate on the day (`unknown_currency`, `no_rate`)",
+    "`platform_code` is the caller; `ecommerce_code`, `payment_code` and `logistics_code` are registered "
+    "enterprises with that role (`not_registered`, `wrong_role`)",
+)
+PAYMENT_RULES = (*PERSON_RULES,
+                 "`currency` has a reference exchange rate on `paid_at`'s day (`unknown_currency`, `no_rate`)",
+                 "`platform_code` is a registered platform; the order, if held, is an import (`export_order`)")
+WAYBILL_RULES = ("`platform_code` is a registered platform (`not_registered`, `wrong_role`)",)
+BATCH_RULES = ("each document is judged alone: a document that breaks its schema or a rule is a 422 *result* "
+               "in the 200 answer, never a refusal of the batch",)
+
+
+def link(method: str, path: str, description: str, **parameters: str) -> dict:
+    """An OpenAPI link from an answer to the operation it makes possible (`parameters`: runtime expressions
+    such as `$response.body#/code`): client generators and schemathesis' stateful phase follow them."""
+    return {"operationRef": "#/paths/" + path.replace("~", "~0").replace("/", "~1") + f"/{method}",
+            "description": description, "parameters": parameters}
+
+
+ENTERPRISE_LINKS = {
+    "GetEnterprise": link("get", "/v1/enterprises/{code}", "the registration", code="$response.body#/code"),
+    "IssueKey": link("post", "/v1/enterprises/{code}/keys", "a second key, for rotation", code="$response.body#/code"),
+    "ListKeys": link("get", "/v1/enterprises/{code}/keys", "its keys", code="$response.body#/code"),
+    "RevokeFirstKey": link("delete", "/v1/enterprises/{code}/keys/{key_id}", "revoke the registration's key",
+                           code="$response.body#/code", key_id="$response.body#/key_id"),
+    "GetPlatforms": link("get", "/v1/enterprises/{code}/platforms", "its platform list", code="$response.body#/code"),
+}
+KEY_LINKS = {
+    "RevokeKey": link("delete", "/v1/enterprises/{code}/keys/{key_id}", "revoke this key",
+                      code="$request.path.code", key_id="$response.body#/key_id"),
+    "ListKeys": link("get", "/v1/enterprises/{code}/keys", "the enterprise's keys", code="$request.path.code"),
+}
+_ORDER = {"platform_code": "$request.body#/platform_code", "order_no": "$request.body#/order_no"}
+ORDER_LINKS = {
+    "GetOrderStatus": link("get", "/v1/orders/{platform_code}/{order_no}", "the one-stop status view", **_ORDER),
+    "GetOrderTrace": link("get", "/v1/orders/{platform_code}/{order_no}/trace", "the order's trace", **_ORDER),
+    "CorrectOrder": link("put", "/v1/orders/{platform_code}/{order_no}", "a correction", **_ORDER),
+    "CancelOrder": link("delete", "/v1/orders/{platform_code}/{order_no}", "a cancellation", **_ORDER),
+}
+WAYBILL_LINKS = {
+    "TrackWaybill": link("post", "/v1/waybills/{logistics_code}/{waybill_no}/events", "a tracking event",
+                         logistics_code="$request.body#/logistics_code", waybill_no="$request.body#/waybill_no"),
+}
+
+
+def batch_of(*rules: str) -> dict:
+    """`openapi_extra` of a batch twin (spec §7.1): the envelope is refused with 422; a document is not, it
+    gets a 422 result (`result-status`) in the 200 answer."""
+    return {"x-rules-beyond-schema": {"result-status": 422, "rules": [*BATCH_RULES, *rules]}, "x-batch-results": True}
+
+
 # --- enterprises ----------------------------------------------------------------------------
 
 
-@router.post("/enterprises", status_code=201, tags=["enterprises"])
+@router.post("/enterprises", status_code=201, tags=["enterprises"],
+             responses={201: {"description": "registered: the enterprise's first API key, shown once",
+                              "links": ENTERPRISE_LINKS},
+                        409: {"description": "the code is already registered"}},
+             openapi_extra=beyond_schema(
+                 "`code`: with `country` CN (the default), an 18-character unified social credit code whose check "
+                 "digit is right (GB 32100-2015, `invalid_uscc`)"))
 async def register_enterprise(caller: CallerDep, body: JsonBody):
     if not caller.is_operator:
         raise Problem(403, "Forbidden", "only the operator registers enterprises")
@@ -122,7 +199,10 @@ def key_view(row) -> dict:  # noqa: ANN001
             "revoked_at": row.revoked_at.isoformat() if row.revoked_at else None, "live": row.revoked_at is None}
 
 
-@router.post("/enterprises/{code}/keys", status_code=201, tags=["enterprises"])
+@router.post("/enterprises/{code}/keys", status_code=201, tags=["enterprises"],
+             responses={201: {"description": "the new key, shown once", "links": KEY_LINKS},
+                        404: {"description": "no such enterprise"},
+                        409: {"description": "the enterprise already holds two live keys: revoke one first"}})
 async def issue_key(code: str, caller: CallerDep):
     """Spec §7.2: a new API key for the enterprise (itself or the operator), shown once and stored hashed.
     At most `MAX_LIVE_KEYS` live keys at once (rotation: issue the new one, switch, revoke the old); a third
@@ -146,7 +226,7 @@ async def issue_key(code: str, caller: CallerDep):
 MAX_LIVE_KEYS = 2
 
 
-@router.get("/enterprises/{code}/keys", tags=["enterprises"])
+@router.get("/enterprises/{code}/keys", tags=["enterprises"], responses={404: {"description": "no such enterprise"}})
 async def list_keys(code: str, caller: CallerDep):
     """The enterprise's API keys, live and revoked, oldest first: ids and times, never a key."""
     require_self_or_operator(caller, code)
@@ -157,7 +237,8 @@ async def list_keys(code: str, caller: CallerDep):
     return {"code": code, "keys": [key_view(r) for r in rows]}
 
 
-@router.delete("/enterprises/{code}/keys/{key_id}", tags=["enterprises"])
+@router.delete("/enterprises/{code}/keys/{key_id}", tags=["enterprises"],
+               responses={404: {"description": "no such enterprise, or no such key of it"}})
 async def revoke_key(code: str, key_id: str, caller: CallerDep):
     """Revokes one key at once in this gateway process, and within SW_API_KEY_CACHE_SECONDS in every other
     (their memory of keys). Revoking a revoked key again changes nothing (200)."""
@@ -175,7 +256,10 @@ async def revoke_key(code: str, key_id: str, caller: CallerDep):
     return {"code": code, **key_view(row)}
 
 
-@router.put("/enterprises/{code}/platforms", tags=["enterprises"])
+@router.put("/enterprises/{code}/platforms", tags=["enterprises"],
+            responses={404: {"description": "no such enterprise"}},
+            openapi_extra=beyond_schema("`code` is an ecommerce enterprise (`wrong_role`)", "each of `platforms` is a "
+                                        "registered platform (`not_registered`, `wrong_role`)"))
 async def set_platforms(code: str, caller: CallerDep, body: JsonBody):
     """Spec §7.2: the platforms that may declare orders for this ecommerce enterprise (itself or the
     operator). Each must be a registered platform (422 naming `platforms[i]`); [] lifts the restriction."""
@@ -200,7 +284,7 @@ async def set_platforms(code: str, caller: CallerDep, body: JsonBody):
     return {"code": code, "platforms": wanted.platforms, "restricted": bool(wanted.platforms)}
 
 
-@router.get("/enterprises/{code}/platforms", tags=["enterprises"])
+@router.get("/enterprises/{code}/platforms", tags=["enterprises"], responses={404: {"description": "no such enterprise"}})
 async def get_platforms(code: str, caller: CallerDep):
     """The platform list (`restricted` false and [] when none is set: any registered platform may)."""
     require_self_or_operator(caller, code)
@@ -212,7 +296,7 @@ async def get_platforms(code: str, caller: CallerDep):
     return {"code": code, "platforms": platforms, "restricted": bool(platforms)}
 
 
-@router.get("/enterprises/{code}", tags=["enterprises"])
+@router.get("/enterprises/{code}", tags=["enterprises"], responses={404: {"description": "no such enterprise"}})
 async def enterprise_view(code: str, caller: CallerDep):
     if not caller.is_operator and caller.code != code:
         raise Problem(403, "Forbidden", "an enterprise may only look at its own registration")
@@ -240,6 +324,15 @@ async def check_order_parties(uow: UnitOfWork, doc: OrderIn) -> None:
 
 
 DOCUMENT_RESPONSES: dict = {200: {"description": "already accepted: the same document was submitted before"}}
+ORDER_CONFLICT = {409: {"description": "the order number was already submitted with different content; or a firm "
+                        "the order names differs from the firm its payment or waybill was already filed by"}}
+PAYMENT_CONFLICT = {409: {"description": (
+    "the payment number was already submitted with different content (and is not the order's bound payment, or "
+    "the order is released); or the order already has another payment, or names another payment_no (errors "
+    "name `order_no`)")}}
+WAYBILL_CONFLICT = {409: {"description": (
+    "the waybill number was already submitted with different content (and is not the order's bound waybill, "
+    "or the order is released); or the order already has another waybill (errors name `order_no`)")}}
 BATCH_RESPONSES: dict = {200: {"model": BatchResults, "description": (
     "one result per document, in order: what the single endpoint would have answered for it alone; every "
     "202 and 200 is durable before this is sent")}}
@@ -263,12 +356,15 @@ async def _submit_batch(caller: Caller, kind: intake.Kind, body: Any) -> JSONRes
     return JSONResponse({"results": [{"index": i, "status": o.status, "body": o.body} for i, o in enumerate(outcomes)]})
 
 
-@router.post("/orders", status_code=202, tags=["documents"], responses=DOCUMENT_RESPONSES)
+@router.post("/orders", status_code=202, tags=["documents"], responses={
+    **DOCUMENT_RESPONSES, **ORDER_CONFLICT, 202: {"description": "accepted: stored, and published to every agency",
+                                                  "links": ORDER_LINKS}},
+             openapi_extra=beyond_schema(*ORDER_RULES))
 async def submit_order(caller: CallerDep, body: JsonBody):
     return await _submit(caller, intake.ORDER, body)
 
 
-@router.post("/orders:batch", tags=["documents"], responses=BATCH_RESPONSES)
+@router.post("/orders:batch", tags=["documents"], responses=BATCH_RESPONSES, openapi_extra=batch_of(*ORDER_RULES))
 async def submit_orders(caller: CallerDep, body: JsonBody):
     """Spec §7.1: up to 500 orders, each with exactly the checks and answer of `POST /v1/orders`."""
     return await _submit_batch(caller, intake.ORDER, body)
@@ -304,7 +400,7 @@ def may_read_order(caller: Caller, row) -> bool:  # noqa: ANN001
     return caller.is_operator or caller.code in (row.platform_code, row.ecommerce_code)
 
 
-@router.get("/orders/{platform_code}/{order_no}", tags=["documents"])
+@router.get("/orders/{platform_code}/{order_no}", tags=["documents"], responses={404: {"description": "no such order"}})
 async def order_status(platform_code: str, order_no: str, caller: CallerDep):
     if not caller.is_operator and "platform" in caller.roles and caller.code != platform_code and "ecommerce" not in caller.roles:
         raise Problem(403, "Forbidden", "you may only look at your own orders")
@@ -318,7 +414,8 @@ async def order_status(platform_code: str, order_no: str, caller: CallerDep):
     return views.one_stop_view(row, held)
 
 
-@router.get("/orders/{platform_code}/{order_no}/trace", tags=["documents"])
+@router.get("/orders/{platform_code}/{order_no}/trace", tags=["documents"],
+            responses={404: {"description": "no such order"}})
 async def order_trace(platform_code: str, order_no: str, caller: CallerDep):
     async with service.readers() as session:
         row = await load_order(session, platform_code, order_no)
@@ -334,7 +431,13 @@ async def order_trace(platform_code: str, order_no: str, caller: CallerDep):
             "events": [{"at": r.at.isoformat(), "source": r.source, "type": r.type, "summary": r.summary} for r in rows]}
 
 
-@router.put("/orders/{platform_code}/{order_no}", status_code=202, tags=["documents"])
+@router.put("/orders/{platform_code}/{order_no}", status_code=202, tags=["documents"], responses={
+    200: {"description": "unchanged: the order already holds this content (its version stays)"},
+    404: {"description": "no such order: POST it first"},
+    409: {"description": "the order is released (or cancelled): no more corrections; or it was changed at the same "
+                         "time"}},
+    openapi_extra=beyond_schema("the body names the order of the path (`path_mismatch`)",
+                                "`direction` is the order's (`immutable`)", *ORDER_RULES))
 async def correct_order(platform_code: str, order_no: str, caller: CallerDep, body: JsonBody):
     caller.require_role("platform")
     caller.require_self(platform_code, "platform_code")
@@ -368,7 +471,10 @@ async def correct_order(platform_code: str, order_no: str, caller: CallerDep, bo
     return JSONResponse({**answer, "version": version}, status_code=202)
 
 
-@router.delete("/orders/{platform_code}/{order_no}", status_code=202, tags=["documents"])
+@router.delete("/orders/{platform_code}/{order_no}", status_code=202, tags=["documents"], responses={
+    200: {"description": "already cancelled"},
+    404: {"description": "no such order"},
+    409: {"description": "the order is released: it can no longer be cancelled; or it was changed at the same time"}})
 async def cancel_order(platform_code: str, order_no: str, caller: CallerDep):
     caller.require_role("platform")
     caller.require_self(platform_code, "platform_code")
@@ -398,29 +504,35 @@ async def cancel_order(platform_code: str, order_no: str, caller: CallerDep):
 # --- payments and waybills -------------------------------------------------------------------
 
 
-@router.post("/payments", status_code=202, tags=["documents"], responses=DOCUMENT_RESPONSES)
+@router.post("/payments", status_code=202, tags=["documents"], responses={**DOCUMENT_RESPONSES, **PAYMENT_CONFLICT},
+             openapi_extra=beyond_schema(*PAYMENT_RULES))
 async def submit_payment(caller: CallerDep, body: JsonBody):
     return await _submit(caller, intake.PAYMENT, body)
 
 
-@router.post("/payments:batch", tags=["documents"], responses=BATCH_RESPONSES)
+@router.post("/payments:batch", tags=["documents"], responses=BATCH_RESPONSES, openapi_extra=batch_of(*PAYMENT_RULES))
 async def submit_payments(caller: CallerDep, body: JsonBody):
     """Spec §7.1: up to 500 payments, each with exactly the checks and answer of `POST /v1/payments`."""
     return await _submit_batch(caller, intake.PAYMENT, body)
 
 
-@router.post("/waybills", status_code=202, tags=["documents"], responses=DOCUMENT_RESPONSES)
+@router.post("/waybills", status_code=202, tags=["documents"], responses={
+    **DOCUMENT_RESPONSES, **WAYBILL_CONFLICT, 202: {"description": "accepted: stored, and published to every agency",
+                                                    "links": WAYBILL_LINKS}},
+             openapi_extra=beyond_schema(*WAYBILL_RULES))
 async def submit_waybill(caller: CallerDep, body: JsonBody):
     return await _submit(caller, intake.WAYBILL, body)
 
 
-@router.post("/waybills:batch", tags=["documents"], responses=BATCH_RESPONSES)
+@router.post("/waybills:batch", tags=["documents"], responses=BATCH_RESPONSES, openapi_extra=batch_of(*WAYBILL_RULES))
 async def submit_waybills(caller: CallerDep, body: JsonBody):
     """Spec §7.1: up to 500 waybills, each with exactly the checks and answer of `POST /v1/waybills`."""
     return await _submit_batch(caller, intake.WAYBILL, body)
 
 
-@router.post("/waybills/{logistics_code}/{waybill_no}/events", status_code=202, tags=["documents"])
+@router.post("/waybills/{logistics_code}/{waybill_no}/events", status_code=202, tags=["documents"], responses={
+    200: {"description": "already received: the same event was reported before"},
+    404: {"description": "no such waybill"}})
 async def track_waybill(logistics_code: str, waybill_no: str, caller: CallerDep, body: JsonBody):
     caller.require_role("logistics")
     caller.require_self(logistics_code, "logistics_code")
@@ -506,7 +618,35 @@ async def stats(caller: CallerDep, from_: Annotated[Timestamp | None, Query(alia
     return {"from": from_.isoformat() if from_ else None, "to": to.isoformat() if to else None, **result}
 
 
-app = service.http(router, webhooks.install(service), title="Single window gateway", version="1")
+# The gateway serves the published description (contracts/schemas/openapi.json, `python -m
+# tooling.contracts.publish`) byte for byte, not FastAPI's own: one description, the one client generators and
+# schemathesis test against. FastAPI's `app.openapi()` still builds the routes' raw description, which the
+# publisher starts from.
+app = service.http(router, webhooks.install(service), title="Single window gateway", version="1", openapi_url=None,
+                   docs_url=None, redoc_url=None)
+PUBLISHED_OPENAPI = Path(contracts.__file__).resolve().parent / "schemas" / "openapi.json"
+
+
+@functools.cache
+def published_openapi() -> bytes:
+    """The published OpenAPI document's bytes (read once; it changes only with a new release)."""
+    return PUBLISHED_OPENAPI.read_bytes()
+
+
+@app.get("/openapi.json", include_in_schema=False)
+async def openapi_document() -> Response:
+    return Response(published_openapi(), media_type="application/json")
+
+
+@app.get("/docs", include_in_schema=False)
+async def api_docs() -> HTMLResponse:
+    return get_swagger_ui_html(openapi_url="/openapi.json", title="Single window gateway")
+
+
+@app.get("/redoc", include_in_schema=False)
+async def api_reference() -> HTMLResponse:
+    return get_redoc_html(openapi_url="/openapi.json", title="Single window gateway")
+
 
 # The operator console (spec §7.4): pages under /console, outside the published API description.
 from services.gateway import console  # noqa: E402 - its pages call the routes above

@@ -77,7 +77,11 @@ class Outcome:
 
 
 def parse(model: type[BaseModel], body: Any) -> Any:
-    """A JSON body as `model`, or a 422 naming every field (cross-field problems name their field)."""
+    """A JSON body as `model`, or a 422 naming every field (cross-field problems name their field); 415 for
+    a body sent as another media type than JSON (FastAPI hands such a body over as bytes, unread)."""
+    if isinstance(body, (bytes, bytearray)):
+        raise Problem(415, "Unsupported media type", "send the body as application/json",
+                      type_="/problems/unsupported-media-type")
     if not isinstance(body, dict):
         raise unprocessable([{"field": "(body)", "code": "type", "message": "expected a JSON object"}])
     try:

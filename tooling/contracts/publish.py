@@ -436,41 +436,6 @@ REQUEST_BODIES: dict[tuple[str, str], type[BaseModel]] = {
 }
 # Batch twins (spec §7.1): their body may be 8 MiB, and a refused document is a result, not the answer.
 BATCHES = {key for key in REQUEST_BODIES if key[1].endswith(":batch")}
-# Beyond 401/403 (every /v1 route) and 400/413/422 (every body): what the gateway answers when.
-CONFLICTS: dict[tuple[str, str], str] = {
-    ("post", "/v1/enterprises"): "the code is already registered",
-    ("post", "/v1/orders"): "the order number was already submitted with different content",
-    ("put", "/v1/orders/{platform_code}/{order_no}"): "the order is released (or cancelled): no more corrections",
-    ("delete", "/v1/orders/{platform_code}/{order_no}"): "the order is released: it can no longer be cancelled",
-    ("post", "/v1/orders:batch"): "(as a document's result) as `POST /v1/orders`; also: a firm the order names "
-                                   "differs from the firm its payment or waybill was already filed by",
-    ("post", "/v1/payments"): "the payment number was already submitted with different content (and is not the "
-                              "order's bound payment, or the order is released); or the order already has another "
-                              "payment, or names another payment_no (errors name `order_no`)",
-    ("post", "/v1/waybills"): "the waybill number was already submitted with different content (and is not the "
-                              "order's bound waybill, or the order is released); or the order already has another "
-                              "waybill (errors name `order_no`)",
-    ("post", "/v1/enterprises/{code}/keys"): "the enterprise already holds two live keys: revoke one first",
-    ("post", "/v1/webhooks"): "the enterprise already holds the most webhooks it may (SW_WEBHOOK_MAX_PER_ENTERPRISE, "
-                              "default 10): delete one first",
-}
-NOT_FOUND: dict[tuple[str, str], str] = {
-    ("get", "/v1/enterprises/{code}"): "no such enterprise",
-    ("get", "/v1/orders/{platform_code}/{order_no}"): "no such order",
-    ("get", "/v1/orders/{platform_code}/{order_no}/trace"): "no such order",
-    ("put", "/v1/orders/{platform_code}/{order_no}"): "no such order: POST it first",
-    ("delete", "/v1/orders/{platform_code}/{order_no}"): "no such order",
-    ("post", "/v1/waybills/{logistics_code}/{waybill_no}/events"): "no such waybill",
-    ("post", "/v1/enterprises/{code}/keys"): "no such enterprise",
-    ("get", "/v1/enterprises/{code}/keys"): "no such enterprise",
-    ("delete", "/v1/enterprises/{code}/keys/{key_id}"): "no such enterprise, or no such key of it",
-    ("put", "/v1/enterprises/{code}/platforms"): "no such enterprise",
-    ("get", "/v1/enterprises/{code}/platforms"): "no such enterprise",
-    ("delete", "/v1/webhooks/{webhook_id}"): "no such webhook of the caller's",
-    ("get", "/v1/webhooks/{webhook_id}/deliveries"): "no such webhook of the caller's",
-}
-
-
 class FieldError(BaseModel):
     field: str = Field(description="the field's path in the body, e.g. `items[0].hs_code`; `(body)` for the whole")
     code: str = Field(description="a machine-readable code, e.g. `sum_mismatch`, `not_registered`, `string_type`")
@@ -496,11 +461,42 @@ PROBLEMS = {
     "409": "Conflict",
     "413": "Payload too large: the body is over 1 MiB",
     "413-batch": "Payload too large: the body is over 8 MiB",
+    "415": "Unsupported media type: the body is not sent as `application/json`",
+    "422": "Validation failed: `errors` names every field",
     "429": ("Too many requests: over the API key's rate (SW_RATE_LIMIT_PER_SECOND, default 200 a second over a "
             "moving window; a batch counts one per document); `Retry-After` says how many seconds to wait"),
-    "503": "Service unavailable: the submission could not be stored, and nothing of it was; submit it again",
-    "422": "Validation failed: `errors` names every field",
+    "503": ("Service unavailable: the database or the broker could not be reached; nothing of the request was "
+            "stored, and sending it again is safe (`Retry-After`)"),
 }
+
+
+def route_class_statuses(key: tuple[str, str], op: dict) -> list[str]:
+    """Which error statuses an operation answers, by what kind of route it is: the one table every route
+    (a new one included) gets its problem responses from, so none has to list them.
+
+    - every operation of the gateway's API (`/v1/...`): 503 on an outage (shared/http.py answers it to any
+      request that meets an unreachable database);
+    - authenticated (a bearer `security` requirement, from the route's caller dependency): 401 (no or unknown
+      key), 403 (wrong role or another's data), 429 (the key's rate, services/gateway/auth.py);
+    - with a JSON body: 400 (not JSON), 413 (over 1 MiB; 8 MiB for a batch), 415 (not sent as JSON), 422;
+    - with path parameters (a document or an enterprise named in the path): 404;
+    - with query parameters: 422 (FastAPI's own validation, answered as problem details).
+    A route declares in services/gateway/app.py (`responses=`) what only it answers: its 409s, what its 404
+    means, a second success status."""
+    _, path = key
+    statuses: list[str] = []
+    params = op.get("parameters", [])
+    if "security" in op:
+        statuses += ["401", "403", "429"]
+    if "requestBody" in op:
+        statuses += ["400", "413", "415", "422"]
+    if any(p["in"] == "path" for p in params):
+        statuses.append("404")
+    if any(p["in"] == "query" for p in params):
+        statuses.append("422")
+    if path.startswith("/v1/"):
+        statuses.append("503")
+    return sorted(set(statuses))
 
 
 def _problem_response(status: str, detail: str | None = None, example: dict | None = None) -> dict:
@@ -510,6 +506,15 @@ def _problem_response(status: str, detail: str | None = None, example: dict | No
     description = PROBLEMS.get(status) or PROBLEMS[status.split("-")[0]]
     return {"description": f"{description}: {detail}" if detail else description,
             "content": {"application/problem+json": media}}
+
+
+def _declared_detail(response: dict | None) -> str | None:
+    """What a route said its own error status means (`responses={409: {"description": ...}}` in
+    services/gateway/app.py), or None when it left the status to the route-class table."""
+    if not response:
+        return None
+    description = response.get("description", "")
+    return None if description in ("", "Successful Response", "Validation Error") else description
 
 
 def _validation_example() -> dict:
@@ -545,15 +550,26 @@ def _uses(node: Any, ref: str) -> bool:
     return False
 
 
+def _own_content(response: dict | None) -> bool:
+    """Whether a route declared a body of its own for a status (a schema), rather than problem details."""
+    media = (response or {}).get("content", {})
+    return any(m.get("schema") not in (None, {}) for m in media.values())
+
+
 def openapi_document() -> dict:
+    """The gateway's OpenAPI document, as published and as the gateway serves it (`GET /openapi.json`):
+    FastAPI's description of the routes, with the request bodies' real schemas (REQUEST_BODIES), every
+    error status an operation can answer as `application/problem+json` (`route_class_statuses`, and what
+    each route declares of its own), and the rules beyond the schema (`x-rules-beyond-schema`, declared by
+    the route) in its description and its 422's."""
     from services.gateway.app import app  # noqa: PLC0415 - builds the FastAPI object only; starts nothing
 
+    # FastAPI's description of the routes (the gateway itself serves the published document instead).
     doc = copy.deepcopy(app.openapi())
     operations = {(method, path): op for path, item in doc["paths"].items() for method, op in item.items()}
-    for table, name in ((REQUEST_BODIES, "REQUEST_BODIES"), (CONFLICTS, "CONFLICTS"), (NOT_FOUND, "NOT_FOUND")):
-        unknown = sorted(set(table) - set(operations))
-        if unknown:
-            raise PublishError(f"{name} in tooling/contracts/publish.py names routes the gateway does not have: {unknown}")
+    unknown = sorted(set(REQUEST_BODIES) - set(operations))
+    if unknown:
+        raise PublishError(f"REQUEST_BODIES in tooling/contracts/publish.py names routes the gateway does not have: {unknown}")
     untyped = sorted(k for k, op in operations.items() if "requestBody" in op and k not in REQUEST_BODIES)
     if untyped:
         raise PublishError(f"gateway routes with a body that REQUEST_BODIES (tooling/contracts/publish.py) does not "
@@ -568,6 +584,8 @@ def openapi_document() -> dict:
 
     for key, op in sorted(operations.items()):
         method, path = key
+        if path.startswith("/v1/") and "security" not in op:
+            raise PublishError(f"{method.upper()} {path} has no bearer authentication")
         responses = op.setdefault("responses", {})
         if key in REQUEST_BODIES:
             model = REQUEST_BODIES[key].__name__
@@ -575,27 +593,36 @@ def openapi_document() -> dict:
                 "schema": _component_ref(model),
                 "examples": {c.name: {"summary": c.summary, "value": c.body} for c in cases_by_model.get(model, [])},
             }}}
-            responses["400"] = _problem_response("400")
-            responses["413"] = _problem_response("413-batch" if key in BATCHES else "413")
-            responses["422"] = _problem_response("422", example=validation_example if key == ("post", "/v1/orders")
-                                                 else None)
-            if key in BATCHES:
-                responses["422"]["description"] += " (the body is not `{\"documents\": [1-500 documents]}`; " \
-                                                   "a document's own problems are its result's)"
-            if key[0] == "post" and (key in BATCHES or (path + ":batch") in {p for _, p in BATCHES}):
-                responses["503"] = _problem_response("503")
-        elif "422" in responses:  # FastAPI's own validation (query parameters) answers with problem details too
-            responses["422"] = _problem_response("422")
-        if path.startswith("/v1/"):
-            if "security" not in op:
-                raise PublishError(f"{method.upper()} {path} has no bearer authentication")
-            responses["401"] = _problem_response("401")
-            responses["403"] = _problem_response("403")
-            responses["429"] = _problem_response("429")
-        if key in CONFLICTS:
-            responses["409"] = _problem_response("409", CONFLICTS[key])
-        if key in NOT_FOUND:
-            responses["404"] = _problem_response("404", NOT_FOUND[key])
+        rules = op.get("x-rules-beyond-schema", {}).get("rules", [])
+        # FastAPI's own 422 ("Validation Error", on any operation with parameters) is not a declaration.
+        declared = {status for status, r in responses.items() if status[0] in "45" and _declared_detail(r)}
+        for status in sorted(set(route_class_statuses(key, op)) | declared):
+            detail = _declared_detail(responses.get(status))
+            if detail and _own_content(responses.get(status)):
+                continue  # a route that answers this status with its own body (e.g. /healthz's 503) said so
+            if status == "413" and key in BATCHES:
+                responses[status] = _problem_response("413-batch", detail)
+            elif status == "422" and key in BATCHES:
+                responses[status] = _problem_response(
+                    "422", "the body is not `{\"documents\": [1-500 documents]}` (a document's own problems are "
+                           "its result's, in the 200 answer)")
+            elif status == "422" and rules:
+                example = validation_example if key == ("post", "/v1/orders") else None
+                responses[status] = _problem_response(
+                    "422", "also when the body is valid against its schema but breaks one of the operation's "
+                           "`x-rules-beyond-schema`", example=example)
+            else:
+                responses[status] = _problem_response(status, detail)
+        for status in [s for s in responses if s[0] in "45" and s not in declared
+                       and s not in route_class_statuses(key, op)]:
+            del responses[status]
+        if rules:
+            outcome = ("a schema-valid document that breaks one gets a 422 result naming the field"
+                       if key in BATCHES else "a schema-valid body that breaks one is refused with 422 naming the field")
+            op["description"] = (op.get("description", "").rstrip()
+                                 + f"\n\nRules beyond the body's schema ({outcome}):\n"
+                                 + "\n".join(f"- {rule}" for rule in rules)).lstrip()
+        op["responses"] = dict(sorted(responses.items()))
 
     # FastAPI's own 422 body is never sent (shared/http.py answers with problem details): drop it once unused.
     for name in ("HTTPValidationError", "ValidationError"):
@@ -607,9 +634,11 @@ def openapi_document() -> dict:
                                  "registration) or the operator token SW_ADMIN_TOKEN"}
         for name, scheme in doc["components"].get("securitySchemes", {}).items()}
     doc["servers"] = [{"url": GATEWAY_URL, "description": "the gateway `make up` starts (SW_GATEWAY_URL)"}]
-    doc["info"]["description"] = ("The single window's public interface (spec v1): one submission per document, "
-                                  "shared with every agency. Errors are RFC 9457 problem details. Generated by "
-                                  "`python -m tooling.contracts.publish` from the gateway and the REST models.")
+    doc["info"]["description"] = (
+        "The single window's public interface (spec v1): one submission per document, shared with every "
+        "agency. Errors are RFC 9457 problem details (`application/problem+json`). Generated by `python -m "
+        "tooling.contracts.publish` from the gateway's routes and the REST models; the gateway serves this very document "
+        "at `/openapi.json` and renders it at `/docs`.")
     return doc
 
 

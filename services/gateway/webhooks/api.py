@@ -18,7 +18,7 @@ from services.gateway.webhooks import rules, store
 from services.gateway.webhooks.sender import resolve
 from services.gateway.webhooks.settings import webhook_settings
 from shared.clock import utcnow
-from shared.http import Problem, unprocessable
+from shared.http import Problem, beyond_schema, unprocessable
 from shared.runtime import Service
 from shared.settings import settings
 
@@ -60,7 +60,15 @@ def _owner(caller: Caller) -> str | None:
 def webhook_router(service: Service) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["webhooks"])
 
-    @router.post("/webhooks", status_code=201)
+    @router.post("/webhooks", status_code=201, responses={
+        201: {"description": "registered: the webhook with its signing `secret`, shown this once"},
+        409: {"description": "the enterprise already holds the most webhooks it may (SW_WEBHOOK_MAX_PER_ENTERPRISE, "
+                             "default 10): delete one first; or it already has a webhook for this `url` "
+                             "(errors[0].code `duplicate`)"}},
+        openapi_extra=beyond_schema(
+            "`url` has a host, no user name or password, no fragment, no control character, and a port other than 0",
+            "in production (SW_ENV not a development value): `url` is https and its host resolves to public "
+            "addresses only (no loopback, private, link-local, reserved or NAT64 form of such an address)"))
     async def register_webhook(caller: CallerDep, body: Annotated[Any, Body()]):
         """Spec §7.3: a webhook of the calling enterprise, pushed every change of the one-stop view of the
         orders it is a party to. 201 with its `secret`, shown this once. At most SW_WEBHOOK_MAX_PER_ENTERPRISE
@@ -104,7 +112,7 @@ def webhook_router(service: Service) -> APIRouter:
             rows = (await session.execute(query)).all()
         return {"webhooks": [webhook_view(r) for r in rows]}
 
-    @router.delete("/webhooks/{webhook_id}")
+    @router.delete("/webhooks/{webhook_id}", responses={404: {"description": "no such webhook of the caller's"}})
     async def delete_webhook(webhook_id: str, caller: CallerDep):
         """Deletes one of the caller's webhooks, with its deliveries log; pending deliveries are not sent."""
         if caller.is_operator:
@@ -116,7 +124,8 @@ def webhook_router(service: Service) -> APIRouter:
             await store.remove(uow.session, webhook_id)
         return {**webhook_view(row), "deleted": True}
 
-    @router.get("/webhooks/{webhook_id}/deliveries")
+    @router.get("/webhooks/{webhook_id}/deliveries",
+                responses={404: {"description": "no such webhook of the caller's"}})
     async def webhook_deliveries(webhook_id: str, caller: CallerDep,
                                  limit: Annotated[int, Query(ge=1, le=200)] = 50):
         """The webhook's latest deliveries (newest first): `delivery_id`, `status` (pending | delivered |
