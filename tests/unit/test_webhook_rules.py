@@ -102,8 +102,8 @@ def test_nat64_of_a_public_ipv4_address_is_public():
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1\n/hook", "http://ex ample.com/", "https://example.com/a b",
-                                 "https://example.com/\r\nX-Injected: 1", "https://example.com/\t", " https://example.com/",
-                                 "https://example.com/\x7f", "https://example.com/\x00"])
+                                 "https://example.com/\r\nX-Injected: 1", "https://example.com/\t",
+                                 " https://example.com/", "https://example.com/\x7f", "https://example.com/\x00"])
 def test_urls_with_whitespace_or_control_characters_are_refused_everywhere(url):
     """urlsplit silently drops tabs and newlines (and the HTTP client refuses them): the URL stored must be
     the URL checked and the URL called, so such a URL is refused at registration rather than failing every
@@ -134,6 +134,11 @@ def test_production_accepts_https_only():
     "64:ff9b::a9fe:a9fe", "64:ff9b::7f00:1", "64:ff9b::a00:1", "64:ff9b:1::a9fe:a9fe", "64:ff9b:1::1:2:a9fe:a9fe",
     # IPv4-compatible (deprecated, RFC 4291 2.5.5.1): never a public address of its own
     "::127.0.0.1", "::a9fe:a9fe", "::8.8.8.8",
+    # IPv4-translated (SIIT, RFC 2765): judged by their IPv4 address
+    "::ffff:0:7f00:1", "::ffff:0:a9fe:a9fe",
+    # not globally reachable, newer than some Pythons' tables: site-local (deprecated), documentation
+    # (RFC 9637), SRv6 SIDs (RFC 9602)
+    "fec0::1", "3fff::1", "5f00::1",
 ])
 def test_non_public_addresses_are_refused(address):
     assert rules.address_problem([address]) is not None

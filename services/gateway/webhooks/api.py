@@ -68,7 +68,7 @@ def webhook_router(service: Service) -> APIRouter:
         openapi_extra=beyond_schema(
             "`url` has a host, no user name or password, no fragment, no control character, and a port other than 0",
             "in production (SW_ENV not a development value): `url` is https and its host resolves to public "
-            "addresses only (no loopback, private, link-local, reserved or NAT64 form of such an address)"))
+            "addresses only (no loopback, private, link-local or reserved address, nor an IPv6 form of one)"))
     async def register_webhook(caller: CallerDep, body: Annotated[Any, Body()]):
         """Spec §7.3: a webhook of the calling enterprise, pushed every change of the one-stop view of the
         orders it is a party to. 201 with its `secret`, shown this once. At most SW_WEBHOOK_MAX_PER_ENTERPRISE

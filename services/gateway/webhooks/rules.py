@@ -152,14 +152,20 @@ NAT64_WELL_KNOWN = ipaddress.ip_network("64:ff9b::/96")
 NAT64_LOCAL_USE = ipaddress.ip_network("64:ff9b:1::/48")
 # IPv4-compatible addresses (::a.b.c.d, deprecated by RFC 4291 section 2.5.5.1): no public host has one.
 IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+# IPv4-translated addresses (SIIT, RFC 2765): a translator turns them into their last 32 bits.
+IPV4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")
+# Not globally reachable, and missing from some Pythons' tables (ipaddress.is_global): site-local
+# (deprecated, RFC 3879), documentation (RFC 9637), SRv6 SIDs (RFC 9602).
+NOT_GLOBAL_V6 = tuple(ipaddress.ip_network(n) for n in ("fec0::/10", "3fff::/20", "5f00::/16"))
 
 
 def address_problem(addresses: Iterable[str]) -> str | None:
     """Why a host resolving to `addresses` may not be called in production (None: every address is public).
     Every address must be public: loopback, private (RFC 1918, unique local), link-local (cloud metadata at
     169.254.169.254), multicast, reserved and unspecified addresses are refused, and IPv6 forms of an IPv4
-    address (mapped, 6to4, Teredo, NAT64's well-known prefix) are judged by that IPv4 address; NAT64's
-    local-use prefix and the deprecated IPv4-compatible form are refused. No address at all is refused too."""
+    address (mapped, translated, 6to4, Teredo, NAT64's well-known prefix) are judged by that IPv4 address;
+    NAT64's local-use prefix, the deprecated IPv4-compatible form and site-local, RFC 9637 documentation and
+    SRv6 prefixes are refused. No address at all is refused too."""
     addresses = list(addresses)
     if not addresses:
         return "the host resolves to no address"
@@ -169,10 +175,10 @@ def address_problem(addresses: Iterable[str]) -> str | None:
         except ValueError:
             return f"{text} is not an IP address"
         if isinstance(address, ipaddress.IPv6Address):
-            if address in NAT64_LOCAL_USE or address in IPV4_COMPATIBLE:
+            if address in NAT64_LOCAL_USE or address in IPV4_COMPATIBLE or any(address in n for n in NOT_GLOBAL_V6):
                 return f"the host resolves to {text}, which is not a public address"
             embedded = address.ipv4_mapped or address.sixtofour or (address.teredo[1] if address.teredo else None)
-            if address in NAT64_WELL_KNOWN:
+            if address in NAT64_WELL_KNOWN or address in IPV4_TRANSLATED:
                 embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
             if embedded is not None:
                 address = embedded
