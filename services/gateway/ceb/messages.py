@@ -280,7 +280,7 @@ MESSAGES: dict[str, tuple] = {
 
 # What a receipt needs to name a record, even a refused one.
 KEY_ELEMENTS = ("guid", "orderNo", "ebpCode", "ebcCode", "payCode", "payTransactionId", "logisticsCode",
-                "logisticsNo", "copNo", "preNo", "invtNo", "agentCode", "customsCode", "appType", "appStatus")
+                "logisticsNo", "copNo", "preNo", "invtNo", "agentCode", "customsCode", "statisticsFlag", "appType", "appStatus")
 
 _PARSER_OPTIONS = dict(resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
                        huge_tree=False, remove_blank_text=False)
