@@ -137,11 +137,14 @@ EXPORT_LIST_LINE = _spec(
     "price:d:0 totalPrice:d:0 note?:s:1000")
 
 
+_KINDS: dict[str, type] = {"s": str, "d": Decimal, "i": int, "t": datetime, "D": date}
+
+
 def _record_class(name: str, specs: list[Spec], doc: str) -> type:
-    required = [(n.rstrip("?"), {"s": str, "d": Decimal, "i": int, "t": datetime, "D": date}[k])
-                for n, k, _ in specs if not n.endswith("?")]
-    optional = [(n.rstrip("?"), {"s": str, "d": Decimal, "i": int, "t": datetime, "D": date}[k] | None,
-                 field(default=None)) for n, k, _ in specs if n.endswith("?")]
+    """A frozen dataclass with one attribute per element of `specs` (named as customs names the element),
+    typed by its kind; the optional elements default to None."""
+    required = [(n, _KINDS[k]) for n, k, _ in specs if not n.endswith("?")]
+    optional = [(n.rstrip("?"), _KINDS[k] | None, field(default=None)) for n, k, _ in specs if n.endswith("?")]
     cls = make_dataclass(name, required + optional, frozen=True)
     cls.__doc__ = doc
     cls.__module__ = __name__

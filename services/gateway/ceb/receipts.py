@@ -35,7 +35,6 @@ from services.gateway.ceb.messages import (
     CebMessage,
     ListRecord,
     MalformedMessage,
-    ParsedRecord,
     _DOCTYPE,
     _PARSER_OPTIONS,
 )
