@@ -2,19 +2,23 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from services.gateway.ceb.messages import (
+    CebError,
     MalformedMessage,
     OrderRecord,
     RecordCountError,
     UnknownMessageType,
     parse_message,
 )
-from services.gateway.ceb.receipts import parse_receipt
+from services.gateway.ceb.receipts import accepted, message_receipt, parse_receipt, refused, validate_receipt
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ceb"
 INBOUND = {"CEB311", "CEB411", "CEB511", "CEB621", "CEB303", "CEB505", "CEB603"}
@@ -189,6 +193,55 @@ def test_unknown_elements_in_a_record_are_kept():
     assert record.unknown == {"LogisticsHead/extraThing": "42"}
 
 
+@pytest.mark.parametrize("name", sorted(INBOUND))
+def test_the_signature_is_kept_byte_for_byte(name: str):
+    data = sample(name)
+    signature = parse_message(data).signature
+    assert signature.startswith(b"<ds:Signature") and signature.endswith(b"</ds:Signature>")
+    assert signature in data and b"<ds:SignatureValue>" in signature
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cut=st.integers(min_value=0, max_value=20000), junk=st.binary(max_size=40))
+def test_damaged_messages_raise_only_ceb_errors(cut: int, junk: bytes):
+    """Whatever a sender garbles, the parser answers with a CebError (a 400 or 422), never anything else;
+    and whatever it reads, the receipt answering it validates against the official schema."""
+    data = sample("CEB311")
+    data = data[:cut] + junk + data[cut + len(junk):]
+    try:
+        message = parse_message(data)
+    except CebError:
+        return
+    outcomes = [accepted() if r.ok else refused(message.kind, r.problems) for r in message.records]
+    assert validate_receipt(message_receipt(message, outcomes, datetime.now(timezone.utc))) == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=200))
+def test_arbitrary_bytes_raise_only_ceb_errors(data: bytes):
+    try:
+        parse_message(data)
+    except CebError:
+        pass
+
+
 def test_the_raw_message_is_kept():
     data = sample("CEB621")
     assert parse_message(data).raw == data
+
+
+_KEY_ELEMENTS = ["guid", "orderNo", "ebpCode", "ebcCode", "payCode", "payTransactionId", "logisticsCode",
+                 "logisticsNo", "copNo", "preNo", "invtNo", "agentCode", "customsCode", "statisticsFlag"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(name=st.sampled_from(sorted(INBOUND)), element=st.sampled_from(_KEY_ELEMENTS),
+       value=st.text(st.characters(codec="utf-8", categories=["L", "N", "P", "S", "Zs"]), max_size=80))
+def test_any_identifying_value_gives_a_valid_receipt(name: str, element: str, value: str):
+    """Whatever a record's identifying elements hold (empty, too long, any letters), its receipt validates."""
+    from xml.sax.saxutils import escape
+    text = re.sub(rf"<ceb:{element}>[^<]*</ceb:{element}>", f"<ceb:{element}>{escape(value)}</ceb:{element}>",
+                  sample(name).decode("utf-8-sig"))
+    message = parse_message(text.encode())
+    outcomes = [accepted() if r.ok else refused(message.kind, r.problems) for r in message.records]
+    assert validate_receipt(message_receipt(message, outcomes, datetime.now(timezone.utc))) == []

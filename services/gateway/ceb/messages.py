@@ -246,8 +246,8 @@ class ParsedRecord:
 class CebMessage:
     """A parsed message: `message_type` such as "CEB311Message", `kind` ("order", "payment", "waybill",
     "list"), `direction`, its `guid` attribute, `base_transfer` (None when absent: the route refuses such a
-    message, since copCode names the sender), `signature` (the `ds:Signature` element serialized by lxml
-    exactly as parsed: same C14N form, not necessarily byte-identical to the wire; None if unsigned),
+    message, since copCode names the sender), `signature` (the `ds:Signature` element's bytes as sent; for
+    a body in an encoding that is not ASCII-compatible, lxml's serialization of it; None if unsigned),
     `raw` (the body as received, bytes) and the records."""
 
     message_type: str
@@ -333,7 +333,7 @@ def parse_message(data: bytes) -> CebMessage:
             continue  # comments, processing instructions
         q = etree.QName(child)
         if q.namespace == DS_NS and q.localname == "Signature":
-            signature = etree.tostring(child)
+            signature = _signature_as_received(data) or etree.tostring(child)
         elif q.namespace == NS and q.localname == record_el:
             records_xml.append(child)
         elif q.namespace == NS and q.localname == "BaseTransfer":
@@ -354,6 +354,16 @@ def parse_message(data: bytes) -> CebMessage:
     return CebMessage(message_type=message_type, kind=kind, direction=direction, guid=root.get("guid"),
                       version=root.get("version"), base_transfer=base_transfer, signature=signature,
                       records=parsed, raw=data, notes=notes)
+
+
+_SIGNATURE = re.compile(rb"<([A-Za-z_][A-Za-z0-9_.-]*:)?Signature[\s>].*?</\1Signature\s*>", re.S)
+
+
+def _signature_as_received(data: bytes) -> bytes | None:
+    """The message's last `Signature` element, byte for byte as sent (an ASCII-compatible encoding such as
+    UTF-8: the spec's). None when not found that way (UTF-16), and the caller serializes the parsed element."""
+    found = list(_SIGNATURE.finditer(data))
+    return found[-1].group(0) if found else None
 
 
 def _children(el: Any) -> dict[str, list]:
