@@ -255,3 +255,23 @@ def test_intent():
     assert intent(replace(head, appType="3")) == "cancellation"
     assert intent(replace(head, appStatus="1")) == "draft"
     assert intent(replace(head, appType="9")) == "invalid"
+
+
+def test_a_refusal_by_the_rest_model_names_the_xml_element():
+    """The route validates mapped bodies with the REST models; their field names lead back to the element."""
+    from contracts.v1.documents import FieldProblem
+    from services.gateway.ceb.mapping import element_for
+
+    order, listed = _corrected_import()
+    body = complete_order(order, listed).body | {"actual_paid": "19049.00"}
+    with pytest.raises(ValidationError) as e:
+        OrderIn.model_validate(body)
+    cause = e.value.errors()[0]["ctx"]["error"]
+    assert isinstance(cause, FieldProblem) and cause.field == "actual_paid"
+    assert element_for("order", "import", cause.field) == "OrderHead/acturalPaid"
+    assert element_for("order", "export", "actual_paid") == "OrderHead/goodsValue"
+    assert element_for("order", "import", "items[1].unit_price") == "OrderList[2]/price"
+    assert element_for("order", "import", "items[0].hs_code") == "InventoryList[1]/gcode"
+    assert element_for("payment", "import", "paid_at") == "PaymentHead/payTime"
+    assert element_for("waybill", "export", "gross_weight_kg") == "Logistics/grossWeight"
+    assert element_for("waybill", "import", "platform_code") == "InventoryHead/ebpCode"

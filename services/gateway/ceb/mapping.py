@@ -21,6 +21,7 @@ names (often the 10-character customs registration code) to the enterprise's cod
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
@@ -394,3 +395,64 @@ def intent(head: Any) -> str:
     if head.appStatus == "1":
         return "draft"
     return APP_TYPES.get(head.appType, "invalid")
+
+
+# --- from our field back to the XML element ----------------------------------------------------------------
+
+_ORDER_ELEMENTS = {
+    "order_no": "OrderHead/orderNo", "platform_code": "OrderHead/ebpCode", "ecommerce_code": "OrderHead/ebcCode",
+    "direction": "OrderHead/orderType", "currency": "OrderHead/currency", "freight": "OrderHead/freight",
+    "insurance": "OrderHead", "discount": "OrderHead/discount", "tax_total": "OrderHead/taxTotal",
+    "actual_paid": "OrderHead/acturalPaid", "buyer": "OrderHead/buyerName", "buyer.name": "OrderHead/buyerName",
+    "buyer.id_type": "OrderHead/buyerIdType", "buyer.id_number": "OrderHead/buyerIdNumber",
+    "buyer.phone": "OrderHead/buyerTelephone", "consignee": "OrderHead/consignee",
+    "consignee.name": "OrderHead/consignee", "consignee.phone": "OrderHead/consigneeTelephone",
+    "consignee.address": "OrderHead/consigneeAddress", "payment_code": "OrderHead/payCode",
+    "payment_transaction_id": "OrderHead/payTransactionId", "trade_mode": "InventoryHead/tradeMode",
+    "destination_country": "InventoryHead/country", "logistics_code": "InventoryHead/logisticsCode",
+    "items": "OrderList",
+}
+_ITEM_ELEMENTS = {"item_no": "itemNo", "name": "itemName", "quantity": "qty", "unit": "unit",
+                  "unit_price": "price", "origin_country": "country", "hs_code": "gcode"}
+_PAYMENT_ELEMENTS = {
+    "payment_no": "PaymentHead/payTransactionId", "payment_code": "PaymentHead/payCode",
+    "order_no": "PaymentHead/orderNo", "platform_code": "PaymentHead/ebpCode", "amount": "PaymentHead/amountPaid",
+    "currency": "PaymentHead/currency", "payer": "PaymentHead/payerName", "payer.name": "PaymentHead/payerName",
+    "payer.id_type": "PaymentHead/payerIdType", "payer.id_number": "PaymentHead/payerIdNumber",
+    "paid_at": "PaymentHead/payTime",
+}
+_WAYBILL_ELEMENTS = {
+    "waybill_no": "logisticsNo", "logistics_code": "logisticsCode", "order_no": "orderNo", "freight": "freight",
+    "insured_fee": "insuredFee", "gross_weight_kg": "weight", "package_count": "packNo", "consignee": "consignee",
+    "consignee.name": "consignee", "consignee.phone": "consigneeTelephone",
+    "consignee.address": "consigneeAddress",
+}
+
+
+def element_for(document: str, direction: str, field_: str) -> str:
+    """The XML element a §4 body field came from, for `returnInfo` when the REST validation (the same code
+    path as `POST /v1/…`) refuses a mapped body: `element_for("order", "import", "items[1].unit_price")` →
+    "OrderList[2]/price"; `actual_paid` of an export order → "OrderHead/goodsValue"; an item's `hs_code` →
+    "InventoryList[n]/gcode" (the list gave it); the export waybill's `order_no`/`platform_code` →
+    "InventoryHead/orderNo"/"InventoryHead/ebpCode". A field without an element gives the record's head."""
+    if document == "order":
+        m = re.fullmatch(r"items\[(\d+)\](?:\.(\w+))?", field_)
+        if m:
+            n, sub = int(m.group(1)) + 1, m.group(2)
+            if sub == "hs_code":
+                return f"InventoryList[{n}]/gcode"
+            return f"OrderList[{n}]" + (f"/{_ITEM_ELEMENTS[sub]}" if sub in _ITEM_ELEMENTS else "")
+        if field_ == "actual_paid" and direction == "export":
+            return "OrderHead/goodsValue"
+        return _ORDER_ELEMENTS.get(field_, "OrderHead")
+    if document == "payment":
+        return _PAYMENT_ELEMENTS.get(field_, "PaymentHead")
+    if document == "waybill":
+        if field_ == "platform_code" or (field_ == "order_no" and direction == "export"):
+            return "InventoryHead/" + ("ebpCode" if field_ == "platform_code" else "orderNo")
+        head = "LogisticsHead" if direction == "import" else "Logistics"
+        name = _WAYBILL_ELEMENTS.get(field_)
+        if name == "weight" and direction == "export":
+            name = "grossWeight"
+        return f"{head}/{name}" if name else head
+    raise ValueError(f"unknown document {document!r}")
