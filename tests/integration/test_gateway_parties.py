@@ -168,7 +168,9 @@ def endpoint_requests(w: World, role: str, scope: str) -> list[tuple[str, str, s
         ("track waybill", "POST", f"/v1/waybills/{waybill['logistics_code']}/{waybill['waybill_no']}/events",
          {"event": "picked_up", "at": "2026-11-24T12:00:00+08:00", "location": "Hangzhou"}),
         ("statistics", "GET", "/v1/stats", None),
-        ("register webhook", "POST", "/v1/webhooks", {"url": "https://example.com/hook", "events": WEBHOOK_EVENTS}),
+        # A URL of its own per request: an enterprise's second webhook to one URL is 409 (docs/webhooks.md).
+        ("register webhook", "POST", "/v1/webhooks", {"url": f"https://example.com/hook/{role}/{scope}",
+                                                      "events": WEBHOOK_EVENTS}),
         ("list webhooks", "GET", "/v1/webhooks", None),
         ("webhook deliveries", "GET", f"/v1/webhooks/{w.hooks[target]}/deliveries", None),
         ("delete webhook", "DELETE", f"/v1/webhooks/{w.hooks[target]}", None),

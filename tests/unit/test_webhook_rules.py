@@ -193,9 +193,9 @@ def test_only_2xx_delivers(code, ok):
     assert rules.succeeded(code) is ok
 
 
-def test_parties_of_an_order():
-    assert rules.parties("P", "E") == {"P", "E"}
-    assert rules.parties("P", "P", named=("PAY", None), bound=("PAY", "LOG")) == {"P", "PAY", "LOG"}
+def test_an_order_is_told_to_those_who_may_read_its_view():
+    assert rules.readers("P", "E") == {"P", "E"}
+    assert rules.readers("P", "P") == {"P"}  # a platform selling its own goods
 
 
 # --- the registration's URL check (422 naming `url`) ------------------------------------------------

@@ -224,9 +224,10 @@ def succeeded(status_code: int | None) -> bool:
 # --- who is told ----------------------------------------------------------------------------------
 
 
-def parties(platform_code: str, ecommerce_code: str, named: Iterable[str | None] = (),
-            bound: Iterable[str | None] = ()) -> set[str]:
-    """The enterprises that are a party to an order (spec §7.3 "documents it is a party to"): its platform,
-    its ecommerce seller, the payment and logistics firms it names (spec §7.2), and the firms whose payment
-    and waybill it is bound to."""
-    return {c for c in (platform_code, ecommerce_code, *named, *bound) if c}
+def readers(platform_code: str, ecommerce_code: str) -> set[str]:
+    """The enterprises told of an order's changes: those that may read its one-stop view (`GET
+    /v1/orders/…`: its platform and its ecommerce seller). The view holds the seller's FX year-to-date and
+    credit grade and every agency's reasons, which the order's payment and logistics firms are not shown, so
+    a delivery of it goes no further than the GET would (spec §7.3 "documents it is a party to", read with
+    §4.4's readers; a firm that filed the payment or the waybill learns its own document's fate otherwise)."""
+    return {platform_code, ecommerce_code}

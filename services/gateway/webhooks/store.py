@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Row, bindparam, case, delete, exists, func, literal, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.gateway.tables import order_bindings, orders, webhook_attempts, webhook_deliveries, webhooks
+from services.gateway.tables import orders, webhook_attempts, webhook_deliveries, webhooks
 from services.gateway.views import OrderKey
 from services.gateway.webhooks import rules
 from shared.db import insert_if_absent
@@ -22,13 +22,9 @@ PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 
 
 def _watched():  # noqa: ANN202
-    """True for an order (a row of `orders` in the enclosing query) a party of which (rules.parties) holds
-    a webhook: the platform, the seller, the firms the order names, the firms it is bound to."""
-    bound = select(order_bindings.c.party_code).where(
-        order_bindings.c.platform_code == orders.c.platform_code, order_bindings.c.order_no == orders.c.order_no
-    ).correlate(orders)
-    parties = (orders.c.platform_code, orders.c.ecommerce_code, orders.c.payment_code, orders.c.logistics_code)
-    return exists().where(or_(webhooks.c.enterprise_code.in_(parties), webhooks.c.enterprise_code.in_(bound))
+    """True for an order (a row of `orders` in the enclosing query) a reader of which (rules.readers: the
+    platform, the seller) holds a webhook."""
+    return exists().where(webhooks.c.enterprise_code.in_((orders.c.platform_code, orders.c.ecommerce_code))
                           ).correlate(orders)
 
 
@@ -59,20 +55,11 @@ async def watched_orders(session: AsyncSession, keys: Collection[OrderKey]) -> s
 
 async def subscribers(session: AsyncSession, order_rows: Sequence[Row], event_type: str
                       ) -> dict[OrderKey, list[Row]]:
-    """The webhooks subscribed to `event_type` of every party of each order (its lines of
-    `gateway_store.status_query`: platform, seller, named firms), with the firms it is bound to: one query
-    per table (order_bindings, webhooks). Orders no party of which subscribed are absent."""
+    """The webhooks subscribed to `event_type` of every reader of each order (rules.readers, from its
+    lines of `gateway_store.status_query`): one query. Orders no reader of which subscribed are absent."""
     if not order_rows:
         return {}
-    keys = sorted((r.platform_code, r.order_no) for r in order_rows)
-    bound: dict[OrderKey, list[str]] = {}
-    for r in await session.execute(select(order_bindings.c.platform_code, order_bindings.c.order_no,
-                                          order_bindings.c.party_code).where(
-            tuple_(order_bindings.c.platform_code, order_bindings.c.order_no).in_(keys))):
-        bound.setdefault((r.platform_code, r.order_no), []).append(r.party_code)
-    parties = {(r.platform_code, r.order_no): rules.parties(r.platform_code, r.ecommerce_code,
-                                                             (r.payment_code, r.logistics_code),
-                                                             bound.get((r.platform_code, r.order_no), ()))
+    parties = {(r.platform_code, r.order_no): rules.readers(r.platform_code, r.ecommerce_code)
                for r in order_rows}
     codes = sorted(set().union(*parties.values()))
     by_owner: dict[str, list[Row]] = {}
