@@ -215,10 +215,15 @@ async def test_one_submission_is_one_trace_across_gateway_kafka_customs_and_back
     async def exported():
         for s in (gateway, customs):
             telemetry.flush(s.name)
-        return all(spans("gateway", CONSUMER, CUSTOMS_DECISION.name, order_key(b["platform_code"], b["order_no"]))
-                   for b, _ in submitted)
+        # Every span the assertions below read: the requests', customs' handling of the orders, and the
+        # gateway's handling of customs' decisions (exports are batched: under load some come later).
+        keys = [order_key(b["platform_code"], b["order_no"]) for b, _ in submitted]
+        requests = {s.trace_id for s in spans("gateway", SERVER)}
+        return (all(t in requests for t in sent.values())
+                and all(spans("customs", CONSUMER, ORDER_SUBMITTED_V2.name, k) for k in keys)
+                and all(spans("gateway", CONSUMER, CUSTOMS_DECISION.name, k) for k in keys))
 
-    await wait_until(exported, what="the gateway's spans of handling customs' decisions")
+    await wait_until(exported, what="the spans of the requests, customs' handling and the gateway's of decisions")
 
     # The traced order: the request's span continues the caller's trace; customs' handling of the order's
     # record is that span's child; the gateway's handling of customs' decision is the child of customs'
