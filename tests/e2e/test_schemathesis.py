@@ -182,9 +182,13 @@ def test_as_the_operator_linked_operations_conform(api):
             super().after_call(response, case)
             answered.append((case.operation.label, response.status_code))
 
+    # No shrinking: replaying a sequence against a live gateway meets the state the first run left (the
+    # enterprise it registered exists now), so the replay takes other links and hypothesis reports its own
+    # "inconsistent data generation" instead of the failure it found. The failure itself is what we want.
     GatewayStates.run(settings=hypothesis.settings(
         max_examples=STATEFUL_EXAMPLES, stateful_step_count=6, deadline=None, database=None,
-        derandomize=True, suppress_health_check=list(hypothesis.HealthCheck)))
+        derandomize=True, suppress_health_check=list(hypothesis.HealthCheck),
+        phases=(hypothesis.Phase.explicit, hypothesis.Phase.generate), report_multiple_bugs=False))
     # The sequences went past the first step: a link from a registration reached an enterprise that exists.
     reached = {label for label, status in answered if 200 <= status < 300}
     assert reached & {"GET /v1/enterprises/{code}", "GET /v1/enterprises/{code}/keys",

@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -118,6 +118,23 @@ async def wait_until(probe, timeout: float = 60, what: str = "condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+async def start_at_the_end(bootstrap: str, group: str, topics: set[str]) -> None:
+    """Commits `group`'s offsets at the end of `topics`. A new group reads from the earliest offset (a new
+    service must see everything); these tests' groups are new on the session's shared broker, where earlier
+    tests left thousands of records: read from the start, they made the services wade through them (and the
+    span queue overflow) before reaching this test's records."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer.topics()
+        partitions = [TopicPartition(t, p) for t in sorted(topics) for p in consumer.partitions_for_topic(t) or ()]
+        if partitions:
+            consumer.assign(partitions)
+            await consumer.commit(await consumer.end_offsets(partitions))
+    finally:
+        await consumer.stop()
+
+
 @pytest.fixture
 async def mesh_in_process(postgres_port, kafka_bootstrap, monkeypatch, receiver, request):
     """The gateway (its HTTP app and its Service) and customs, in this process on real Kafka and PostgreSQL;
@@ -142,6 +159,7 @@ async def mesh_in_process(postgres_port, kafka_bootstrap, monkeypatch, receiver,
     saved = [(s.settings, s.group_id) for s in services]
     for s in services:
         s.settings, s.group_id = settings(), f"otel-test-{s.name}-{uuid.uuid4().hex[:8]}"
+        await start_at_the_end(kafka_bootstrap, s.group_id, s.handlers.topics)
     app = gateway.http(router, title="gateway under test")  # built now, so tracing is decided as a process would
     for s in services:
         await s.start()
