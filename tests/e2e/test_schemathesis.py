@@ -17,8 +17,7 @@ per operation by what the published description marks, never by disabling a chec
 
 Bounded in time: each role's own operations (OWN) in depth, with the explicit examples, the coverage phase and
 SW_SCHEMATHESIS_EXAMPLES (default 12) fuzzed requests; every other operation with LIGHT_EXAMPLES fuzzed
-requests; and, as the operator, SW_SCHEMATHESIS_STATEFUL_EXAMPLES (default 15) sequences of up to 6 requests
-along the description's links. A fixed seed, so a failure reproduces. About a minute on two cores (two with
+requests. A fixed seed, so a failure reproduces. (No stateful sequences: see the note at the end.) About a minute on two cores (two with
 the machine busy), besides starting the mesh.
 """
 from __future__ import annotations
@@ -29,7 +28,6 @@ import tomllib
 from pathlib import Path
 
 import httpx
-import hypothesis
 import pytest
 import schemathesis
 
@@ -158,38 +156,8 @@ for _role in OWN:
         globals()[_test.__name__] = _test
 
 
-STATEFUL_EXAMPLES = int(os.environ.get("SW_SCHEMATHESIS_STATEFUL_EXAMPLES", "15"))
-
-
-def test_as_the_operator_linked_operations_conform(api):
-    """Schemathesis' stateful phase: sequences along the description's links (register an enterprise, then read
-    it, issue and revoke its keys, read its platforms; accept an order, then read, correct, cancel it), every
-    check on every answer, with what each answer gave (a code, a key id) fed into the next request."""
-    url = api.mesh.url("gateway")
-
-    config = schemathesis_config(deep=True)
-    config.projects.default.phases.stateful.enabled = True
-    # Webhooks belong to enterprises (the operator gets 403 there): their links are no sequence of the operator's.
-    linked = schemathesis.openapi.from_dict(PUBLISHED, config=config).exclude(path_regex="^/v1/webhooks")
-
-    answered: list[tuple[str, int]] = []
-
-    class GatewayStates(linked.as_state_machine()):
-        def get_call_kwargs(self, case):  # noqa: ANN001, ANN202
-            return {"base_url": url, "headers": {"Authorization": f"Bearer {ADMIN}"}}
-
-        def after_call(self, response, case):  # noqa: ANN001, ANN202
-            super().after_call(response, case)
-            answered.append((case.operation.label, response.status_code))
-
-    # No shrinking: replaying a sequence against a live gateway meets the state the first run left (the
-    # enterprise it registered exists now), so the replay takes other links and hypothesis reports its own
-    # "inconsistent data generation" instead of the failure it found. The failure itself is what we want.
-    GatewayStates.run(settings=hypothesis.settings(
-        max_examples=STATEFUL_EXAMPLES, stateful_step_count=6, deadline=None, database=None,
-        derandomize=True, suppress_health_check=list(hypothesis.HealthCheck),
-        phases=(hypothesis.Phase.explicit, hypothesis.Phase.generate), report_multiple_bugs=False))
-    # The sequences went past the first step: a link from a registration reached an enterprise that exists.
-    reached = {label for label, status in answered if 200 <= status < 300}
-    assert reached & {"GET /v1/enterprises/{code}", "GET /v1/enterprises/{code}/keys",
-                      "DELETE /v1/enterprises/{code}/keys/{key_id}", "POST /v1/enterprises/{code}/keys"}, answered
+# No stateful run (sequences along the description's links) in `make test`: against a live gateway, the
+# state one example leaves (the enterprise it registered now exists) changes which links the next example can
+# take, and hypothesis then stops with "inconsistent data generation" (FlakyStrategyDefinition), in CI on two
+# busy cores though not alone. `schemathesis run` from the repository with the stateful phase is the way to
+# explore the links by hand (docs/contracts.md).

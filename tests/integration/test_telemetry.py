@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
+from opentelemetry import context as otel_context
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -140,6 +141,11 @@ async def mesh_in_process(postgres_port, kafka_bootstrap, monkeypatch, receiver,
     """The gateway (its HTTP app and its Service) and customs, in this process on real Kafka and PostgreSQL;
     tracing on (exporting to `receiver`) when the test is parametrized with True."""
     tracing_on = request.param
+    # A clean trace context: a test before this one in the session (anything calling
+    # shared.tracing.current_traceparent outside a trace, which keeps the trace it starts in its context) can
+    # leave a current span in the context every later task copies. A request handled in-process would then
+    # be an INTERNAL child of that stray trace instead of a SERVER span continuing the caller's traceparent.
+    otel_context.attach(otel_context.Context())
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap)
     monkeypatch.setenv("SW_BATCH_WAIT_MS", "50")
     for name in ("gateway", "customs"):
@@ -180,6 +186,7 @@ async def submit(app, gateway, customs) -> list[tuple[dict, dict[str, str]]]:  #
     Returns [(order body, {document: the trace id it was sent in or ""})]; waits for both customs decisions.
     Customs learns the registrations first: a file waiting for one would be decided in the registration's
     trace, not the documents'."""
+    otel_context.attach(otel_context.Context())  # as in mesh_in_process: this task copied the session's context
     admin = {"Authorization": f"Bearer {settings().sw_admin_token}"}
     submitted = []
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway") as client:
@@ -241,7 +248,11 @@ async def test_one_submission_is_one_trace_across_gateway_kafka_customs_and_back
                 and all(spans("customs", CONSUMER, ORDER_SUBMITTED_V2.name, k) for k in keys)
                 and all(spans("gateway", CONSUMER, CUSTOMS_DECISION.name, k) for k in keys))
 
-    await wait_until(exported, what="the spans of the requests, customs' handling and the gateway's of decisions")
+    try:
+        await wait_until(exported, what="the spans of the requests, customs' handling and the gateway's of decisions")
+    except AssertionError:
+        got = sorted({(s.service, s.kind, s.name) for s in receiver.spans})
+        raise AssertionError(f"sent {sent}; the spans received (service, kind, name): {got}") from None
 
     # The traced order: the request's span continues the caller's trace; customs' handling of the order's
     # record is that span's child; the gateway's handling of customs' decision is the child of customs'
