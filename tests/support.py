@@ -1,9 +1,10 @@
 """Helpers for tests: valid identifiers, realistic documents, polling."""
 from __future__ import annotations
 
+import asyncio
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
@@ -80,4 +81,19 @@ def wait_for(probe: Callable[[], Any], timeout: float = 60, interval: float = 0.
         if last:
             return last
         time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")
+
+
+async def wait_until(probe: Callable[[], Awaitable[Any]], timeout: float = 60, interval: float = 0.2,
+                     what: str = "condition") -> Any:
+    """`wait_for` for a coroutine probe (in-process services on the test's event loop): awaits probe() until
+    it returns something truthy; returns it. Fails with the last value seen."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    last = None
+    while loop.time() < deadline:
+        last = await probe()
+        if last:
+            return last
+        await asyncio.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")

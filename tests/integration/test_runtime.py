@@ -19,6 +19,7 @@ from shared.outbox import build_envelope
 from shared.settings import settings
 from shared.tables import OUTBOX
 from tests.conftest import create_database
+from tests.support import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -60,16 +61,6 @@ async def trace_count(service, correlation_id: str) -> int:
 
     async with service.sessions() as session:
         return await session.scalar(select(func.count()).where(trace.c.correlation_id == correlation_id))
-
-
-async def wait_until(probe, timeout: float = 30):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        value = await probe()
-        if value:
-            return value
-        await asyncio.sleep(0.2)
-    raise AssertionError("timed out")
 
 
 async def dead_letters(bootstrap: str, topic: str, key: str, expected: int) -> list:

@@ -40,7 +40,7 @@ from shared.runtime import Service
 from shared.settings import settings
 from shared.tables import OUTBOX
 from tests.conftest import create_database
-from tests.support import new_uscc, order_body, payment_body, unique, waybill_body
+from tests.support import new_uscc, order_body, payment_body, unique, wait_until, waybill_body
 
 pytestmark = pytest.mark.integration
 
@@ -107,16 +107,6 @@ def receiver():
     r = OtlpReceiver()
     yield r
     r.close()
-
-
-async def wait_until(probe, timeout: float = 60, what: str = "condition"):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        value = await probe()
-        if value:
-            return value
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def start_at_the_end(bootstrap: str, group: str, topics: set[str]) -> None:
@@ -349,13 +339,13 @@ async def test_consumer_lag_is_positive_while_records_wait_and_zero_once_handled
     try:
         async def waiting():
             return (lag() or 0) >= 3
-        await wait_until(waiting, 30, "a positive lag while the handler holds the batch")
+        await wait_until(waiting, 30, what="a positive lag while the handler holds the batch")
         released.set()
 
         async def caught_up():
             values = [lag(p) for p in range(8)]
             return lag() == 0 and all(v in (None, 0) for v in values)
-        await wait_until(caught_up, 30, "the lag to fall to 0")
+        await wait_until(caught_up, 30, what="the lag to fall to 0")
         scraped = [sample for family in text_string_to_metric_families(generate_latest().decode())  # as /metrics
                    for sample in family.samples if sample.name == "sw_consumer_lag_records"]
         assert ({"group": group, "topic": CREDIT_RATING.name, "partition": str(partition)}, 0.0) in [
