@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import secrets
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,19 +19,12 @@ import contracts
 from contracts.identifiers import order_key
 from contracts.types import Timestamp
 from contracts.v1.documents import BatchIn, BatchResults, EnterpriseRegistration, OrderIn, PlatformList, TrackingEventIn
-from contracts.v1.events import EnterpriseRegistered, Order, WaybillTracked
-from services.gateway import contracts_policy, intake, rules, store, views, webhooks
+from contracts.v1.events import EnterpriseRegistered, WaybillTracked
+from services.gateway import changes, intake, rules, store, views, webhooks
 from services.gateway.auth import Caller, CallerDep, caller_cache, rate_limit
 from services.gateway.handlers import handlers
 from services.gateway.store import add_trace
-from services.gateway.webhooks.dispatch import announce
-from services.gateway.intake import (
-    emit_order_events,
-    order_columns,
-    order_event_document,
-    parse,
-    status_url,
-)
+from services.gateway.intake import parse
 from services.gateway.tables import (
     agency_views,
     api_keys,
@@ -45,7 +38,7 @@ from services.gateway.tables import (
 from shared.clock import utcnow
 from shared.http import Problem, beyond_schema, unprocessable
 from shared.reference import MissingRate, fx_rates
-from shared.runtime import Service, UnitOfWork
+from shared.runtime import Service
 
 service = Service("gateway", handlers=handlers)
 router = APIRouter(prefix="/v1")
@@ -317,12 +310,6 @@ async def enterprise_view(code: str, caller: CallerDep):
 # --- orders ---------------------------------------------------------------------------------
 
 
-async def check_order_parties(uow: UnitOfWork, doc: OrderIn) -> None:
-    """The same party checks as POST (intake.check_order_parties): roles, the seller's platform list, the
-    named firms against the order's bindings."""
-    intake.check_order_parties(*await intake.read_order_parties(uow.session, [doc]), doc)
-
-
 DOCUMENT_RESPONSES: dict = {200: {"description": "already accepted: the same document was submitted before"}}
 ORDER_CONFLICT = {409: {"description": "the order number was already submitted with different content; or a firm "
                         "the order names differs from the firm its payment or waybill was already filed by"}}
@@ -370,32 +357,6 @@ async def submit_orders(caller: CallerDep, body: JsonBody):
     return await _submit_batch(caller, intake.ORDER, body)
 
 
-async def load_order(session, platform_code: str, order_no: str, *, for_change: bool = False):  # noqa: ANN001
-    """The order's row (None: not held). `for_change`: locked until the transaction ends (PostgreSQL; SQLite
-    has one writer at a time), so two PUTs or a PUT and a DELETE of one order take turns: the second one
-    reads the version and the customs view the first one left, and makes the version after it (or is
-    refused), never the same version twice."""
-    query = select(orders).where(and_(orders.c.platform_code == platform_code, orders.c.order_no == order_no))
-    return (await session.execute(query.with_for_update() if for_change else query)).first()
-
-
-async def bump_version(session, row, at: datetime, **columns: Any) -> int:  # noqa: ANN001
-    """Makes the order's next version (held + 1) with `columns`, as a compare-and-set on the version held:
-    the row was read locked, so the set cannot miss; if it ever did, the request is refused (409) rather
-    than two changes getting one version."""
-    version = row.version + 1
-    done = await session.execute(update(orders).where(and_(
-        orders.c.platform_code == row.platform_code, orders.c.order_no == row.order_no,
-        orders.c.version == row.version)).values(version=version, updated_at=at, **columns))
-    if done.rowcount != 1:
-        raise Problem(409, "Conflict", f"order {row.order_no} was changed at the same time; read it and try again")
-    return version
-
-
-async def held_views(session, platform_code: str, order_no: str) -> dict[str, dict]:  # noqa: ANN001
-    return {agency: view for agency, (view, _) in (await store.order_views(session, (platform_code, order_no))).items()}
-
-
 def may_read_order(caller: Caller, row) -> bool:  # noqa: ANN001
     return caller.is_operator or caller.code in (row.platform_code, row.ecommerce_code)
 
@@ -418,7 +379,7 @@ async def order_status(platform_code: str, order_no: str, caller: CallerDep):
             responses={404: {"description": "no such order"}})
 async def order_trace(platform_code: str, order_no: str, caller: CallerDep):
     async with service.readers() as session:
-        row = await load_order(session, platform_code, order_no)
+        row = await changes.load_order(session, platform_code, order_no)
         if row is None:
             if not caller.is_operator and caller.code != platform_code:
                 raise Problem(403, "Forbidden", "you may only look at your own orders")
@@ -445,30 +406,9 @@ async def correct_order(platform_code: str, order_no: str, caller: CallerDep, bo
     if doc.platform_code != platform_code or doc.order_no != order_no:
         raise unprocessable([{"field": "order_no" if doc.order_no != order_no else "platform_code",
                               "code": "path_mismatch", "message": "the body must name the order in the path"}])
-    fp = rules.fingerprint(doc)
-    key = order_key(platform_code, order_no)
-    answer = {"order_no": order_no, "status_url": status_url(platform_code, order_no)}
     async with service.unit_of_work() as uow:
-        row = await load_order(uow.session, platform_code, order_no, for_change=True)
-        if row is None:
-            raise Problem(404, "Not found", f"no order {order_no} of platform {platform_code}; POST it first")
-        customs_status = views.customs_status(await held_views(uow.session, platform_code, order_no))
-        if row.content_hash == fp and customs_status != "cancelled":
-            return JSONResponse({**answer, "version": row.version}, status_code=200)
-        if not rules.correction_allowed(customs_status):
-            raise Problem(409, "Conflict", f"the order is {customs_status}; only pending, inspection or "
-                          "rejected orders can be corrected")
-        if doc.direction != row.direction:
-            raise unprocessable([{"field": "direction", "code": "immutable", "message": "a correction cannot change the direction"}])
-        await check_order_parties(uow, doc)
-        event_doc = order_event_document(doc)
-        at = utcnow()
-        version = await bump_version(uow.session, row, at, **order_columns(doc, event_doc, fp))
-        await store.save_order_views(uow.session, views.views_on_correction((platform_code, order_no), version, at))
-        await emit_order_events(uow, "corrected", version, at, event_doc, contracts_policy.brands_of(doc.items))
-        await add_trace(uow.session, key, at, "gateway", "order.corrected", f"order corrected (version {version})")
-        await announce(uow, [((platform_code, order_no), version, "gateway")])
-    return JSONResponse({**answer, "version": version}, status_code=202)
+        status, answer = await changes.correct_order(uow, doc)
+    return JSONResponse(answer, status_code=status)
 
 
 @router.delete("/orders/{platform_code}/{order_no}", status_code=202, tags=["documents"], responses={
@@ -478,27 +418,9 @@ async def correct_order(platform_code: str, order_no: str, caller: CallerDep, bo
 async def cancel_order(platform_code: str, order_no: str, caller: CallerDep):
     caller.require_role("platform")
     caller.require_self(platform_code, "platform_code")
-    key = order_key(platform_code, order_no)
     async with service.unit_of_work() as uow:
-        row = await load_order(uow.session, platform_code, order_no, for_change=True)
-        if row is None:
-            raise Problem(404, "Not found", f"no order {order_no} of platform {platform_code}")
-        answer = {"order_no": order_no, "status": "cancelled", "status_url": status_url(platform_code, order_no)}
-        held = await held_views(uow.session, platform_code, order_no)
-        customs_status = views.customs_status(held)
-        if customs_status == "cancelled":
-            return JSONResponse(answer, status_code=200)
-        if not rules.cancellation_allowed(customs_status):
-            raise Problem(409, "Conflict", f"the order is {customs_status} and can no longer be cancelled")
-        at = utcnow()
-        version = await bump_version(uow.session, row, at)
-        await store.save_order_views(uow.session, [
-            views.view_on_cancellation((platform_code, order_no), version, at, held.get("customs"))])
-        await emit_order_events(uow, "cancelled", version, at, Order.model_validate(row.document),
-                                contracts_policy.stored_brands(row.document))
-        await add_trace(uow.session, key, at, "gateway", "order.cancelled", "order cancelled by the platform")
-        await announce(uow, [((platform_code, order_no), version, "gateway")])
-    return JSONResponse(answer, status_code=202)
+        status, answer = await changes.cancel_order(uow, platform_code, order_no)
+    return JSONResponse(answer, status_code=status)
 
 
 # --- payments and waybills -------------------------------------------------------------------

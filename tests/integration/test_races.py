@@ -26,7 +26,7 @@ from sqlalchemy import insert, select
 from services.fx import store as fx_store
 from services.fx.tables import settlements
 from services.gateway import app as gateway_app
-from services.gateway import intake
+from services.gateway import changes, intake
 from services.gateway.auth import Caller
 from services.gateway.tables import enterprises, orders as gateway_orders
 from services.tax import store as tax_store
@@ -299,10 +299,10 @@ async def held_version(service: Service, platform_code: str) -> int:
 async def test_two_concurrent_puts_make_two_versions(gateway_on_postgres, monkeypatch, locked):
     caller, body = gateway_on_postgres
     rendezvous = Rendezvous()
-    monkeypatch.setattr(gateway_app, "held_views", after(rendezvous, gateway_app.held_views))
+    monkeypatch.setattr(changes, "held_views", after(rendezvous, changes.held_views))
     if not locked:
-        real_load = gateway_app.load_order
-        monkeypatch.setattr(gateway_app, "load_order", lambda s, p, o, for_change=False: real_load(s, p, o))
+        real_load = changes.load_order
+        monkeypatch.setattr(changes, "load_order", lambda s, p, o, for_change=False: real_load(s, p, o))
     pc = caller.code
     results = await asyncio.gather(
         outcome(gateway_app.correct_order(pc, "ORD-RACED", caller, corrected(body, "5.00"))),
@@ -323,7 +323,7 @@ async def test_two_concurrent_puts_make_two_versions(gateway_on_postgres, monkey
 
 async def test_a_put_and_a_delete_at_once_never_share_a_version(gateway_on_postgres, monkeypatch):
     caller, body = gateway_on_postgres
-    monkeypatch.setattr(gateway_app, "held_views", after(Rendezvous(), gateway_app.held_views))
+    monkeypatch.setattr(changes, "held_views", after(Rendezvous(), changes.held_views))
     pc = caller.code
     put, delete = await asyncio.gather(outcome(gateway_app.correct_order(pc, "ORD-RACED", caller, corrected(body, "5.00"))),
                                        outcome(gateway_app.cancel_order(pc, "ORD-RACED", caller)))

@@ -27,7 +27,7 @@ own limits on depth and text size stay on).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, make_dataclass
+from dataclasses import asdict, dataclass, field, make_dataclass
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -499,11 +499,55 @@ def _parse_record(index: int, el: Any, direction: str, head_el: str | None, head
                         problems=[], keys=keys)
 
 
+# --- keeping a record (the gateway holds incomplete records until their list arrives) ---------------------
+
+_RECORD_CLASSES = {(v[0], v[1]): v for v in MESSAGES.values()}  # (kind, direction) → MESSAGES entry
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (Decimal, datetime, date)):
+        return value.isoformat() if not isinstance(value, Decimal) else str(value)
+    return value
+
+
+def _typed(specs: list[Spec], values: dict[str, Any]) -> dict[str, Any]:
+    kinds = {n.rstrip("?"): k for n, k, _ in specs}
+    out = {}
+    for name, value in values.items():
+        kind = kinds.get(name)
+        if value is None or kind in (None, "s", "i"):
+            out[name] = value
+        elif kind == "d":
+            out[name] = Decimal(value)
+        elif kind == "t":
+            out[name] = datetime.fromisoformat(value)
+        else:
+            out[name] = date.fromisoformat(value)
+    return out
+
+
+def record_to_json(record: OrderRecord | PaymentRecord | WaybillRecord | ListRecord) -> dict[str, Any]:
+    """A read record as JSON-ready values (decimals and times as ISO text), for `record_from_json`."""
+    return {"direction": record.direction,
+            "head": {k: _plain(v) for k, v in asdict(record.head).items()},
+            "lines": [{k: _plain(v) for k, v in asdict(line).items()} for line in record.lines],
+            "unknown": dict(record.unknown)}
+
+
+def record_from_json(kind: str, data: dict[str, Any]) -> OrderRecord | PaymentRecord | WaybillRecord | ListRecord:
+    """The record `record_to_json` gave, typed again. `kind`: "order", "payment", "waybill" or "list"."""
+    (_, direction, _, _, head_spec, head_cls, _, line_spec, line_cls,
+     record_cls) = _RECORD_CLASSES[(kind, data["direction"])]
+    lines = [line_cls(**_typed(line_spec, line)) for line in data["lines"]] if line_cls else []
+    return record_cls(direction=direction, head=head_cls(**_typed(head_spec, data["head"])), lines=lines,
+                      unknown=dict(data.get("unknown", {})))
+
+
 __all__ = [
     "NS", "DS_NS", "CHINA_TIME", "MAX_RECORDS", "CebError", "MalformedMessage", "UnknownMessageType",
     "RecordCountError", "BaseTransfer", "RecordProblem", "ParsedRecord", "CebMessage", "OrderRecord",
     "PaymentRecord", "WaybillRecord", "ListRecord", "parse_message", "MESSAGES",
     "ImportOrderHead", "ImportOrderLine", "ExportOrderHead", "ExportOrderLine", "PaymentHead",
     "ImportWaybillHead", "ExportWaybillHead", "ImportListHead", "ImportListLine", "ExportListHead",
-    "ExportListLine",
+    "ExportListLine", "record_to_json", "record_from_json",
 ]
