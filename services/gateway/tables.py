@@ -206,3 +206,53 @@ webhook_attempts = Table(
     Index("ix_webhook_attempts_delivery", "delivery_id", "id"),
     Index("ix_webhook_attempts_at", "at"),
 )
+
+
+# --- customs' own messages (spec §7.5; services/gateway/ceb/) -------------------------------------------
+
+# Every record taken from a CEB message, by its business key: (kind, party, number) is (order, platform,
+# order_no), (payment, payment firm, payment_no), (waybill, logistics firm, waybill_no) or (list, platform,
+# order_no). `state`: held (waiting for `waiting_for`, until `expires_at`), submitted (its §4 document was
+# accepted), refused, cancelled, timed_out, or draft (appStatus 1: acknowledged, never submitted). `record` is
+# the record as read (messages.record_to_json), encrypted at rest: it holds buyers' and payers' identity
+# numbers. A list names its waybill (`waybill_code`, `waybill_no`) so an arriving waybill finds its list.
+# `outcome`/`outcome_info` is the answer last given, so an identical replay is answered the same.
+ceb_records = Table(
+    "ceb_records", metadata,
+    Column("kind", String(8), primary_key=True),
+    Column("party_code", String(32), primary_key=True),
+    Column("number", String(60), primary_key=True),
+    Column("direction", String(6), nullable=False),
+    Column("message_type", String(16), nullable=False),
+    Column("sender", String(32), nullable=False),
+    Column("state", String(10), nullable=False),
+    Column("waiting_for", String(500)),
+    Column("fingerprint", String(64), nullable=False),
+    Column("record", Text, nullable=False),
+    Column("keys", JSON, nullable=False),
+    Column("signature", Text),
+    Column("waybill_code", String(32)),
+    Column("waybill_no", String(60)),
+    Column("outcome", String(10), nullable=False),
+    Column("outcome_info", String(1000), nullable=False),
+    Column("received_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime()),
+    Index("ix_ceb_records_due", "state", "expires_at"),
+    Index("ix_ceb_records_list_waybill", "waybill_code", "waybill_no"),
+)
+
+# The polling feed (`GET /ceb/v1/receipts?since=`): receipts for an enterprise, in `seq` order. Writers take
+# the table's lock before inserting (PostgreSQL; SQLite has one writer), so `seq` is committed in order and a
+# poller reading up to `next` never skips a receipt a slower transaction commits later.
+ceb_receipts = Table(
+    "ceb_receipts", metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("recipient", String(32), nullable=False),
+    Column("guid", String(36), nullable=False),
+    Column("message_type", String(16), nullable=False),
+    Column("xml", Text, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Index("ux_ceb_receipts_recipient_guid", "recipient", "guid", unique=True),
+    Index("ix_ceb_receipts_recipient_seq", "recipient", "seq"),
+)
