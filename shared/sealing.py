@@ -25,8 +25,17 @@ from functools import lru_cache
 
 from nacl.exceptions import CryptoError
 from nacl.public import PrivateKey, PublicKey, SealedBox
+from nacl.secret import SecretBox
 
 from shared.settings import settings
+
+
+def keyed_box(key: str, purpose: bytes) -> SecretBox:
+    """A box (XSalsa20-Poly1305, PyNaCl) for what one process keeps encrypted at rest and reads back itself
+    (webhook signing secrets, held CEB records): its key is derived from `key` (the gateway's own,
+    SW_GATEWAY_FINGERPRINT_KEY) for `purpose` alone (HMAC-SHA256 with the purpose as label), so a copy of the
+    database alone gives nothing away and one purpose's key never opens another's."""
+    return SecretBox(hmac.new(key.encode(), purpose, hashlib.sha256).digest())
 
 
 class SealingKeyMissing(RuntimeError):

@@ -293,7 +293,7 @@ async def _open_lot(uow: UnitOfWork, kind: Kind, items: Sequence[Prepared]) -> L
         lot = Lot(kind, parties, await _stored_fingerprints(uow, kind, keys))
         lot.platforms, lot.bound = platforms, bound
         return lot
-    parties = await _parties(uow.session, {d.doc.platform_code for d in items})
+    parties = await registered_parties(uow.session, {d.doc.platform_code for d in items})
     wanted = {(d.doc.platform_code, d.doc.order_no) for d in items}
     # A payment's or waybill's bindings are read BEFORE the stored fingerprints: a concurrent request writes
     # its document and its binding in one transaction, so a binding seen here has its document seen by the
@@ -359,7 +359,7 @@ def check_order_parties(lot_parties: dict, platforms: dict[str, set[str]], bindi
                            f"the order's {kind} already filed is {bound[1]}, not {number}")
 
 
-async def _parties(session, codes: set[str]) -> dict[str, tuple[frozenset[str], str]]:  # noqa: ANN001
+async def registered_parties(session, codes: set[str]) -> dict[str, tuple[frozenset[str], str]]:  # noqa: ANN001
     """code → (roles, country) of the registered enterprises among `codes` (one query)."""
     rows = await session.execute(
         select(enterprises.c.code, enterprises.c.roles, enterprises.c.country).where(enterprises.c.code.in_(codes)))
@@ -370,7 +370,7 @@ async def read_order_parties(session, docs: Sequence[OrderIn]) -> tuple[dict, di
     """What `check_order_parties` needs for orders `docs` (a lot of POSTs, or a PUT's one), one query per
     table: the parties they name, their sellers' platform lists, and the bindings of the orders that name
     firms."""
-    parties = await _parties(session, {d.platform_code for d in docs} | {d.ecommerce_code for d in docs}
+    parties = await registered_parties(session, {d.platform_code for d in docs} | {d.ecommerce_code for d in docs}
                              | {c for d in docs for _, c, _ in _named_firms(d)})
     platforms: dict[str, set[str]] = {}
     for r in await session.execute(select(enterprise_platforms).where(

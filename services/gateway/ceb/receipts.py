@@ -204,6 +204,20 @@ def message_receipt(message: CebMessage, outcomes: list[Outcome], at: datetime) 
     return _serialize(root)
 
 
+def record_receipt(message_type: str, direction: str, keys: dict[str, str], outcome: Outcome, at: datetime,
+                   *source: str) -> tuple[str, str, bytes]:
+    """A receipt for ONE record outside the answer to its message (the polling feed): a held record's 120
+    when the record that completes it arrives, its refusal then, or its DOCUMENT_TIMEOUT. `message_type` is
+    the record's own message (e.g. "CEB311Message"), `keys` the record's `ParsedRecord.keys` as kept.
+    `source` names the event (e.g. the record's key and what completed it): the guid is stable over it, so
+    the same event gives the same receipt. Returns (guid, receipt message type, UTF-8 XML)."""
+    receipt_type, element = RECEIPT_TYPES[message_type]
+    guid = stable_guid(receipt_type, *source, outcome.status)
+    root = _root(receipt_type, guid)
+    _append_return(root, direction, element, keys, outcome, at, stable_guid(receipt_type, *source, "record"))
+    return guid, receipt_type, _serialize(root)
+
+
 def list_keys(record: ListRecord) -> dict[str, str]:
     """What a decision receipt needs from a list (CEB621/CEB603 head): the route keeps it with the list."""
     h = record.head

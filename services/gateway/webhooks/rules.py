@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 
 from nacl.secret import SecretBox
 
+from shared.sealing import keyed_box
+
 ORDER_STATUS_CHANGED = "order.status_changed"
 SIGNATURE_HEADER = "Signature"
 # Namespace of delivery ids: uuid5(namespace, "<event id>:<webhook id>"), so a redelivered event makes the
@@ -50,7 +52,7 @@ def secret_box(gateway_key: str) -> SecretBox:
     """The box that keeps signing secrets encrypted at rest (XSalsa20-Poly1305, PyNaCl): its key is derived
     from the gateway's own key (SW_GATEWAY_FINGERPRINT_KEY) for this purpose alone (HMAC-SHA256 with a label),
     so a copy of the database alone does not give away the secrets."""
-    return SecretBox(hmac.new(gateway_key.encode(), b"single-window webhook secrets v1", hashlib.sha256).digest())
+    return keyed_box(gateway_key, b"single-window webhook secrets v1")
 
 
 def seal_secret(box: SecretBox, secret: str) -> str:

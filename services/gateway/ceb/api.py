@@ -1,0 +1,105 @@
+"""Customs' own messages as a second front door (spec §7.5):
+
+- `POST /ceb/v1/messages`: one CEB message (UTF-8 XML, at most 8 MiB) of 1-100 records; the answer is the
+  receipt message (CEB312, 412, 512, 622, 304, 506, 604), one `…Return` per record in order. 400: not
+  well-formed XML (or a DTD); 422 with a CEB900 receipt: a message of another type, 0 or > 100 records, no
+  `BaseTransfer/copCode`; 403: `copCode` is not the caller.
+- `GET /ceb/v1/receipts?since=<cursor>`: the caller's receipts after `since` (0: from the start), oldest
+  first: held records completed, refused or timed out, and customs' decisions on its lists.
+"""
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+from sqlalchemy.exc import SQLAlchemyError
+
+from services.gateway import store as gateway_store
+from services.gateway.auth import Caller, CallerDep, rate_limit
+from services.gateway.ceb import receipts
+from services.gateway.ceb.messages import CebError, CebMessage, MalformedMessage, RecordCountError, parse_message
+from services.gateway.ceb.settings import ceb_settings
+from services.gateway.ceb.store import add_receipts, receipts_since, records_box
+from services.gateway.ceb.submission import Taking, screen, take
+from shared.clock import utcnow
+from shared.http import Problem, unavailable
+from shared.runtime import Service
+
+XML = "application/xml"
+
+
+def _xml(body: bytes, status: int = 200) -> Response:
+    return Response(body, status_code=status, media_type=XML)
+
+
+def _message_codes(message: CebMessage) -> set[str]:
+    """Every enterprise code the message names (its sender and the records' parties)."""
+    codes = {message.base_transfer.copCode} if message.base_transfer else set()
+    for r in message.records:
+        codes |= {v for k, v in r.keys.items() if k.endswith("Code") and k != "customsCode"}
+    return codes
+
+
+def ceb_router(service: Service) -> APIRouter:
+    router = APIRouter(prefix="/ceb/v1", tags=["ceb"])
+
+    @router.post("/messages", response_class=Response, responses={
+        200: {"description": "the receipt message: one …Return per record, in order", "content": {XML: {}}},
+        400: {"description": "not well-formed XML, or a DTD/entity declaration"},
+        403: {"description": "BaseTransfer/copCode is not the caller"},
+        422: {"description": "a CEB900 receipt: a message type not accepted, 0 or more than 100 records, or no "
+                             "BaseTransfer/copCode", "content": {XML: {}}}})
+    async def take_message(request: Request, caller: CallerDep) -> Response:
+        if caller.is_operator:
+            raise Problem(403, "Forbidden", "a CEB message is sent by an enterprise, with its own API key")
+        body = await request.body()
+        at = utcnow()
+        try:
+            message = parse_message(body)
+        except MalformedMessage as err:
+            raise Problem(400, "Bad request", str(err)) from None
+        except (RecordCountError, CebError) as err:
+            return _xml(receipts.format_error_receipt(getattr(err, "message_type", "unknown"), str(err), at, body), 422)
+        if message.base_transfer is None or not message.base_transfer.copCode:
+            return _xml(receipts.format_error_receipt(message.message_type, "BaseTransfer/copCode is required: it "
+                                                      "names the sending enterprise", at, body), 422)
+        async with service.readers() as session:
+            lookup = await gateway_store.enterprise_codes(session, _message_codes(message))
+        cop = message.base_transfer.copCode
+        if lookup.get(cop, cop) != caller.code:
+            raise Problem(403, "Forbidden", f"BaseTransfer/copCode {cop!r} is not your enterprise ({caller.code})")
+        # spec §7.2: documents count one by one; the request itself was counted as the first.
+        await rate_limit.hit(caller, len(message.records) - 1)
+        arrivals = screen(message, caller, lookup)
+        taking = Taking(records_box(service.settings.sw_gateway_fingerprint_key), caller.code, at,
+                        at + _timeout(), lookup, {caller.code: caller})
+        try:
+            async with service.unit_of_work() as uow:
+                outcomes = await take(uow, message, arrivals, taking)
+                await add_receipts(uow.session, taking.feed)
+        except (SQLAlchemyError, OSError):
+            raise unavailable() from None
+        return _xml(receipts.message_receipt(message, outcomes, at))
+
+    @router.get("/receipts", responses={200: {"description": "the caller's receipts after `since`, oldest first"}})
+    async def poll_receipts(caller: CallerDep,
+                            since: Annotated[int, Query(ge=0, description="the `next` of the last answer; 0: from the start")] = 0):
+        _enterprise(caller)
+        async with service.readers() as session:
+            rows = await receipts_since(session, caller.code, since, ceb_settings().receipts_page)
+        return {"receipts": [{"guid": r.guid, "message_type": r.message_type, "xml": r.xml} for r in rows],
+                "next": rows[-1].seq if rows else since}
+
+    return router
+
+
+def _enterprise(caller: Caller) -> None:
+    if caller.is_operator:
+        raise Problem(403, "Forbidden", "receipts are read by the enterprise they are for, with its own API key")
+
+
+def _timeout():  # noqa: ANN202
+    from datetime import timedelta  # noqa: PLC0415
+
+    return timedelta(microseconds=int(ceb_settings().document_timeout_hours * 3_600_000_000))

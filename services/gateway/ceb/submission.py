@@ -1,0 +1,555 @@
+"""Taking one CEB message (spec §7.5): each record is screened, kept, completed by its partner record and
+submitted as a §4 document through the REST intake's own code path, in ONE unit of work.
+
+1. `screen` (no database): per record, in message order: readable (else customs' refusal code with the
+   element), the caller is the record's party (-10102), what it asks (`appType`/`appStatus`), its business
+   key, and the body it maps to, checked with exactly the REST validation (`intake.prepare`) except for the
+   fields only its partner record can give.
+2. `take` (in the caller's unit of work): the records of the message and their partners are read with two
+   queries; each record is answered in order, seeing the earlier ones:
+   - an identical replay gets the answer it got before (`outcome` kept with the row);
+   - a payment is complete on its own; an order waits for its list (HS codes, trade mode, destination); a
+     waybill waits for the list that names it (the platform; for exports the order); a list completes both;
+   - a complete document goes through `intake.accept` (new documents, a lot per kind, orders first) or
+     `changes.correct_order` / `changes.cancel_order` (appType 2 and 3 of a submitted order): the same
+     validation, authorization, idempotency, durability and who-files-for-whom rules as REST;
+   - a record that was waiting and is now completed (or refused) by another enterprise's record gets its
+     receipt in the polling feed (`ceb_receipts`), as does every customs decision about a list (handlers.py).
+
+Held records are kept encrypted (they hold identity numbers) in `ceb_records`; a record's elements that §4
+has no field for are kept there with it, and shown (but for personal data) in the order's trace.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from nacl.secret import SecretBox
+
+from contracts.identifiers import order_key
+from services.gateway import changes, intake, views
+from services.gateway.auth import Caller
+from services.gateway.ceb import mapping, receipts
+from services.gateway.ceb.messages import CebMessage, ParsedRecord, RecordProblem, record_from_json, record_to_json
+from services.gateway.ceb.store import RecordKey, load_records, open_record, save_records, seal_record
+from services.gateway.store import add_trace_entries
+from shared.db import lock_keys
+from shared.http import Problem
+
+# The element naming the record's party, which must be the caller (spec §7.5). A list may also be sent by
+# the logistics firm acting for the seller.
+PARTY_ELEMENT = {"order": "ebpCode", "payment": "payCode", "waybill": "logisticsCode", "list": "ebcCode"}
+DOCUMENT_KIND = {"order": intake.ORDER, "payment": intake.PAYMENT, "waybill": intake.WAYBILL}
+MESSAGE_OF = {("order", "import"): "CEB311Message", ("order", "export"): "CEB303Message",
+              ("payment", "import"): "CEB411Message", ("waybill", "import"): "CEB511Message",
+              ("waybill", "export"): "CEB505Message", ("list", "import"): "CEB621Message",
+              ("list", "export"): "CEB603Message"}
+# What §4 needs that only a partner gives, and a valid stand-in used to check the rest of the body now.
+_STAND_INS = {"trade_mode": "9610", "destination_country": "US", "platform_code": None, "order_no": "-"}
+# Elements never shown in a trace: they name or reach a person (spec §6; the record keeps them, encrypted).
+PERSONAL_ELEMENTS = {"buyerName", "buyerIdNumber", "buyerIdType", "buyerTelephone", "buyerRegNo", "consignee",
+                     "consigneeTelephone", "consigneeAddress", "consigneeDistrict", "payerName", "payerIdNumber",
+                     "payerIdType", "telephone", "ebcTelephone"}
+_NOISE = {"guid", "appType", "appTime", "appStatus", "gnum", "unit_code"}
+
+
+@dataclass
+class Arrival:
+    """One record of the message on its way: `outcome` is its answer once decided."""
+
+    parsed: ParsedRecord
+    kind: str
+    direction: str
+    message_type: str
+    intent: str = ""
+    key: RecordKey | None = None
+    waybill: tuple[str, str] | None = None  # a list's waybill (logistics code, waybill no)
+    fingerprint: str = ""
+    outcome: receipts.Outcome | None = None
+
+
+def _party(lookup: dict[str, str], code: str | None) -> str | None:
+    return lookup.get(code, code) if code else code
+
+
+def fingerprint(record: Any, intent: str) -> str:
+    """What makes two records "the same record sent twice": every value read, but the record's guid and
+    application time (a resend gets new ones) — and what it asks."""
+    data = record_to_json(record)
+    head = {k: v for k, v in data["head"].items() if k not in ("guid", "appTime")}
+    return hashlib.sha256(json.dumps([intent, data["direction"], head, data["lines"], data["unknown"]],
+                                     sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _problems(kind: str, direction: str, body: dict) -> list[RecordProblem | mapping.MappingProblem]:
+    """A REST refusal's body (problem details) as problems naming our field and the XML element."""
+    errors = body.get("errors") or [{"field": "", "message": body.get("detail") or body.get("title", "refused")}]
+    out = []
+    for e in errors:
+        f = e.get("field") or ""
+        element = mapping.element_for(kind, direction, f) if f and kind != "list" else "(record)"
+        out.append(mapping.MappingProblem(f, element, e.get("code", "refused"), e.get("message", "")))
+    return out
+
+
+def _refusal(kind: str, direction: str, status: int, body: dict) -> receipts.Outcome:
+    outcome = receipts.refused(kind, _problems(kind, direction, body))
+    return receipts.Outcome(outcome.status, f"HTTP {status}: {outcome.info}")
+
+
+def screen(message: CebMessage, caller: Caller, lookup: dict[str, str]) -> list[Arrival]:
+    """Every record of `message` as an Arrival (spec §7.5), in order, without the database: refused ones
+    carry their `outcome`. `lookup`: a code named in the message → the registered enterprise code (a
+    registration's customs code or its own code)."""
+    out = []
+    for parsed in message.records:
+        a = Arrival(parsed, message.kind, message.direction, message.message_type)
+        out.append(a)
+        if not parsed.ok:
+            a.outcome = receipts.refused(a.kind, parsed.problems)
+            continue
+        head = parsed.record.head
+        element = PARTY_ELEMENT[a.kind]
+        party = _party(lookup, getattr(head, element))
+        may_send = {party} | ({_party(lookup, head.logisticsCode)} if a.kind == "list" else set())
+        if caller.code not in may_send:
+            a.outcome = receipts.not_the_party(element, getattr(head, element))
+            continue
+        a.intent = mapping.intent(head)
+        if a.intent == "invalid":
+            a.outcome = receipts.refused(a.kind, [RecordProblem("appType", "invalid", "appType must be 1, 2 or 3")])
+            continue
+        if a.intent == "draft":
+            a.outcome = receipts.accepted("draft (appStatus 1): acknowledged, not submitted")
+            continue
+        if a.intent == "cancellation" and a.kind != "order":
+            a.outcome = receipts.refused(a.kind, [RecordProblem(
+                "appType", "invalid", "appType 3 cancels an order (CEB311/CEB303); send the order's cancellation")])
+            continue
+        number = {"order": head.orderNo if a.kind == "order" else None, "payment": getattr(head, "payTransactionId", None),
+                  "waybill": getattr(head, "logisticsNo", None), "list": head.orderNo if a.kind == "list" else None}[a.kind]
+        owner = party if a.kind != "list" else _party(lookup, head.ebpCode)
+        a.key = (a.kind, owner, number)
+        if a.kind == "list":
+            a.waybill = (_party(lookup, head.logisticsCode), head.logisticsNo)
+            if head.tradeMode not in mapping.TRADE_MODES:
+                a.outcome = receipts.refused("list", [mapping.MappingProblem(
+                    "trade_mode", "InventoryHead/tradeMode", "invalid",
+                    f"tradeMode {head.tradeMode!r}: expected one of {', '.join(sorted(mapping.TRADE_MODES))}")])
+                continue
+        a.fingerprint = fingerprint(parsed.record, a.intent)
+        if a.kind != "list" and a.intent != "cancellation":
+            a.outcome = early_refusal(a, caller, lookup)
+    return out
+
+
+def _map(kind: str, record: Any, list_record: Any, lookup: dict[str, str]) -> mapping.Mapped:
+    if kind == "order":
+        return mapping.complete_order(record, list_record, lookup)
+    if kind == "waybill":
+        done = mapping.complete_waybill(record, list_record, lookup)
+        # No export message names a consignee; an export waybill goes without (WaybillIn: consignee optional
+        # once its export order is filed).
+        done.missing = [m for m in done.missing if not (m == "consignee" and record.direction == "export")]
+        return done
+    return mapping.map_payment(record, lookup)
+
+
+def early_refusal(a: Arrival, caller: Caller, lookup: dict[str, str]) -> receipts.Outcome | None:
+    """The record's refusal now, by its own content: its mapping problems, or what the REST validation
+    refuses in its body with stand-ins for the fields only its partner gives (those are not judged here)."""
+    mapped = _map(a.kind, a.parsed.record, None, lookup)
+    if mapped.problems:
+        return receipts.refused(a.kind, mapped.problems)
+    body = _with_stand_ins(mapped, caller)
+    prepared = intake.prepare(caller, DOCUMENT_KIND[a.kind], body)
+    if isinstance(prepared, intake.Outcome):
+        missing = set(mapped.missing)
+        problems = [p for p in _problems(a.kind, a.direction, prepared.body) if p.field not in missing]
+        if problems:
+            return _refusal(a.kind, a.direction, prepared.status, {**prepared.body, "errors": [
+                {"field": p.field, "code": p.code, "message": p.message} for p in problems]})
+    return None
+
+
+def _with_stand_ins(mapped: mapping.Mapped, caller: Caller) -> dict:
+    body = json.loads(json.dumps(mapped.body))
+    for name in mapped.missing:
+        if name.startswith("items["):
+            index = int(name[6:name.index("]")])
+            body["items"][index]["hs_code"] = "0000000000"
+        elif name == "platform_code":
+            body[name] = caller.code
+        elif name in _STAND_INS:
+            body[name] = _STAND_INS[name]
+    return body
+
+
+# --- taking the message -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Kept:
+    """A row of `ceb_records` in memory: its columns (record sealed) and the record, typed."""
+
+    row: dict[str, Any]
+    record: Any
+    changed: bool = False
+
+
+@dataclass
+class Submission:
+    """A §4 document made complete now: who sent the records it is made of, and what to do with it."""
+
+    kind: str
+    body: dict
+    sender: str
+    rows: list[RecordKey]  # the records whose state follows the document's fate (first: the document's own)
+    blame_list: RecordKey | None  # the list it was completed with (refusals of list elements blame it)
+    arrival: Arrival | None  # the record of this message waiting for the answer, if any
+    correction: bool = False
+    extras: dict = field(default_factory=dict)
+    outcome: intake.Outcome | None = None
+
+
+@dataclass
+class Taking:
+    """What one message's records do to `ceb_records`, the feed, and the intake."""
+
+    box: SecretBox
+    caller: str  # the enterprise sending the message
+    at: datetime
+    expires_at: datetime
+    lookup: dict[str, str]
+    senders: dict[str, Caller]
+    kept: dict[RecordKey, Kept] = field(default_factory=dict)
+    lists_by_waybill: dict[tuple[str, str], RecordKey] = field(default_factory=dict)
+    submissions: list[Submission] = field(default_factory=list)
+    feed: list[dict] = field(default_factory=list)
+    traces: list[views.TraceEntry] = field(default_factory=list)
+
+    def keep(self, row: Any) -> Kept:
+        data = open_record(self.box, row.record)
+        kept = Kept(dict(row._mapping), record_from_json(row.kind, data))
+        self.kept[(row.kind, row.party_code, row.number)] = kept
+        if row.kind == "list" and row.waybill_code:
+            self.lists_by_waybill[(row.waybill_code, row.waybill_no)] = (row.kind, row.party_code, row.number)
+        return kept
+
+    def put(self, a: Arrival, sender: str, state: str, outcome: receipts.Outcome, waiting_for: str | None) -> Kept:
+        """Keeps the arriving record under its key (a replacement of the one held, if any)."""
+        record = a.parsed.record
+        old = self.kept.get(a.key)  # type: ignore[arg-type]
+        row = {
+            "kind": a.kind, "party_code": a.key[1], "number": a.key[2], "direction": a.direction,  # type: ignore[index]
+            "message_type": a.message_type, "sender": sender, "state": state, "waiting_for": waiting_for,
+            "fingerprint": a.fingerprint, "record": seal_record(self.box, record_to_json(record)),
+            "keys": dict(a.parsed.keys), "signature": None,
+            "waybill_code": a.waybill[0] if a.waybill else None, "waybill_no": a.waybill[1] if a.waybill else None,
+            "outcome": outcome.status, "outcome_info": outcome.info[:1000],
+            "received_at": old.row["received_at"] if old else self.at, "updated_at": self.at,
+            "expires_at": self.expires_at if state == "held" else None,
+        }
+        kept = self.kept[a.key] = Kept(row, record, changed=True)  # type: ignore[index]
+        if a.waybill:
+            self.lists_by_waybill[a.waybill] = a.key  # type: ignore[assignment]
+        return kept
+
+    def settle(self, key: RecordKey, state: str, outcome: receipts.Outcome, *, notify: bool) -> None:
+        """Moves a kept record to `state` with `outcome`; `notify`: its sender learns it from the feed (the
+        record was answered before, in another message)."""
+        kept = self.kept[key]
+        kept.row.update(state=state, outcome=outcome.status, outcome_info=outcome.info[:1000], updated_at=self.at,
+                        waiting_for=None if state != "held" else kept.row["waiting_for"],
+                        expires_at=kept.row["expires_at"] if state == "held" else None)
+        kept.changed = True
+        if notify:
+            guid, receipt_type, xml = receipts.record_receipt(
+                kept.row["message_type"], kept.row["direction"], kept.row["keys"], outcome, self.at,
+                *key, kept.row["fingerprint"], state)
+            self.feed.append({"recipient": kept.row["sender"], "guid": guid, "message_type": receipt_type,
+                              "xml": xml.decode(), "created_at": self.at})
+
+
+def _list_of_order(t: Taking, platform: str, order_no: str) -> Kept | None:
+    kept = t.kept.get(("list", platform, order_no))
+    return kept if kept is not None and kept.row["state"] in ("held", "submitted") else None
+
+
+def _list_of_waybill(t: Taking, waybill: tuple[str, str]) -> Kept | None:
+    key = t.lists_by_waybill.get(waybill)
+    kept = t.kept.get(key) if key else None
+    return kept if kept is not None and kept.row["state"] in ("held", "submitted") else None
+
+
+def _waiting(kind: str, direction: str, missing: list[str]) -> receipts.Outcome:
+    what = "CEB621 list" if direction == "import" else "CEB603 list"
+    if kind == "list":
+        return receipts.held(["the order"], "CEB311 order" if direction == "import" else "CEB303 order")
+    return receipts.held(missing, what)
+
+
+def _complete(t: Taking, kind: str, kept_or_record: Any, list_kept: Kept | None) -> mapping.Mapped:
+    return _map(kind, kept_or_record, list_kept.record if list_kept else None, t.lookup)
+
+
+def _plan(t: Taking, kind: str, key: RecordKey, list_kept: Kept | None, arrival: Arrival | None) -> str | None:
+    """Completes the kept record `key` with its list and plans its submission; returns None when planned,
+    else why it cannot be completed (mapping problems, as text; they are the list's when it just arrived)."""
+    kept = t.kept[key]
+    done = _complete(t, kind, kept.record, list_kept)
+    if done.missing:
+        return "missing: " + ", ".join(done.missing)
+    if done.problems:
+        return "; ".join(f"{p.field} ({p.element}): {p.message}" for p in done.problems)
+    rows = [key] + ([_key_of(list_kept)] if list_kept is not None and kind == "order" else [])
+    t.submissions.append(Submission(kind, done.body, kept.row["sender"], rows,
+                                    _key_of(list_kept) if list_kept else None, arrival,
+                                    correction=kind == "order" and kept.row["state"] == "submitted",
+                                    extras=done.extras))
+    return None
+
+
+def _key_of(kept: Kept) -> RecordKey:
+    return (kept.row["kind"], kept.row["party_code"], kept.row["number"])
+
+
+async def take(uow: Any, message: CebMessage, arrivals: list[Arrival], t: Taking) -> list[receipts.Outcome]:
+    """Answers every record of `message` in `uow` (see the module docstring); the answers hold once `uow`
+    commits. Returns one outcome per record, in order."""
+    live = [a for a in arrivals if a.outcome is None and a.key is not None]
+    # Records completing each other in two messages at once take turns (PostgreSQL advisory locks): the
+    # second reads what the first kept, so neither waits for a partner that already came.
+    await lock_keys(uow.session, [f"ceb:{a.key[1]}:{a.key[2]}" for a in live if a.kind in ("order", "list")]  # type: ignore[index]
+                    + [f"ceb-waybill:{w[0]}:{w[1]}" for w in _waybills(live)])
+    wanted: set[RecordKey] = set()
+    for a in live:
+        _, owner, number = a.key  # type: ignore[misc]
+        wanted.add(a.key)  # type: ignore[arg-type]
+        if a.kind in ("order", "list"):
+            wanted |= {("order", owner, number), ("list", owner, number)}
+        if a.kind == "list" and a.waybill:
+            wanted.add(("waybill", *a.waybill))
+    by_key, lists = await load_records(uow.session, wanted, _waybills(live))
+    for row in [*by_key.values(), *lists.values()]:
+        if (row.kind, row.party_code, row.number) not in t.kept:
+            t.keep(row)
+    # The senders of the records kept earlier: their documents are submitted as theirs (one query).
+    others = {k.row["sender"] for k in t.kept.values()} - set(t.senders)
+    for code, (roles, _) in (await intake.registered_parties(uow.session, others)).items() if others else ():
+        t.senders[code] = Caller(code, roles)
+
+    for a in live:
+        _arrive(t, a)
+
+    await _submit(uow, t)
+    await save_records(uow.session, [k.row for k in t.kept.values() if k.changed])
+    return [a.outcome or receipts.accepted() for a in arrivals]
+
+
+def _waybills(live: list[Arrival]) -> set[tuple[str, str]]:
+    out = set()
+    for a in live:
+        if a.kind == "list" and a.waybill:
+            out.add(a.waybill)
+        elif a.kind == "waybill":
+            out.add((a.key[1], a.key[2]))  # type: ignore[index]
+    return out
+
+
+def _arrive(t: Taking, a: Arrival) -> None:
+    """One live record against what is kept (in message order: it sees the earlier records)."""
+    key = a.key
+    old = t.kept.get(key)  # type: ignore[arg-type]
+    sender = t.caller
+    if old is not None and old.row["fingerprint"] == a.fingerprint:
+        a.outcome = receipts.Outcome(old.row["outcome"], old.row["outcome_info"])  # an identical replay
+        return
+    if a.intent == "cancellation":
+        _cancel(t, a, old)
+        return
+    if old is not None and a.kind == "list" and old.row["sender"] != sender and old.row["state"] != "refused":
+        a.outcome = receipts.refused("list", [mapping.MappingProblem(
+            "order_no", "InventoryHead/orderNo", "conflict", "the order's list was sent by another enterprise")])
+        return
+    if old is not None and old.row["state"] == "submitted" and a.intent == "new" and a.kind == "order":
+        a.outcome = receipts.refused("order", [mapping.MappingProblem(
+            "order_no", "OrderHead/orderNo", "conflict",
+            "the order was declared with other content; send appType 2 to correct it")])
+        return
+    state = "submitted" if old is not None and old.row["state"] == "submitted" else "held"
+    if a.kind == "payment":
+        t.put(a, sender, "held", receipts.accepted(), None)
+        done = _map("payment", a.parsed.record, None, t.lookup)
+        t.submissions.append(Submission("payment", done.body, sender, [a.key], None, a, extras=done.extras))  # type: ignore[list-item]
+        return
+    if a.kind in ("order", "waybill"):
+        list_kept = (_list_of_order(t, key[1], key[2]) if a.kind == "order"  # type: ignore[index]
+                     else _list_of_waybill(t, (key[1], key[2])))  # type: ignore[index]
+        missing = _map(a.kind, a.parsed.record, None, t.lookup).missing
+        t.put(a, sender, state, _waiting(a.kind, a.direction, missing), ", ".join(missing))
+        if list_kept is None:
+            a.outcome = _waiting(a.kind, a.direction, missing)
+            return
+        why = _plan(t, a.kind, key, list_kept, a)  # type: ignore[arg-type]
+        if why is not None:
+            a.outcome = receipts.refused(a.kind, [mapping.MappingProblem("", "(with its list)", "mismatch", why)])
+            t.settle(key, "refused", a.outcome, notify=False)  # type: ignore[arg-type]
+        return
+    # A list: completes its order and its waybill, if they came.
+    t.put(a, sender, "held", _waiting("list", a.direction, []), "the order")
+    order = t.kept.get(("order", key[1], key[2]))  # type: ignore[index]
+    list_kept = t.kept[key]  # type: ignore[index]
+    if order is not None and order.row["state"] in ("held", "submitted"):
+        why = _plan(t, "order", _key_of(order), list_kept, a)
+        if why is not None:
+            a.outcome = receipts.refused("list", [mapping.MappingProblem("", "(with its order)", "mismatch", why)])
+            t.settle(key, "refused", a.outcome, notify=False)  # type: ignore[arg-type]
+            return
+    else:
+        a.outcome = _waiting("list", a.direction, [])
+    waybill_key = ("waybill", *a.waybill)  # type: ignore[misc]
+    waybill = t.kept.get(waybill_key)  # type: ignore[arg-type]
+    if waybill is not None and waybill.row["state"] == "held":
+        why = _plan(t, "waybill", waybill_key, list_kept, None)  # type: ignore[arg-type]
+        if why is not None:
+            t.settle(waybill_key, "refused", receipts.refused("waybill", [mapping.MappingProblem(  # type: ignore[arg-type]
+                "", "(with its list)", "mismatch", why)]), notify=True)
+
+
+def _cancel(t: Taking, a: Arrival, old: Kept | None) -> None:
+    if old is not None and old.row["state"] == "held":
+        t.settle(a.key, "cancelled", receipts.accepted("cancelled: the order was held and never submitted"),  # type: ignore[arg-type]
+                 notify=False)
+        old.row["fingerprint"] = a.fingerprint
+        a.outcome = receipts.accepted("cancelled: the order was held and never submitted")
+        return
+    t.submissions.append(Submission("cancel", {}, t.caller, [a.key] if old else [], None, a))  # type: ignore[list-item]
+
+
+async def _submit(uow: Any, t: Taking) -> None:
+    """Runs the planned submissions through the intake (orders first, then payments, then waybills, so a
+    payment or waybill finds its order of the same message), and settles their records."""
+    for kind in ("cancel", "order", "payment", "waybill"):
+        subs = [s for s in t.submissions if s.kind == kind]
+        if not subs:
+            continue
+        if kind == "cancel":
+            for s in subs:
+                s.outcome = await _changed(uow, lambda: changes.cancel_order(
+                    uow, *s.arrival.key[1:]), intake.ORDER.path)  # type: ignore[union-attr, misc]
+            continue
+        new = []
+        for s in subs:
+            sender = t.senders.get(s.sender) or Caller(s.sender, frozenset())
+            prepared = intake.prepare(sender, DOCUMENT_KIND[kind], s.body)
+            if isinstance(prepared, intake.Outcome):
+                s.outcome = prepared
+            elif s.correction:
+                s.outcome = await _changed(uow, lambda p=prepared: changes.correct_order(uow, p.doc), intake.ORDER.path)
+            else:
+                new.append((s, prepared))
+        if new:
+            for (s, _), outcome in zip(new, await intake.accept(uow, [p for _, p in new])):
+                s.outcome = outcome
+    for s in t.submissions:
+        _settle_submission(t, s)
+    await add_trace_entries(uow.session, t.traces)
+
+
+async def _changed(uow: Any, change: Any, path: str) -> intake.Outcome:
+    """A correction or cancellation inside a savepoint: refused (Problem), nothing of it stays."""
+    staged = len(uow._staged)
+    try:
+        async with uow.session.begin_nested():
+            status, body = await change()
+        return intake.Outcome(status, body)
+    except Problem as problem:
+        del uow._staged[staged:]
+        return intake.Outcome.refused(problem, path)
+
+
+def _settle_submission(t: Taking, s: Submission) -> None:
+    o = s.outcome
+    assert o is not None
+    ok = o.status in (200, 202)
+    kind = "order" if s.kind == "cancel" else s.kind
+    direction = t.kept[s.rows[0]].row["direction"] if s.rows else (s.arrival.direction if s.arrival else "import")
+    if s.kind == "cancel":
+        a = s.arrival
+        a.outcome = receipts.accepted("cancelled") if ok else _refusal("order", a.direction, o.status, o.body)  # type: ignore[union-attr]
+        if s.rows and ok:
+            t.settle(s.rows[0], "cancelled", a.outcome, notify=False)  # type: ignore[union-attr, arg-type]
+            t.kept[s.rows[0]].row["fingerprint"] = a.fingerprint  # type: ignore[union-attr]
+        return
+    if ok:
+        what = f"{kind} submitted (HTTP {o.status})"
+        outcome = receipts.accepted(what)
+        for key in s.rows:
+            mine = s.arrival is not None and s.arrival.key == key
+            t.settle(key, "submitted", outcome, notify=not mine and t.kept[key].row["state"] != "submitted")
+        if s.arrival is not None:
+            s.arrival.outcome = outcome
+        platform, order_no = s.body.get("platform_code"), s.body.get("order_no")
+        t.traces.extend(_trace_entries(order_key(platform, order_no), t.at, t.kept[s.rows[0]].row["message_type"],
+                                       s.extras))
+        return
+    refusal = _refusal(kind, direction, o.status, o.body)
+    problems = _problems(kind, direction, o.body)
+    list_blamed = s.blame_list is not None and problems and all(p.element.startswith("Inventory") for p in problems)
+    if list_blamed:
+        # The list's lines are wrong (an HS code, a trade mode): the list is refused; the record it completed
+        # waits for a corrected list.
+        list_refusal = receipts.Outcome(receipts.REFUSAL_CODES["list"], refusal.info)
+        arrived_list = s.arrival is not None and s.arrival.key == s.blame_list
+        t.settle(s.blame_list, "refused", list_refusal, notify=not arrived_list)  # type: ignore[arg-type]
+        if arrived_list:
+            s.arrival.outcome = list_refusal  # type: ignore[union-attr]
+        elif s.arrival is not None:
+            s.arrival.outcome = receipts.held(["a corrected list"], "")
+        return
+    own = s.rows[0]
+    mine = s.arrival is not None and s.arrival.key == own
+    t.settle(own, "refused", refusal, notify=not mine)
+    if s.arrival is not None:
+        s.arrival.outcome = refusal if mine else receipts.held(["a corrected " + kind], "")
+
+
+def _trace_entries(correlation_id: str, at: datetime, message_type: str, extras: dict) -> list[views.TraceEntry]:
+    """The record's elements §4 has no field for, shown in the order's trace (spec §7.5: never dropped
+    silently), but for personal data (kept, encrypted, with the record); in parts of at most 500 characters."""
+    shown = []
+    for path, value in _flatten(extras):
+        name = path.rsplit(".", 1)[-1].rsplit("/", 1)[-1]
+        if name in PERSONAL_ELEMENTS or name in _NOISE or value in (None, ""):
+            continue
+        shown.append(f"{path}={value}")
+    if not shown:
+        return []
+    head = f"{message_type[:6]} kept beyond §4: "
+    parts, current = [], head
+    for item in shown:
+        if len(current) + len(item) + 2 > views.TRACE_SUMMARY_MAX:
+            parts.append(current.rstrip(", "))
+            current = head
+        current += item + ", "
+    parts.append(current.rstrip(", "))
+    return [views.TraceEntry(correlation_id, at, "gateway", "ceb.kept", p) for p in parts]
+
+
+def _flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    if isinstance(value, dict):
+        out = []
+        for k, v in value.items():
+            name = k if k != "head" else ""
+            out += _flatten(v, f"{prefix}.{name}".strip(".") if name else prefix)
+        return out
+    if isinstance(value, list):
+        out = []
+        for i, v in enumerate(value):
+            out += _flatten(v, f"{prefix}[{i + 1}]")
+        return out
+    return [(prefix, value)]
