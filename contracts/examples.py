@@ -212,9 +212,10 @@ REST_CASES: tuple[RestExample, ...] = (
 # --- event payloads (spec §6), as producers serialize them --------------------------------------
 
 
-def _registered(code: str, name: str, roles: list[str], country: str, customs_credit: str, at: str) -> dict:
+def _registered(code: str, name: str, roles: list[str], country: str, customs_credit: str, at: str,
+                customs_code: str | None = None) -> dict:
     return {"code": code, "name": name, "roles": roles, "country": country, "customs_credit": customs_credit,
-            "registered_at": at}
+            "registered_at": at, "customs_code": customs_code}
 
 
 IMPORT_ORDER = {
@@ -304,9 +305,10 @@ _IMPORT_SHIPMENT = {"logistics_code": LOGISTICS_FIRM, "waybill_no": IMPORT_WAYBI
 
 EVENT_CASES: tuple[EventExample, ...] = (
     # sw.enterprise.registered.v1 (gateway)
-    EventExample(("enterprise.registered", 1), "platform", "the platform registered", PLATFORM, PLATFORM,
+    EventExample(("enterprise.registered", 1), "platform", "the platform registered, with its customs code",
+                 PLATFORM, PLATFORM,
                  _registered(PLATFORM, "Fuzhou Example Cross-border Platform Co., Ltd.", ["platform"], "CN",
-                             "general", "2026-11-20T01:00:00Z")),
+                             "general", "2026-11-20T01:00:00Z", customs_code="3501960001")),
     EventExample(("enterprise.registered", 1), "foreign_seller", "a foreign seller registered", SELLER, SELLER,
                  _registered(SELLER, "Lumière Cosmétiques SAS", ["ecommerce"], "FR", "general",
                              "2026-11-20T01:02:00Z")),

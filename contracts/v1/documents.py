@@ -18,6 +18,10 @@ TradeMode = Literal["9610", "1210", "9710", "9810"]
 IdType = Literal["resident_id", "passport", "other"]
 TrackingEventName = Literal["picked_up", "departed", "arrived_port", "delivered", "exception"]
 
+# A customs registration code (海关注册编码): the 10 characters China customs registers an enterprise under and
+# CEB messages name parties by (spec 1.1 §7.5). Customs issues them as digits and upper-case letters.
+CUSTOMS_CODE_PATTERN = r"^[0-9A-Z]{10}$"
+
 Code = str  # an enterprise code: a USCC for Chinese enterprises, 1-32 characters for foreign ones
 
 
@@ -41,6 +45,11 @@ class EnterpriseRegistration(Strict):
     roles: list[Role] = Field(min_length=1, json_schema_extra={"uniqueItems": True})
     country: Country = "CN"
     customs_credit: CustomsCredit = "general"
+    # Spec 1.1 §3, §7.5: the enterprise's customs registration code (海关注册编码), the 10 characters CEB messages
+    # name parties by; unique across registrations (the gateway answers 409 naming it).
+    customs_code: str | None = Field(
+        default=None, description="customs registration code (海关注册编码): 10 upper-case letters or digits",
+        json_schema_extra={"pattern": CUSTOMS_CODE_PATTERN, "minLength": 10, "maxLength": 10})
 
     @model_validator(mode="after")
     def _code_fits_country(self) -> "EnterpriseRegistration":
@@ -54,6 +63,11 @@ class EnterpriseRegistration(Strict):
                 raise_field("code", "invalid_uscc", f"not a valid unified social credit code: {problem}")
         if len(set(self.roles)) != len(self.roles):
             raise_field("roles", "duplicate", "each role may be named once")
+        # Checked here rather than by a Field pattern so the 422 says what a customs code is, whatever is wrong
+        # with it (length or characters); lower case is refused, not folded: customs issues codes upper-case.
+        if self.customs_code is not None and not re.fullmatch(CUSTOMS_CODE_PATTERN, self.customs_code):
+            raise_field("customs_code", "invalid_customs_code",
+                        "expected the 10-character customs registration code: upper-case letters A-Z and digits")
         return self
 
 

@@ -27,6 +27,7 @@ from contracts.types import (
     exact,
 )
 from contracts.v1.documents import (
+    CUSTOMS_CODE_PATTERN,
     CustomsCredit,
     Direction,
     IdType,
@@ -88,6 +89,10 @@ class EnterpriseRegistered(Payload):
     country: Country
     customs_credit: CustomsCredit
     registered_at: Timestamp
+    # Added in spec 1.1 (§7.5), optional: the customs registration code, when the registration gave one.
+    # No agency reads it yet; a reader built before it ignores it.
+    customs_code: str | None = Field(default=None, description="customs registration code (海关注册编码)",
+                                     json_schema_extra={"pattern": CUSTOMS_CODE_PATTERN})
 
 
 # --- sw.order.submitted.v1 -------------------------------------------------------------------

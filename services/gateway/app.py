@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 import contracts
@@ -137,11 +137,17 @@ def batch_of(*rules: str) -> dict:
 @router.post("/enterprises", status_code=201, tags=["enterprises"],
              responses={201: {"description": "registered: the enterprise's first API key, shown once",
                               "links": ENTERPRISE_LINKS},
-                        409: {"description": "the code is already registered"}},
+                        409: {"description": "the code is already registered; or the customs code is already "
+                              "another enterprise's customs or enterprise code (errors name `customs_code`), or "
+                              "the code is another enterprise's customs code (errors name `code`)"}},
              openapi_extra=beyond_schema(
                  "`code`: with `country` CN (the default), an 18-character unified social credit code whose check "
                  "digit is right (GB 32100-2015, `invalid_uscc`)"))
 async def register_enterprise(caller: CallerDep, body: JsonBody):
+    """Spec §3 (1.1: `customs_code`, §7.5). 201 with the first API key; 409 if the code is registered (any
+    content: a registration is never replayed) or a code it gives is already another enterprise's
+    (`refuse_taken_codes`). Decided in the registration's transaction; a concurrent registration that wins
+    the race is found by the unique indexes and answered the same way."""
     if not caller.is_operator:
         raise Problem(403, "Forbidden", "only the operator registers enterprises")
     reg: EnterpriseRegistration = parse(EnterpriseRegistration, body)
@@ -149,13 +155,11 @@ async def register_enterprise(caller: CallerDep, body: JsonBody):
     registered_at = utcnow()
     try:
         async with service.unit_of_work() as uow:
-            exists = await uow.session.scalar(select(enterprises.c.code).where(enterprises.c.code == reg.code))
-            if exists:
-                raise Problem(409, "Conflict", f"enterprise {reg.code} is already registered")
+            await refuse_taken_codes(uow.session, reg)
             await uow.session.execute(insert(enterprises).values(
                 code=reg.code, name=reg.name, roles=list(reg.roles), country=reg.country,
-                customs_credit=reg.customs_credit, api_key_hash=rules.api_key_hash(api_key),
-                registered_at=registered_at,
+                customs_credit=reg.customs_credit, customs_code=reg.customs_code,
+                api_key_hash=rules.api_key_hash(api_key), registered_at=registered_at,
             ))
             # The registration's key is the enterprise's first key (spec §7.2: it may hold two at once).
             await uow.session.execute(insert(api_keys).values(
@@ -164,8 +168,35 @@ async def register_enterprise(caller: CallerDep, body: JsonBody):
         # Usable at once: forget a brief "unknown key" this process may remember for it.
         caller_cache.forget(rules.api_key_hash(api_key))
     except IntegrityError:
+        # A concurrent registration committed the code or the customs code after our check: read which.
+        async with service.readers() as session:
+            await refuse_taken_codes(session, reg)
         raise Problem(409, "Conflict", f"enterprise {reg.code} is already registered") from None
     return {"code": reg.code, "api_key": api_key, "key_id": key_id, "registered_at": registered_at.isoformat()}
+
+
+async def refuse_taken_codes(session, reg: EnterpriseRegistration) -> None:  # noqa: ANN001
+    """The 409s of a registration, from one query by the two unique indexes: `reg.code` already registered
+    (as in 1.0: no field named); `reg.customs_code` already held by another enterprise, as its customs code or
+    as its enterprise code (errors name `customs_code`); `reg.code` already another enterprise's customs code
+    (errors name `code`). A string that were both one enterprise's code and another's customs code would make
+    a CEB party code ambiguous: store.enterprise_codes lets the enterprise code win; refusing both collisions
+    here leaves that rule to the one case no index catches (two such registrations at the same moment)."""
+    names = [reg.code] + ([reg.customs_code] if reg.customs_code else [])
+    rows = (await session.execute(select(enterprises.c.code, enterprises.c.customs_code).where(
+        or_(enterprises.c.code.in_(names), enterprises.c.customs_code.in_(names))))).all()
+    if any(r.code == reg.code for r in rows):
+        raise Problem(409, "Conflict", f"enterprise {reg.code} is already registered")
+    if not rows:
+        return
+    taken = next((r for r in rows if reg.customs_code is not None and reg.customs_code in (r.code, r.customs_code)),
+                 None)
+    if taken is not None:
+        kind = "customs code" if taken.customs_code == reg.customs_code else "enterprise code"
+        field, message = "customs_code", f"customs code {reg.customs_code} is already enterprise {taken.code}'s {kind}"
+    else:  # the only rows left hold reg.code as their customs code
+        field, message = "code", f"{reg.code} is already enterprise {rows[0].code}'s customs code"
+    raise Problem(409, "Conflict", message, errors=[{"field": field, "code": "already_registered", "message": message}])
 
 
 def new_api_key() -> tuple[str, str]:
@@ -301,6 +332,8 @@ async def enterprise_view(code: str, caller: CallerDep):
     answer = {
         "code": row.code, "name": row.name, "roles": row.roles, "country": row.country,
         "customs_credit": row.customs_credit, "registered_at": row.registered_at.isoformat(),
+        # Spec 1.1 §7.5: shown when the registration gave one (a 1.0 registration's answer is unchanged).
+        **({"customs_code": row.customs_code} if row.customs_code else {}),
         "customs": {"credit_category": row.customs_credit, "customs_credit": row.customs_credit},
         "tax": {"registered": True},
     }

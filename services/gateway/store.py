@@ -6,12 +6,36 @@ from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, tuple_
+from sqlalchemy import insert, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.gateway.tables import agency_views, enterprise_views, orders, payments, trace, waybills
+from services.gateway.tables import agency_views, enterprise_views, enterprises, orders, payments, trace, waybills
 from services.gateway.views import EnterpriseView, OrderKey, OrderView, TraceEntry
 from shared.db import upsert
+
+
+async def enterprise_codes(session: AsyncSession, codes: Collection[str]) -> dict[str, str]:
+    """The party lookup of the CEB front door (spec 1.1 §7.5: a CEB record may name a party by its enterprise
+    code or by its 10-character customs registration code): {given code: registered enterprise code} for
+    every given code that is a registered enterprise's code or a registered `customs_code`; codes that are
+    neither are absent. One query over both unique indexes, however many codes.
+
+    Should one string be both one enterprise's code and another's customs code (registration refuses both
+    collisions, but two such registrations at the same moment could slip through), the enterprise code wins:
+    a customs code can never take over an enterprise's own code."""
+    wanted = set(codes)
+    if not wanted:
+        return {}
+    rows = await session.execute(select(enterprises.c.code, enterprises.c.customs_code).where(
+        or_(enterprises.c.code.in_(sorted(wanted)), enterprises.c.customs_code.in_(sorted(wanted)))))
+    by_customs_code: dict[str, str] = {}
+    found: dict[str, str] = {}
+    for r in rows:
+        if r.code in wanted:
+            found[r.code] = r.code
+        if r.customs_code in wanted:
+            by_customs_code[r.customs_code] = r.code
+    return {**by_customs_code, **found}  # an enterprise code wins over the same string as a customs code
 
 
 async def save_order_views(session: AsyncSession, views: Sequence[OrderView]) -> None:

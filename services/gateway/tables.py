@@ -21,6 +21,11 @@ enterprises = Table(
     # it there), so revoking it there is enough.
     Column("api_key_hash", String(64), nullable=False, unique=True),
     Column("registered_at", UtcDateTime(), nullable=False),
+    # The customs registration code (spec 1.1 §3, §7.5), when the registration gave one: what CEB messages name
+    # the enterprise by. A unique index, not a column constraint, so migration 0009 can add it on SQLite too;
+    # NULLs are distinct in both databases, so any number of enterprises may have none.
+    Column("customs_code", String(10)),
+    Index("uq_enterprises_customs_code", "customs_code", unique=True),
 )
 
 # An enterprise's API keys (spec §3, §7.2): the registration's key and every key issued since, stored
