@@ -26,6 +26,8 @@ MAX_BODY_BYTES = 1024 * 1024
 # A batch twin of a document endpoint (`POST /v1/orders:batch`, spec §7.1) carries up to 500 documents.
 MAX_BATCH_BODY_BYTES = 8 * 1024 * 1024
 BATCH_SUFFIX = ":batch"
+# Paths that take a whole set of documents, with the batch limit: customs' own messages (spec §7.5, 1-100 records).
+LARGE_BODY_PATHS = frozenset({"/ceb/v1/messages"})
 PROBLEM_JSON = "application/problem+json"
 
 
@@ -94,7 +96,8 @@ def problem_from_validation(err: ValidationError | RequestValidationError, prefi
 
 
 class BodySizeLimit:
-    """413 for bodies over 1 MiB (8 MiB for a `…:batch` path), whether or not Content-Length is sent."""
+    """413 for bodies over 1 MiB (8 MiB for a `…:batch` path and `LARGE_BODY_PATHS`), whether or not
+    Content-Length is sent."""
 
     def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES, batch_limit: int = MAX_BATCH_BODY_BYTES):
         self.app, self.limit, self.batch_limit = app, limit, batch_limit
@@ -104,7 +107,8 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         # The limit follows the path, so a single document keeps its 1 MiB even beside the batch twin.
-        limit = self.batch_limit if scope.get("path", "").endswith(BATCH_SUFFIX) else self.limit
+        path = scope.get("path", "")
+        limit = self.batch_limit if path.endswith(BATCH_SUFFIX) or path in LARGE_BODY_PATHS else self.limit
         declared = dict(scope.get("headers") or []).get(b"content-length")
         too_large = Problem(413, "Payload too large", f"the body is over {limit} bytes")
         if declared and declared.isdigit() and int(declared) > limit:

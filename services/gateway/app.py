@@ -20,7 +20,7 @@ from contracts.identifiers import order_key
 from contracts.types import Timestamp
 from contracts.v1.documents import BatchIn, BatchResults, EnterpriseRegistration, OrderIn, PlatformList, TrackingEventIn
 from contracts.v1.events import EnterpriseRegistered, WaybillTracked
-from services.gateway import changes, intake, rules, store, views, webhooks
+from services.gateway import ceb, changes, intake, rules, store, views, webhooks
 from services.gateway.auth import Caller, CallerDep, caller_cache, rate_limit
 from services.gateway.handlers import handlers
 from services.gateway.store import add_trace
@@ -577,7 +577,7 @@ async def stats(caller: CallerDep, from_: Annotated[Timestamp | None, Query(alia
 # tooling.contracts.publish`) byte for byte, not FastAPI's own: one description, the one client generators and
 # schemathesis test against. FastAPI's `app.openapi()` still builds the routes' raw description, which the
 # publisher starts from.
-app = service.http(router, webhooks.install(service), title="Single window gateway", version="1", openapi_url=None,
+app = service.http(router, webhooks.install(service), ceb.install(service), title="Single window gateway", version="1", openapi_url=None,
                    docs_url=None, redoc_url=None)
 PUBLISHED_OPENAPI = Path(contracts.__file__).resolve().parent / "schemas" / "openapi.json"
 

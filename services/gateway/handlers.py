@@ -28,6 +28,7 @@ from contracts.v1.events import (
     TaxAssessment,
 )
 from services.gateway import store, views
+from services.gateway.ceb import feed as ceb_feed
 from services.gateway.webhooks import dispatch
 from services.gateway.webhooks import store as webhook_store
 from shared.batch import Received
@@ -62,7 +63,16 @@ def projector(model: type[BaseModel], mapping: Mapping, on: Handlers = handlers)
     on.on_batch(model)(handle)
 
 
-projector(CustomsDecision, views.of_customs_decision)
+
+
+@handlers.on_batch(CustomsDecision)
+async def project_customs_decision(uow: UnitOfWork, events: list[Received[Any]]) -> None:
+    """Customs' decisions into the read model, and (spec §7.5) as list receipts in the CEB polling feed for
+    the orders that came with a CEB list."""
+    await project(uow, events, views.of_customs_decision)
+    await ceb_feed.customs_decisions(uow.session, events)
+
+
 projector(TaxAssessment, views.of_tax_assessment)
 projector(FxSettled, views.of_fx_settlement)
 projector(FxDirectoryStatusChanged, views.of_fx_directory_status)

@@ -35,7 +35,7 @@ from services.gateway.auth import Caller
 from services.gateway.ceb import mapping, receipts
 from services.gateway.ceb.messages import CebMessage, ParsedRecord, RecordProblem, record_from_json, record_to_json
 from services.gateway.ceb.store import RecordKey, load_records, open_record, save_records, seal_record
-from services.gateway.store import add_trace_entries
+from services.gateway.store import add_trace_entries, enterprise_codes
 from shared.db import lock_keys
 from shared.http import Problem
 
@@ -337,6 +337,11 @@ async def take(uow: Any, message: CebMessage, arrivals: list[Arrival], t: Taking
     for row in [*by_key.values(), *lists.values()]:
         if (row.kind, row.party_code, row.number) not in t.kept:
             t.keep(row)
+    # The codes the records kept earlier name (a customs code in a list, say) are looked up too: this
+    # message's lookup only knows its own (one query).
+    named = {v for k in t.kept.values() for n, v in k.row["keys"].items() if n.endswith("Code") and n != "customsCode"}
+    if named - set(t.lookup):
+        t.lookup.update(await enterprise_codes(uow.session, named - set(t.lookup)))
     # The senders of the records kept earlier: their documents are submitted as theirs (one query).
     others = {k.row["sender"] for k in t.kept.values()} - set(t.senders)
     for code, (roles, _) in (await intake.registered_parties(uow.session, others)).items() if others else ():

@@ -1,7 +1,7 @@
 """customs' own messages (spec §7.5): the CEB records taken and held, and the receipts feed
 
 Revision ID: 7d3f1a9c2e84
-Revises: 4c9e2b7d1a60
+Revises: 9a3d5e7c2b14
 Create Date: 2026-11-29 16:20:00
 
 New tables only; nothing existing changes.
@@ -12,7 +12,7 @@ from alembic import op
 import shared.tables
 
 revision = '7d3f1a9c2e84'
-down_revision = '4c9e2b7d1a60'
+down_revision = '9a3d5e7c2b14'
 branch_labels = None
 depends_on = None
 
