@@ -117,6 +117,7 @@ class WaybillFacts(_Facts):
     platform_code: str
     order_no: str
     freight: Money
+    consignee: dict | None = None
 
 
 FACTS: dict[str, type[_Facts]] = {"order": OrderFacts, "payment": PaymentFacts, "waybill": WaybillFacts}
@@ -316,11 +317,15 @@ def _payment_violations(d: Document, order: Document) -> list[Violation]:
 
 def _waybill_violations(d: Document, order: Document) -> list[Violation]:
     bill, o = d.facts, order.facts
+    out = []
+    if bill.consignee is None and o.direction != "export":
+        # Spec 1.1 §7.5: only an export order's waybill may leave its consignee out (the gateway's intake).
+        out.append(Violation(d.location, "consignee", "required", "required for an import order's waybill"))
     if bill.freight != o.freight:
-        return [Violation(d.location, "freight", "AMOUNT_MISMATCH", (
+        out.append(Violation(d.location, "freight", "AMOUNT_MISMATCH", (
             f"expected {_money(o.freight)}, the order's freight ({order.location}); got {_money(bill.freight)}"),
-            CUSTOMS)]
-    return []
+            CUSTOMS))
+    return out
 
 
 # --- goods and limits (domain §5, §6): what customs would reject ----------------------------------
