@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from services.gateway.tables import waybills
-from shared.tables import OUTBOX
 from contracts.envelope import Envelope
 from services.gateway import app as gateway
+from services.gateway.tables import waybills
+from shared.tables import OUTBOX
 from tests.integration.test_gateway_parties import Gateway, gw  # noqa: F401  (gw is the fixture)
 from tests.support import order_body, unique, waybill_body
 
