@@ -10,7 +10,8 @@ What is checked, and who would refuse the document in the real mesh:
   `payment.amount == order.actual_paid` in the same currency and `waybill.freight == order.freight`
   (`AMOUNT_MISMATCH`); the payer's name and identity number are the buyer's (`IDENTITY_MISMATCH`); an import
   order has a payment and a waybill, an export a waybill (else customs rejects it with `DOCUMENT_TIMEOUT`);
-  a payment names an import order (the gateway's 422 `export_order`); one business key, one content (409);
+  a payment names an import order (the gateway's 422 `export_order`); a waybill without a consignee names an
+  export order (the gateway's 422 `consignee`, spec 1.1 §7.5); one business key, one content (409);
 - the goods and the single-transaction limit of imports (domain §5, §6: `PROHIBITED_GOODS`,
   `NOT_ON_POSITIVE_LIST`, `OVER_SINGLE_LIMIT`), from the reference HS catalogue and FX rates;
 - when the set holds enterprise registrations, that every party is registered with its role (the gateway's
