@@ -378,9 +378,20 @@ EVENT_CASES: tuple[EventExample, ...] = (
                      "month": "2026-11", "ecommerce_code": EXPORTER,
                      "declarations": [
                          {"ecommerce_code": EXPORTER, "hs_code": "6109100022", "destination_country": "US",
-                          "currency": "USD", "quantity": "1250", "value": "15625.00", "parcel_count": 417},
+                          "currency": "USD", "quantity": "1250", "value": "15625.00", "parcel_count": 417,
+                          "legal_quantities": [
+                              {"position": 1, "unit": "piece", "quantity": "1250", "parcel_count": 417},
+                              {"position": 2, "unit": "kg", "quantity": "312.5", "parcel_count": 417}],
+                          "legal_quantities_status": "complete", "legal_quantities_issues": [],
+                          "legal_quantities_note": None},
                          {"ecommerce_code": EXPORTER, "hs_code": "6109100022", "destination_country": "GB",
-                          "currency": "USD", "quantity": "96", "value": "1200.00", "parcel_count": 40},
+                          "currency": "USD", "quantity": "96", "value": "1200.00", "parcel_count": 40,
+                          "legal_quantities": [
+                              {"position": 1, "unit": "piece", "quantity": "72", "parcel_count": 30},
+                              {"position": 2, "unit": "kg", "quantity": "18", "parcel_count": 30}],
+                          "legal_quantities_status": "incomplete", "legal_quantities_issues": ["LEGAL_QUANTITIES_MISSING"],
+                          "legal_quantities_note": "10 of 40 parcels have lines without legal quantities; "
+                                                   "the totals cover the other lines only"},
                      ],
                      "consolidated_at": "2026-12-01T00:05:00Z", "part": 1, "parts": 1}),
     # tax.assessment.v1 (tax)

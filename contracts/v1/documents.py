@@ -129,6 +129,18 @@ class Consignee(Strict):
     country: Country = "CN"
 
 
+LEGAL_UNITS_MAX = 2
+
+
+class LegalQuantity(Strict):
+    """A line's quantity in one of its HS code's legal units of measure (法定数量 / 法定计量单位): what
+    customs' lists (CEB621/CEB603 `qty1`/`unit1`, `qty2`/`unit2`) state beside the trade quantity, and what
+    the monthly consolidated export declaration (domain §12) sums."""
+
+    quantity: Quantity
+    unit: str = Field(min_length=1, max_length=16, description="a unit as `items[].unit` names units (kg, piece, ...)")
+
+
 class OrderItem(Strict):
     item_no: str = Field(min_length=1, max_length=64)
     name: str = Field(min_length=1, max_length=200)
@@ -138,6 +150,10 @@ class OrderItem(Strict):
     unit_price: Money
     origin_country: Country
     brand: str | None = Field(default=None, max_length=100, description="the brand, carried on sw.order.submitted.v2")
+    legal_quantities: list[LegalQuantity] | None = Field(
+        default=None, min_length=1, max_length=LEGAL_UNITS_MAX,
+        description="optional: the line's quantity in its HS code's first and (if it has one) second legal unit "
+                    "of measure (法定数量), in that order; summed in customs' consolidated export declaration")
 
     @property
     def line_value(self) -> Decimal:
@@ -218,7 +234,10 @@ class WaybillIn(Strict):
     insured_fee: Money = Decimal("0")
     gross_weight_kg: Quantity
     package_count: int = Field(ge=1, le=10000, strict=True)  # a JSON integer, as published: not "1", "1.0" or true
-    consignee: Consignee
+    # Optional since spec 1.1 §7.5: customs' export waybill (CEB505) names no consignee. The gateway accepts a
+    # waybill without one only for an export order it already holds (services/gateway/intake.py, `_check`).
+    consignee: Consignee | None = Field(default=None, description=(
+        "required unless the waybill's order is an export order already filed"))
 
 
 class TrackingEventIn(Strict):

@@ -115,6 +115,13 @@ class SealedPerson(Payload):
     phone: str | None = None
 
 
+class LegalQuantity(Payload):
+    """A quantity in one of the HS code's legal units of measure (法定数量 / 法定计量单位)."""
+
+    quantity: Quantity
+    unit: str
+
+
 class OrderLine(Payload):
     """One line of an order as it travels on sw.order.submitted.v1."""
 
@@ -125,6 +132,12 @@ class OrderLine(Payload):
     unit: str
     unit_price: Money
     origin_country: Country
+    # Added in 1.1 (spec §7.5): the first and second legal quantities, when the document gave them. Left out
+    # of the event when not given, so that an order without them is published exactly as before.
+    legal_quantities: list[LegalQuantity] | None = Field(
+        default=None, min_length=1, max_length=2, exclude_if=lambda value: value is None, description=(
+            "the line's quantity in its HS code's first and (if any) second legal unit, in that order; "
+            "absent if not given"))
 
     @property
     def line_value(self) -> Decimal:
@@ -202,7 +215,9 @@ class Waybill(Payload):
     insured_fee: Money
     gross_weight_kg: Quantity
     package_count: int = Field(ge=1, le=10000)
-    consignee: Consignee
+    # Optional since spec 1.1 §7.5 (customs' export waybill CEB505 names none): absent only on the waybill of
+    # an export order, whose parcel leaves China; an import order's waybill always carries it.
+    consignee: Consignee | None = None
 
 
 class WaybillSubmitted(Payload):
@@ -249,6 +264,20 @@ class CustomsDecision(Payload):
     decided_at: Timestamp
 
 
+LegalQuantitiesStatus = Literal["complete", "incomplete", "none"]
+LegalQuantitiesIssue = Literal["LEGAL_QUANTITIES_MISSING", "SECOND_LEGAL_QUANTITY_MISSING", "LEGAL_UNITS_DIFFER"]
+
+
+class LegalQuantityTotal(Payload):
+    """The declaration line's total in one legal unit (法定数量): the sum over its parcel lines that gave
+    their `position`-th legal quantity (1 first, 2 second legal unit) in `unit`."""
+
+    position: int = Field(ge=1, le=2, description="1: the first legal unit, 2: the second")
+    unit: str
+    quantity: QuantityTotal
+    parcel_count: Count = Field(description="the parcels whose lines make up this total")
+
+
 class ExportDeclarationLine(Payload):
     ecommerce_code: str
     hs_code: str
@@ -257,6 +286,19 @@ class ExportDeclarationLine(Payload):
     quantity: QuantityTotal
     value: TotalMoney
     parcel_count: Count
+    # Added in 1.1 (spec §7.5, domain §12): the legal quantities, summed per (position, unit) over the lines
+    # that gave them. Never summed across units, never silently partial: `legal_quantities_status` is
+    # "complete" only when every line of the group gave them in one unit per position; otherwise
+    # "incomplete" with `legal_quantities_issues` saying why (or "none": no line gave any).
+    legal_quantities: list[LegalQuantityTotal] = Field(default_factory=list, description=(
+        "totals per legal unit position (1, 2) and unit, over the parcel lines that gave them"))
+    legal_quantities_status: LegalQuantitiesStatus | None = Field(default=None, description=(
+        "complete: every parcel line gave them, one unit per position, the totals are the declaration's; "
+        "incomplete: see legal_quantities_issues; none: no parcel line gave any; absent: published before 1.1"))
+    legal_quantities_issues: list[LegalQuantitiesIssue] = Field(default_factory=list, description=(
+        "LEGAL_QUANTITIES_MISSING: some parcel lines gave none; SECOND_LEGAL_QUANTITY_MISSING: some gave a "
+        "second legal quantity and others not; LEGAL_UNITS_DIFFER: lines name different units for one position"))
+    legal_quantities_note: str | None = Field(default=None, description="the issues in words, with parcel counts")
 
 
 class ExportDeclarationsConsolidated(Payload):

@@ -15,7 +15,7 @@ from pydantic import Field, model_validator
 from contracts.types import ORDER_MAX_LINES, Country, Currency, Money, Quantity, Timestamp
 from contracts.v1 import events as v1
 from contracts.v1.documents import Direction, TradeMode
-from contracts.v1.events import Consignee, Payload, SealedPerson, Version
+from contracts.v1.events import Consignee, LegalQuantity, Payload, SealedPerson, Version
 
 
 class Amount(Payload):
@@ -37,6 +37,11 @@ class OrderLineV2(Payload):
     unit: str
     unit_price: Amount
     origin_country: Country
+    # Added in 1.1 (spec §7.5), as on v1's OrderLine.
+    legal_quantities: list[LegalQuantity] | None = Field(
+        default=None, min_length=1, max_length=2, exclude_if=lambda value: value is None, description=(
+            "the line's quantity in its HS code's first and (if any) second legal unit, in that order; "
+            "absent if not given"))
 
 
 class OrderV2(Payload):
@@ -94,7 +99,8 @@ class OrderSubmittedV2(Payload):
             trade_mode=o.trade_mode,
             items=[OrderLineV2(item_no=i.item_no, name=i.name, brand=(brands or {}).get(i.item_no), hs_code=i.hs_code,
                                quantity=i.quantity, unit=i.unit, unit_price=amount(i.unit_price),
-                               origin_country=i.origin_country) for i in o.items],
+                               origin_country=i.origin_country, legal_quantities=i.legal_quantities)
+                   for i in o.items],
             freight=amount(o.freight), insurance=amount(o.insurance), discount=amount(o.discount),
             tax_total=amount(o.tax_total), actual_paid=amount(o.actual_paid), buyer=o.buyer, consignee=o.consignee,
             destination_country=o.destination_country, payment_code=o.payment_code,
@@ -107,7 +113,8 @@ class OrderSubmittedV2(Payload):
             order_no=o.order_no, platform_code=o.platform.code, ecommerce_code=o.ecommerce.code, direction=o.direction,
             trade_mode=o.trade_mode, currency=o.actual_paid.currency,
             items=[v1.OrderLine(item_no=i.item_no, name=i.name, hs_code=i.hs_code, quantity=i.quantity, unit=i.unit,
-                                unit_price=i.unit_price.amount, origin_country=i.origin_country) for i in o.items],
+                                unit_price=i.unit_price.amount, origin_country=i.origin_country,
+                                legal_quantities=i.legal_quantities) for i in o.items],
             freight=o.freight.amount, insurance=o.insurance.amount, discount=o.discount.amount,
             tax_total=o.tax_total.amount, actual_paid=o.actual_paid.amount, buyer=o.buyer, consignee=o.consignee,
             destination_country=o.destination_country, payment_code=o.payment_code,

@@ -18,7 +18,7 @@ from contracts.types import format_money
 from contracts.v1.documents import InspectionResultIn
 from contracts.v1.events import ExportDeclarationLine, ExportDeclarationsConsolidated
 from services.customs import rules
-from services.customs.domain import NotFound, NotInInspection, OrderFile
+from services.customs.domain import NotFound, NotInInspection, OrderFile, legal_quantities_of
 from services.customs.handlers import handlers, record_inspection, sweep
 from services.customs.settings import settings
 from services.customs.tables import (
@@ -145,6 +145,7 @@ async def _consolidated(session, month: str) -> list[ExportDeclarationLine]:  # 
     return rules.consolidate_export_declarations(rules.ReleasedExportLine(
         ecommerce_code=r.ecommerce_code, hs_code=r.hs_code, destination_country=r.destination_country,
         currency=r.currency, quantity=r.quantity, value=r.value, order_key=order_key(r.platform_code, r.order_no),
+        legal_quantities=legal_quantities_of(r),
     ) for r in rows)
 
 
@@ -155,7 +156,8 @@ def _lines_json(lines: list[ExportDeclarationLine]) -> list[dict]:
 @router.get("/declarations")
 async def declarations(_: Operator, month: Annotated[str | None, Query()] = None):
     """The month's consolidated export declarations as they stand: one per (ecommerce enterprise, HS
-    code, destination country, currency), from the 9610 exports released that month (China time)."""
+    code, destination country, currency), from the 9610 exports released that month (China time), with
+    the legal quantities summed per unit where the orders gave them (`legal_quantities_status`)."""
     month = _month(month)
     async with service.readers() as session:
         lines = await _consolidated(session, month)

@@ -25,6 +25,7 @@ from typing import Any
 from contracts.identifiers import order_key
 from contracts.v1.events import (
     CustomsDecision,
+    LegalQuantity,
     Order,
     OrderSubmitted,
     Payment,
@@ -76,6 +77,25 @@ def order_event(submitted: OrderSubmittedV2) -> OrderEvent:
     sub: OrderSubmitted = submitted.as_v1()
     return OrderEvent((sub.order.platform_code, sub.order.order_no), sub.version, sub.action, sub.submitted_at,
                       sub.order)
+
+
+def legal_columns(legal: list[LegalQuantity] | None) -> dict[str, Decimal | str | None]:
+    """A line's legal quantities (first, second legal unit) as released_export_lines keeps them:
+    legal_quantity_1/legal_unit_1 and legal_quantity_2/legal_unit_2, None where not given."""
+    given = list(legal or [])[:2]
+    columns: dict[str, Decimal | str | None] = {}
+    for position in (1, 2):
+        entry = given[position - 1] if len(given) >= position else None
+        columns[f"legal_quantity_{position}"] = entry.quantity if entry else None
+        columns[f"legal_unit_{position}"] = entry.unit if entry else None
+    return columns
+
+
+def legal_quantities_of(row: Any) -> tuple[tuple[Decimal, str], ...]:
+    """The inverse of `legal_columns` for a released_export_lines row: ((quantity, unit), ...) in position
+    order, () when the line had none (rules.ReleasedExportLine.legal_quantities)."""
+    pairs = ((row.legal_quantity_1, row.legal_unit_1), (row.legal_quantity_2, row.legal_unit_2))
+    return tuple((Decimal(q), u) for q, u in pairs if q is not None and u is not None)
 
 
 def unsealed_id(person: SealedPerson | None) -> str | None:
@@ -343,6 +363,7 @@ class Desk:
             "ecommerce_code": order.ecommerce_code, "hs_code": item.hs_code,
             "destination_country": order.destination_country or "", "currency": order.currency,
             "quantity": item.quantity, "value": item.quantity * item.unit_price, "released_at": file.decided_at,
+            **legal_columns(item.legal_quantities),
         } for index, item in enumerate(order.items))
 
     @contextmanager

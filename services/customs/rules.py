@@ -22,7 +22,16 @@ from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 
 from contracts.identifiers import redact
-from contracts.v1.events import ExportDeclarationLine, Order, Payment, Reason, ReasonCode, Waybill
+from contracts.v1.events import (
+    ExportDeclarationLine,
+    LegalQuantitiesIssue,
+    LegalQuantityTotal,
+    Order,
+    Payment,
+    Reason,
+    ReasonCode,
+    Waybill,
+)
 from shared.reference import FxRates, HsEntry, MissingRate
 
 SINGLE_LIMIT_CNY = Decimal("5000")
@@ -86,6 +95,9 @@ class ReleasedExportLine:
     quantity: Decimal
     value: Decimal
     order_key: str
+    # The line's legal quantities as (quantity, unit), first legal unit then second (spec §7.5); () when the
+    # order did not give them (REST orders may omit them; orders before 1.1 never had them).
+    legal_quantities: tuple[tuple[Decimal, str], ...] = ()
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -565,22 +577,89 @@ def declaration_parts(lines: list[ExportDeclarationLine], per_part: int = DECLAR
 def consolidate_export_declarations(lines: Iterable[ReleasedExportLine]) -> list[ExportDeclarationLine]:
     """One declaration line per (ecommerce enterprise, HS code, destination, currency) (汇总申报),
     sorted by that key. A parcel with several lines of one code counts once in `parcel_count`.
-    Values are summed exactly and rounded half-up to the cent once, at the end."""
-    groups: dict[tuple[str, str, str, str], tuple[Decimal, Decimal, set[str]]] = {}
+    Values are summed exactly and rounded half-up to the cent once, at the end.
+
+    Legal quantities (法定数量, spec §7.5) are summed per (position, unit) over the lines that gave them,
+    exactly (no rounding: five decimals in, five out), see `legal_quantity_totals`."""
+    groups: dict[tuple[str, str, str, str], list[ReleasedExportLine]] = {}
     for line in lines:
         key = (line.ecommerce_code, line.hs_code, line.destination_country, line.currency)
-        quantity, value, orders = groups.get(key, (ZERO, ZERO, set()))
-        orders.add(line.order_key)
-        groups[key] = (quantity + line.quantity, value + line.value, orders)
-    return [
-        ExportDeclarationLine(
+        groups.setdefault(key, []).append(line)
+    declarations = []
+    for (ecommerce_code, hs_code, destination, currency), own in sorted(groups.items()):
+        totals, status, issues, note = legal_quantity_totals(own)
+        declarations.append(ExportDeclarationLine(
             ecommerce_code=ecommerce_code,
             hs_code=hs_code,
             destination_country=destination,
             currency=currency,
-            quantity=quantity,
-            value=value.quantize(CENT, rounding=ROUND_HALF_UP),
-            parcel_count=len(orders),
-        )
-        for (ecommerce_code, hs_code, destination, currency), (quantity, value, orders) in sorted(groups.items())
-    ]
+            quantity=sum((line.quantity for line in own), ZERO),
+            value=sum((line.value for line in own), ZERO).quantize(CENT, rounding=ROUND_HALF_UP),
+            parcel_count=len({line.order_key for line in own}),
+            legal_quantities=totals,
+            legal_quantities_status=status,
+            legal_quantities_issues=issues,
+            legal_quantities_note=note,
+        ))
+    return declarations
+
+
+_POSITION_NAMES = {1: "first", 2: "second"}
+
+
+def legal_quantity_totals(lines: list[ReleasedExportLine]
+                          ) -> tuple[list[LegalQuantityTotal], str, list[LegalQuantitiesIssue], str | None]:
+    """The legal quantities of one declaration group's lines: (totals, status, issues, note).
+
+    `totals`: one LegalQuantityTotal per (position, unit) that some line gave, sorted by position then
+    unit: the exact sum of those lines' quantities and how many parcels they come from. Quantities in two
+    units are never added together.
+    `status`: "none" when no line gave legal quantities (totals empty); "complete" when every line gave
+    them, each position in a single unit, and the second one on every line or on none: the totals are
+    then the declaration's 法定第一/第二数量; otherwise "incomplete", with `issues` (in this order):
+    LEGAL_QUANTITIES_MISSING (some lines gave none), SECOND_LEGAL_QUANTITY_MISSING (some gave a second
+    legal quantity, others only a first), LEGAL_UNITS_DIFFER (one position in several units); `note` says
+    the same in words with parcel counts (None when complete or none). The totals of an incomplete group
+    cover only the lines that gave them: a declarant must complete or split the line, not file them as is.
+
+    Example: parcels A (2 kg) and B (3.5 kg) → [(1, kg, 5.5, 2 parcels)], complete; add parcel C without
+    legal quantities → the same total, incomplete, LEGAL_QUANTITIES_MISSING "1 of 3 parcels ..."."""
+    sums: dict[tuple[int, str], tuple[Decimal, set[str]]] = {}
+    parcels: set[str] = set()
+    without: set[str] = set()
+    first_only: set[str] = set()
+    with_second: set[str] = set()
+    for line in lines:
+        parcels.add(line.order_key)
+        given = len(line.legal_quantities)
+        (without if given == 0 else first_only if given == 1 else with_second).add(line.order_key)
+        for position, (quantity, unit) in enumerate(line.legal_quantities, start=1):
+            total, own = sums.get((position, unit), (ZERO, set()))
+            own.add(line.order_key)
+            sums[(position, unit)] = (total + quantity, own)
+    totals = [LegalQuantityTotal(position=position, unit=unit, quantity=total, parcel_count=len(own))
+              for (position, unit), (total, own) in sorted(sums.items())]
+    if not totals:
+        return [], "none", [], None
+    issues: list[LegalQuantitiesIssue] = []
+    notes: list[str] = []
+    if without:
+        issues.append("LEGAL_QUANTITIES_MISSING")
+        notes.append(f"{len(without)} of {len(parcels)} parcels have lines without legal quantities; "
+                     "the totals cover the other lines only")
+    if first_only and with_second:
+        issues.append("SECOND_LEGAL_QUANTITY_MISSING")
+        notes.append(f"{len(first_only)} of {len(parcels)} parcels have lines with a first legal quantity "
+                     f"but no second, while {len(with_second)} give both")
+    differing = []
+    for position in (1, 2):
+        units = [(unit, len(own)) for (p, unit), (_, own) in sorted(sums.items()) if p == position]
+        if len(units) > 1:
+            differing.append(f"the {_POSITION_NAMES[position]} legal unit is given as "
+                             + " and ".join(f"{unit} ({n} parcels)" for unit, n in units))
+    if differing:
+        issues.append("LEGAL_UNITS_DIFFER")
+        notes.append("; ".join(differing) + "; the totals are kept per unit, never added across units")
+    if not issues:
+        return totals, "complete", [], None
+    return totals, "incomplete", issues, "; ".join(notes)

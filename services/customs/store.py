@@ -36,7 +36,7 @@ from shared.db import insert_if_absent
 from shared.reference import fx_rates, hs_catalogue
 
 ZERO = Decimal("0")
-# 11 columns a line: stays under the bound parameters one statement may carry (SQLite 32766, asyncpg 32767).
+# 15 columns a line (30000 parameters): stays under the bound parameters one statement may carry (SQLite 32766, asyncpg 32767).
 EXPORT_LINES_PER_STATEMENT = 2000
 FILE_KEY = tuple_(order_files.c.platform_code, order_files.c.order_no)
 HOLDING_KEY = tuple_(quota_holdings.c.platform_code, quota_holdings.c.order_no)

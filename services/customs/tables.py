@@ -112,6 +112,12 @@ released_export_lines = Table(
     Column("quantity", ExactDecimal(18, 5), nullable=False),  # spec §2: five decimals
     # quantity x unit price, unrounded: the consolidation rounds once, at the end.
     Column("value", ExactDecimal(24, 7), nullable=False),
+    # The line's legal quantities (spec 1.1 §7.5: first and second legal unit, 法定数量), null when the
+    # order did not give them; the consolidation sums them per unit (rules.legal_quantity_totals).
+    Column("legal_quantity_1", ExactDecimal(18, 5)),
+    Column("legal_unit_1", String(16)),
+    Column("legal_quantity_2", ExactDecimal(18, 5)),
+    Column("legal_unit_2", String(16)),
     Column("released_at", UtcDateTime(), nullable=False),
     Index("ix_released_export_lines_month", "release_month"),
 )

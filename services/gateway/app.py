@@ -87,7 +87,9 @@ ORDER_RULES = (
 PAYMENT_RULES = (*PERSON_RULES,
                  "`currency` has a reference exchange rate on `paid_at`'s day (`unknown_currency`, `no_rate`)",
                  "`platform_code` is a registered platform; the order, if held, is an import (`export_order`)")
-WAYBILL_RULES = ("`platform_code` is a registered platform (`not_registered`, `wrong_role`)",)
+WAYBILL_RULES = ("`platform_code` is a registered platform (`not_registered`, `wrong_role`)",
+                 "`consignee` may be left out only when the waybill's order is already filed and is an export "
+                 "order (`consignee`, `required`)")
 BATCH_RULES = ("each document is judged alone: a document that breaks its schema or a rule is a 422 *result* "
                "in the 200 answer, never a refusal of the batch",)
 

@@ -390,6 +390,8 @@ def _check(lot: Lot, item: Prepared) -> None:
         return
     _require_registered(lot, [("platform_code", d.platform_code, "platform")])
     named = lot.named.get((d.platform_code, d.order_no))
+    if lot.kind is WAYBILL:
+        _check_consignee(d, named[0] if named else None)
     if named is None:
         return  # the order has not come yet: documents arrive in any order
     direction, firm, number = named
@@ -403,6 +405,19 @@ def _check(lot: Lot, item: Prepared) -> None:
     if number is not None and number != getattr(d, lot.kind.number_field):
         raise _refused(409, "order_no", "not_the_named_document",
                        f"order {d.order_no} names {lot.kind.name} {number}, not {getattr(d, lot.kind.number_field)}")
+
+
+def _check_consignee(waybill: WaybillIn, direction: str | None) -> None:
+    """A waybill may leave out its consignee only when its order is held already and is an export order
+    (spec 1.1 §7.5: customs' export waybill CEB505 names none; an export parcel's consignee is abroad and
+    the export order is what customs judges it by). An import parcel is delivered in China: its waybill
+    always names the consignee. Without the order the direction is unknown, so the consignee is required
+    until the order is filed (then the waybill may be sent again without it). 422 naming `consignee`."""
+    if waybill.consignee is not None or direction == "export":
+        return
+    message = ("required for an import order's waybill" if direction == "import"
+               else "required until the waybill's export order is filed")
+    raise unprocessable([{"field": "consignee", "code": "required", "message": message}])
 
 
 def _decide(lot: Lot, item: Prepared) -> str | Outcome:

@@ -10,7 +10,8 @@ What is checked, and who would refuse the document in the real mesh:
   `payment.amount == order.actual_paid` in the same currency and `waybill.freight == order.freight`
   (`AMOUNT_MISMATCH`); the payer's name and identity number are the buyer's (`IDENTITY_MISMATCH`); an import
   order has a payment and a waybill, an export a waybill (else customs rejects it with `DOCUMENT_TIMEOUT`);
-  a payment names an import order (the gateway's 422 `export_order`); one business key, one content (409);
+  a payment names an import order (the gateway's 422 `export_order`); a waybill without a consignee names an
+  export order (the gateway's 422 `consignee`, spec 1.1 §7.5); one business key, one content (409);
 - the goods and the single-transaction limit of imports (domain §5, §6: `PROHIBITED_GOODS`,
   `NOT_ON_POSITIVE_LIST`, `OVER_SINGLE_LIMIT`), from the reference HS catalogue and FX rates;
 - when the set holds enterprise registrations, that every party is registered with its role (the gateway's
@@ -117,6 +118,7 @@ class WaybillFacts(_Facts):
     platform_code: str
     order_no: str
     freight: Money
+    consignee: dict | None = None
 
 
 FACTS: dict[str, type[_Facts]] = {"order": OrderFacts, "payment": PaymentFacts, "waybill": WaybillFacts}
@@ -316,11 +318,15 @@ def _payment_violations(d: Document, order: Document) -> list[Violation]:
 
 def _waybill_violations(d: Document, order: Document) -> list[Violation]:
     bill, o = d.facts, order.facts
+    out = []
+    if bill.consignee is None and o.direction != "export":
+        # Spec 1.1 §7.5: only an export order's waybill may leave its consignee out (the gateway's intake).
+        out.append(Violation(d.location, "consignee", "required", "required for an import order's waybill"))
     if bill.freight != o.freight:
-        return [Violation(d.location, "freight", "AMOUNT_MISMATCH", (
+        out.append(Violation(d.location, "freight", "AMOUNT_MISMATCH", (
             f"expected {_money(o.freight)}, the order's freight ({order.location}); got {_money(bill.freight)}"),
-            CUSTOMS)]
-    return []
+            CUSTOMS))
+    return out
 
 
 # --- goods and limits (domain §5, §6): what customs would reject ----------------------------------
