@@ -228,6 +228,7 @@ class Taking:
     kept: dict[RecordKey, Kept] = field(default_factory=dict)
     lists_by_waybill: dict[tuple[str, str], RecordKey] = field(default_factory=dict)
     submissions: list[Submission] = field(default_factory=list)
+    planned: set[RecordKey] = field(default_factory=set)  # records whose document is submitted in this message
     feed: list[dict] = field(default_factory=list)
     traces: list[views.TraceEntry] = field(default_factory=list)
 
@@ -310,7 +311,30 @@ def _plan(t: Taking, kind: str, key: RecordKey, list_kept: Kept | None, arrival:
                                     _key_of(list_kept) if list_kept else None, arrival,
                                     correction=kind == "order" and kept.row["state"] == "submitted",
                                     extras=done.extras))
+    t.planned.add(key)
     return None
+
+
+def _order_filed(t: Taking, list_kept: Kept) -> bool:
+    """Whether the list's order is (or is being) submitted: an export waybill, which names no consignee, is
+    accepted only once its export order is filed (WaybillIn)."""
+    key = ("order", list_kept.row["party_code"], list_kept.row["number"])
+    kept = t.kept.get(key)
+    return key in t.planned or (kept is not None and kept.row["state"] == "submitted")
+
+
+def _plan_waybill_of(t: Taking, list_kept: Kept) -> None:
+    """Submits the held waybill the list names, now complete (its sender learns it from the feed)."""
+    key = ("waybill", list_kept.row["waybill_code"], list_kept.row["waybill_no"])
+    waybill = t.kept.get(key)
+    if waybill is None or waybill.row["state"] != "held" or key in t.planned:
+        return
+    if waybill.row["direction"] == "export" and not _order_filed(t, list_kept):
+        return
+    why = _plan(t, "waybill", key, list_kept, None)
+    if why is not None:
+        t.settle(key, "refused", receipts.refused("waybill", [mapping.MappingProblem(
+            "", "(with its list)", "mismatch", why)]), notify=True)
 
 
 def _key_of(kept: Kept) -> RecordKey:
@@ -336,6 +360,14 @@ async def take(uow: Any, message: CebMessage, arrivals: list[Arrival], t: Taking
     by_key, lists = await load_records(uow.session, wanted, _waybills(live))
     for row in [*by_key.values(), *lists.values()]:
         if (row.kind, row.party_code, row.number) not in t.kept:
+            t.keep(row)
+    # A second round for the partners' partners, one query: the orders of the lists found by their waybill
+    # (an export waybill waits until its order is filed), the waybills of the lists found by their order.
+    lists_kept = [k.row for k in t.kept.values() if k.row["kind"] == "list"]
+    further = ({("order", r["party_code"], r["number"]) for r in lists_kept}
+               | {("waybill", r["waybill_code"], r["waybill_no"]) for r in lists_kept if r["waybill_code"]}) - set(t.kept)
+    if further:
+        for row in (await load_records(uow.session, further, ()))[0].values():
             t.keep(row)
     # The codes the records kept earlier name (a customs code in a list, say) are looked up too: this
     # message's lookup only knows its own (one query).
@@ -399,10 +431,16 @@ def _arrive(t: Taking, a: Arrival) -> None:
         if list_kept is None:
             a.outcome = _waiting(a.kind, a.direction, missing)
             return
+        if a.kind == "waybill" and a.direction == "export" and not _order_filed(t, list_kept):
+            a.outcome = receipts.held(["the export order"], "CEB303 order")
+            t.kept[key].row["waiting_for"] = "the export order (CEB303)"  # type: ignore[index]
+            return
         why = _plan(t, a.kind, key, list_kept, a)  # type: ignore[arg-type]
         if why is not None:
             a.outcome = receipts.refused(a.kind, [mapping.MappingProblem("", "(with its list)", "mismatch", why)])
             t.settle(key, "refused", a.outcome, notify=False)  # type: ignore[arg-type]
+        elif a.kind == "order":
+            _plan_waybill_of(t, list_kept)
         return
     # A list: completes its order and its waybill, if they came.
     t.put(a, sender, "held", _waiting("list", a.direction, []), "the order")
@@ -416,13 +454,7 @@ def _arrive(t: Taking, a: Arrival) -> None:
             return
     else:
         a.outcome = _waiting("list", a.direction, [])
-    waybill_key = ("waybill", *a.waybill)  # type: ignore[misc]
-    waybill = t.kept.get(waybill_key)  # type: ignore[arg-type]
-    if waybill is not None and waybill.row["state"] == "held":
-        why = _plan(t, "waybill", waybill_key, list_kept, None)  # type: ignore[arg-type]
-        if why is not None:
-            t.settle(waybill_key, "refused", receipts.refused("waybill", [mapping.MappingProblem(  # type: ignore[arg-type]
-                "", "(with its list)", "mismatch", why)]), notify=True)
+    _plan_waybill_of(t, list_kept)
 
 
 def _cancel(t: Taking, a: Arrival, old: Kept | None) -> None:
