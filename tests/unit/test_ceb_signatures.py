@@ -112,7 +112,8 @@ def test_rsa_sha256_and_an_explicit_c14n_transform_verify(sender_identity, trust
 
 
 def test_one_changed_byte_in_a_record_is_a_digest_mismatch(signed, trusted):
-    changed = signed.replace(b"<ceb:acturalPaid>19050</ceb:acturalPaid>", b"<ceb:acturalPaid>19059</ceb:acturalPaid>", 1)
+    changed = signed.replace(b"<ceb:acturalPaid>19050</ceb:acturalPaid>",
+                             b"<ceb:acturalPaid>19059</ceb:acturalPaid>", 1)
     assert changed != signed and len(changed) == len(signed)
     verdict = verify(changed, trusted)
     assert (verdict.ok, verdict.reason) == (False, "digest_mismatch"), verdict
