@@ -222,6 +222,14 @@ def complete_order(order: OrderRecord, list_record: ListRecord | None, party: Pa
         listed = list_lines.get(line.gnum)
         if listed is not None:
             item["hs_code"] = listed.gcode
+            # The legal quantities (法定数量) the list states, first and second legal unit: kept on the line
+            # for customs' consolidated export declaration (domain §12).
+            legal = [(listed.qty1, listed.unit1, 1), (listed.qty2, listed.unit2, 2)]
+            item["legal_quantities"] = [
+                {"quantity": b.quantity(qty), "unit": b.code(
+                    codes.UNITS, unit, f"{i}.legal_quantities[{k - 1}].unit",
+                    f"InventoryList(gnum={line.gnum})/unit{k}", "unit")}
+                for qty, unit, k in legal if qty is not None and unit is not None]
             line_extra.update(_extras(listed, _LIST_LINE_USED, prefix="list."))
             if listed.qty != line.qty:
                 b.problem(f"{i}.quantity", f"InventoryList(gnum={line.gnum})/qty", "mismatch",
@@ -436,11 +444,13 @@ def element_for(document: str, direction: str, field_: str) -> str:
     "InventoryList[n]/gcode" (the list gave it); the export waybill's `order_no`/`platform_code` →
     "InventoryHead/orderNo"/"InventoryHead/ebpCode". A field without an element gives the record's head."""
     if document == "order":
-        m = re.fullmatch(r"items\[(\d+)\](?:\.(\w+))?", field_)
+        m = re.fullmatch(r"items\[(\d+)\](?:\.(\w+))?(?:\[\d+\]\.\w+)?", field_)
         if m:
             n, sub = int(m.group(1)) + 1, m.group(2)
             if sub == "hs_code":
                 return f"InventoryList[{n}]/gcode"
+            if sub == "legal_quantities":
+                return f"InventoryList[{n}]/qty1"
             return f"OrderList[{n}]" + (f"/{_ITEM_ELEMENTS[sub]}" if sub in _ITEM_ELEMENTS else "")
         if field_ == "actual_paid" and direction == "export":
             return "OrderHead/goodsValue"
