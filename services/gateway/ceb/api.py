@@ -3,7 +3,8 @@
 - `POST /ceb/v1/messages`: one CEB message (UTF-8 XML, at most 8 MiB) of 1-100 records; the answer is the
   receipt message (CEB312, 412, 512, 622, 304, 506, 604), one `…Return` per record in order. 400: not
   well-formed XML (or a DTD); 422 with a CEB900 receipt: a message of another type, 0 or > 100 records, no
-  `BaseTransfer/copCode`; 403: `copCode` is not the caller.
+  `BaseTransfer/copCode`, or (with `SW_CEB_VERIFY_SIGNATURES`) a signature missing or not verified; 403:
+  `copCode` is not the caller.
 - `GET /ceb/v1/receipts?since=<cursor>`: the caller's receipts after `since` (0: from the start), oldest
   first: held records completed, refused or timed out, and customs' decisions on its lists.
 """
@@ -20,6 +21,7 @@ from services.gateway.auth import Caller, CallerDep, rate_limit
 from services.gateway.ceb import receipts
 from services.gateway.ceb.messages import CebError, CebMessage, MalformedMessage, RecordCountError, parse_message
 from services.gateway.ceb.settings import ceb_settings
+from services.gateway.ceb.signatures import load_certificates, verify
 from services.gateway.ceb.store import add_receipts, receipts_since, records_box
 from services.gateway.ceb.submission import Taking, screen, take
 from shared.clock import utcnow
@@ -43,6 +45,9 @@ def _message_codes(message: CebMessage) -> set[str]:
 
 def ceb_router(service: Service) -> APIRouter:
     router = APIRouter(prefix="/ceb/v1", tags=["ceb"])
+    config = ceb_settings()
+    # Read once, when the gateway starts: a wrong directory stops it there rather than refusing every sender.
+    trusted = load_certificates(config.certificates) if config.verify_signatures else {}
 
     @router.post("/messages", response_class=Response, responses={
         200: {"description": "the receipt message: one …Return per record, in order", "content": {XML: {}}},
@@ -64,6 +69,11 @@ def ceb_router(service: Service) -> APIRouter:
         if message.base_transfer is None or not message.base_transfer.copCode:
             return _xml(receipts.format_error_receipt(message.message_type, "BaseTransfer/copCode is required: it "
                                                       "names the sending enterprise", at, body), 422)
+        if config.verify_signatures:
+            verdict = verify(body, trusted)
+            if not verdict.ok:
+                return _xml(receipts.format_error_receipt(message.message_type, f"signature refused ({verdict.reason}): "
+                                                          f"{verdict.detail}", at, body), 422)
         async with service.readers() as session:
             lookup = await gateway_store.enterprise_codes(session, _message_codes(message))
         cop = message.base_transfer.copCode
@@ -87,7 +97,7 @@ def ceb_router(service: Service) -> APIRouter:
                             since: Annotated[int, Query(ge=0, description="the `next` of the last answer; 0: from the start")] = 0):
         _enterprise(caller)
         async with service.readers() as session:
-            rows = await receipts_since(session, caller.code, since, ceb_settings().receipts_page)
+            rows = await receipts_since(session, caller.code, since, config.receipts_page)
         return {"receipts": [{"guid": r.guid, "message_type": r.message_type, "xml": r.xml} for r in rows],
                 "next": rows[-1].seq if rows else since}
 
