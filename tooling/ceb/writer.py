@@ -59,7 +59,8 @@ test lists the same):
 - export order: `buyer` and `consignee` (CEB303 has neither), `origin_country` (read back as CN);
 - export waybill: `consignee` (CEB505 has none; `order_no`/`platform_code` come from the list).
 
-Values CEB would change rather than drop raise `WriterError` naming the field (never silent garbage): a non-zero
+Values CEB would change rather than drop raise `WriterError` naming the field (never silent garbage): an import
+order or payment not in CNY (customs' import schema fixes every currency at 142), a non-zero
 `insurance` (no CEB order has it), an export order's non-zero `discount`/`tax_total` or its payment firm, an
 export line whose origin is not CN, an import consignee outside CN, a code or text longer than CEB allows, a
 currency, country or unit codes.py does not know, more lines than the message allows (CEB311: 99).
@@ -138,6 +139,13 @@ def currency_code(iso: str, field: str = "currency") -> str:
     return _CURRENCY_CODES[iso]
 
 
+def _import_currency(iso: str) -> str:
+    # customs' import schema fixes every currency element at 142 (`fixed="142"`): CEB imports are in CNY
+    if iso != "CNY":
+        raise WriterError("currency", f"{iso!r}: customs' import messages are in CNY only (currency fixed at 142)")
+    return currency_code(iso)
+
+
 def country_code(iso: str, field: str) -> str:
     """ISO 3166-1 alpha-2 → customs' country code (`FR` → "305")."""
     if iso not in _COUNTRY_CODES:
@@ -155,6 +163,13 @@ def unit_code(unit: str, field: str, overrides: Mapping[str, str] | None = None)
         return unit
     raise WriterError(field, f"{unit!r} has no customs unit code in services/gateway/ceb/codes.py "
                              "(pass unit_codes={name: code})")
+
+
+def id_type_code(id_type: str, field: str) -> str:
+    """Our id type → CEB's buyerIdType/payerIdType: resident_id → "1", other and passport → "2"."""
+    if id_type not in ID_TYPE_CODES:
+        raise WriterError(field, f"{id_type!r}: expected one of {', '.join(ID_TYPE_CODES)}")
+    return ID_TYPE_CODES[id_type]
 
 
 def china_time(value: str | datetime, field: str = "") -> str:
@@ -268,7 +283,7 @@ def _gmodel(item: dict, size: int, field: str, gmodels: Mapping[str, str] | None
 
 
 def _zero(body: dict, name: str, why: str) -> None:
-    if Decimal(str(body.get(name) or "0")) != 0:
+    if _decimal(body.get(name) or "0", name) != 0:
         raise WriterError(name, why)
 
 
@@ -308,7 +323,7 @@ def import_order_record(order: dict, *, app_type: str = "1", app_status: str = "
         raise WriterError("consignee", "CEB311 requires the consignee's name, phone and address")
     if consignee.get("country", "CN") != "CN":
         raise WriterError("consignee.country", "CEB311 delivers in China: the consignee's country is CN")
-    currency = currency_code(order.get("currency", "CNY"))
+    currency = _import_currency(order.get("currency", "CNY"))
     items = _lines(order, 99, "CEB311")
     el = etree.Element(_q("Order"))
     head = etree.SubElement(el, _q("OrderHead"))
@@ -346,7 +361,7 @@ def import_order_record(order: dict, *, app_type: str = "1", app_status: str = "
         ("buyerRegNo", _fit(buyer_reg_no or buyer["phone"], 60, "buyer.phone", "buyerRegNo")),
         ("buyerName", _fit(buyer["name"], 60, "buyer.name", "buyerName")),
         ("buyerTelephone", _fit(buyer["phone"], 30, "buyer.phone", "buyerTelephone")),
-        ("buyerIdType", ID_TYPE_CODES[buyer.get("id_type", "resident_id")]),
+        ("buyerIdType", id_type_code(buyer.get("id_type", "resident_id"), "buyer.id_type")),
         ("buyerIdNumber", _fit(buyer["id_number"], 60, "buyer.id_number", "buyerIdNumber")),
         ("payCode", p.code(pay_code, "payment_code") if pay_code else None),
         ("payName", p.name(pay_code, "payment_code") if pay_code else None),
@@ -430,11 +445,11 @@ def payment_record(payment: dict, *, app_type: str = "1", app_status: str = "2",
         ("orderNo", _fit(payment["order_no"], 60, "order_no", "orderNo")),
         ("ebpCode", p.code(payment["platform_code"], "platform_code")),
         ("ebpName", p.name(payment["platform_code"], "platform_code")),
-        ("payerIdType", ID_TYPE_CODES[payer.get("id_type", "resident_id")]),
+        ("payerIdType", id_type_code(payer.get("id_type", "resident_id"), "payer.id_type")),
         ("payerIdNumber", _fit(payer["id_number"], 60, "payer.id_number", "payerIdNumber")),
         ("payerName", _fit(payer["name"], 60, "payer.name", "payerName")),
         ("amountPaid", amount(payment["amount"], "amount")),
-        ("currency", currency_code(payment.get("currency", "CNY"))),
+        ("currency", _import_currency(payment.get("currency", "CNY"))),
         ("payTime", china_time(payment["paid_at"], "paid_at")),
     ])
     return _record("CEB411Message", el)
@@ -555,7 +570,7 @@ def import_list_record(order: dict, waybill: dict, *, app_type: str = "1", app_s
         raise WriterError("buyer", "CEB621 requires the buyer")
     if not consignee:
         raise WriterError("consignee", "CEB621 requires the consignee's address")
-    currency = currency_code(order.get("currency", "CNY"))
+    currency = _import_currency(order.get("currency", "CNY"))
     items = _lines(order, 99, "CEB621")
     agent = agent_code or order["ecommerce_code"]
     if departure_country is None:
@@ -579,7 +594,7 @@ def import_list_record(order: dict, waybill: dict, *, app_type: str = "1", app_s
         ("declTime", _date(app_time)),
         ("customsCode", _fit(customs_office, 4, "customs_office", "customsCode")),
         ("portCode", _fit(port_office or customs_office, 4, "port_office", "portCode")),
-        ("buyerIdType", ID_TYPE_CODES[buyer.get("id_type", "resident_id")]),
+        ("buyerIdType", id_type_code(buyer.get("id_type", "resident_id"), "buyer.id_type")),
         ("buyerIdNumber", _fit(buyer["id_number"], 60, "buyer.id_number", "buyerIdNumber")),
         ("buyerName", _fit(buyer["name"], 60, "buyer.name", "buyerName")),
         ("buyerTelephone", _fit(buyer["phone"], 30, "buyer.phone", "buyerTelephone")),
@@ -849,5 +864,5 @@ __all__ = [
     "import_order", "export_order", "payment", "import_waybill", "export_waybill", "import_list", "export_list",
     "import_order_record", "export_order_record", "payment_record", "import_waybill_record",
     "export_waybill_record", "import_list_record", "export_list_record",
-    "currency_code", "country_code", "unit_code", "china_time", "amount", "quantity", "PREFERRED_UNIT_CODES",
+    "currency_code", "country_code", "unit_code", "id_type_code", "china_time", "amount", "quantity", "PREFERRED_UNIT_CODES",
 ]
