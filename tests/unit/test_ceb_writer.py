@@ -14,10 +14,13 @@ from datetime import datetime
 from decimal import Decimal
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from lxml import etree
 
 from contracts import examples as ex
 from contracts.v1.documents import OrderIn, PaymentIn, WaybillIn
+from services.gateway.ceb import codes
 from services.gateway.ceb.mapping import complete_order, complete_waybill, intent, map_order, map_payment, map_waybill
 from services.gateway.ceb.messages import CHINA_TIME, NS, parse_message
 from tooling.ceb import writer
@@ -353,6 +356,10 @@ def test_resend_is_byte_identical_and_guids_are_stable():
                                    cop_code=ex.LOGISTICS_FIRM), "consignee.country"),
     (lambda: writer.export_waybill(ex.EXPORT_WAYBILL_IN | {"waybill_no": "W" * 33}, cop_code=ex.LOGISTICS_FIRM),
      "waybill_no"),
+    (lambda: writer.import_list(ex.IMPORT_ORDER_IN | {"items": [{k: v for k, v in ex.IMPORT_ORDER_IN["items"][0].items()
+                                                                 if k != "hs_code"}]}, ex.IMPORT_WAYBILL_IN,
+                                cop_code=ex.SELLER), "hs_code"),
+    (lambda: writer.payment(ex.PAYMENT_IN, cop_code=ex.PAYMENT_FIRM, app_time=datetime(2026, 11, 24)), "app_time"),
 ])
 def test_what_ceb_cannot_carry_is_refused(call, field):
     with pytest.raises(WriterError) as e:
@@ -362,10 +369,6 @@ def test_what_ceb_cannot_carry_is_refused(call, field):
 
 # --- generated bodies: the round trip beyond the examples ---------------------------------------------------
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from services.gateway.ceb import codes  # noqa: E402
 
 
 def _dec(places: int, low: int, high: int):

@@ -40,8 +40,9 @@ customs code; by default the code itself), and must then fit CEB's 18 characters
 names (`names`: code → registered name; default the code itself), `buyer_reg_no` (default the buyer's phone),
 `gmodel` (规格型号, per item: default the item's name, plus its brand when it has one), `bar_code` (default
 "无", customs' word for "none"), `customs_office`/`port_office` (关区代码: default the values of customs'
-own sample lists), `agent_code` (the declaring enterprise: default the sender), `assure_code` (default the
-agent), `cop_no` (default the order number), `transport_mode` (default 5, air), `wrap_type` (default 2,
+own sample lists), `agent_code` (the declaring enterprise: default the seller), `owner_code` (CEB603: default
+the seller), `assure_code` (CEB621: default the agent), `cop_no` (default the order number; CEB621 leaves it out
+when longer than its 20 characters), `transport_mode` (default 5, air), `wrap_type` (default 2,
 carton), `net_weight_kg` (default the gross weight), `destination_port` (指运港: default the destination's
 country code), `statistics_flag` (default B, 汇总申报, domain §12), `goods_info` (CEB505: default "goods of order
 <order_no>"), `dxp_id` (default the sender's code). Legal quantities (`qty1`/`unit1`, `qty2`/`unit2`) come from
@@ -71,6 +72,7 @@ same bodies give the same bytes (a resend is byte-identical); `app_time` default
 """
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -302,9 +304,21 @@ def _line_total(item: dict, i: int) -> Decimal:
     return total
 
 
+def _body_fields(fn: Any) -> Any:
+    """A body missing a field CEB needs is a WriterError naming it, not a KeyError."""
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except KeyError as e:
+            raise WriterError(str(e.args[0]), "missing from the body, and CEB requires it") from None
+    return wrapper
+
+
 # --- orders -------------------------------------------------------------------------------------------
 
 
+@_body_fields
 def import_order_record(order: dict, *, app_type: str = "1", app_status: str = "2",
                         app_time: datetime | None = None, party_codes: Mapping[str, str] | None = None,
                         names: Mapping[str, str] | None = None, unit_codes: Mapping[str, str] | None = None,
@@ -376,6 +390,7 @@ def import_order_record(order: dict, *, app_type: str = "1", app_status: str = "
     return _record("CEB311Message", el)
 
 
+@_body_fields
 def export_order_record(order: dict, *, app_type: str = "1", app_status: str = "2",
                         app_time: datetime | None = None, party_codes: Mapping[str, str] | None = None,
                         names: Mapping[str, str] | None = None, unit_codes: Mapping[str, str] | None = None) -> Record:
@@ -431,6 +446,7 @@ def export_order_record(order: dict, *, app_type: str = "1", app_status: str = "
 # --- payments -----------------------------------------------------------------------------------------
 
 
+@_body_fields
 def payment_record(payment: dict, *, app_type: str = "1", app_status: str = "2", app_time: datetime | None = None,
                    party_codes: Mapping[str, str] | None = None, names: Mapping[str, str] | None = None) -> Record:
     """A `PaymentIn` body (§4.2) as a CEB411 `Payment` record: `payment_no` → payTransactionId, `paid_at` →
@@ -458,6 +474,7 @@ def payment_record(payment: dict, *, app_type: str = "1", app_status: str = "2",
 # --- waybills -----------------------------------------------------------------------------------------
 
 
+@_body_fields
 def import_waybill_record(waybill: dict, *, app_type: str = "1", app_status: str = "2",
                           app_time: datetime | None = None, party_codes: Mapping[str, str] | None = None,
                           names: Mapping[str, str] | None = None, bill_no: str | None = None,
@@ -491,6 +508,7 @@ def import_waybill_record(waybill: dict, *, app_type: str = "1", app_status: str
     return _record("CEB511Message", el)
 
 
+@_body_fields
 def export_waybill_record(waybill: dict, *, app_type: str = "1", app_status: str = "2",
                           app_time: datetime | None = None, party_codes: Mapping[str, str] | None = None,
                           names: Mapping[str, str] | None = None, goods_info: str | None = None) -> Record:
@@ -541,6 +559,7 @@ def _list_checks(order: dict, waybill: dict, direction: str) -> None:
         raise WriterError("logistics_code", "the order names another logistics firm than the waybill's")
 
 
+@_body_fields
 def import_list_record(order: dict, waybill: dict, *, app_type: str = "1", app_status: str = "2",
                        app_time: datetime | None = None, party_codes: Mapping[str, str] | None = None,
                        names: Mapping[str, str] | None = None, unit_codes: Mapping[str, str] | None = None,
@@ -638,6 +657,7 @@ def import_list_record(order: dict, waybill: dict, *, app_type: str = "1", app_s
     return _record("CEB621Message", el)
 
 
+@_body_fields
 def export_list_record(order: dict, waybill: dict, *, app_type: str = "1", app_status: str = "2",
                        app_time: datetime | None = None, party_codes: Mapping[str, str] | None = None,
                        names: Mapping[str, str] | None = None, unit_codes: Mapping[str, str] | None = None,
