@@ -370,7 +370,6 @@ def test_what_ceb_cannot_carry_is_refused(call, field):
 # --- generated bodies: the round trip beyond the examples ---------------------------------------------------
 
 
-
 def _dec(places: int, low: int, high: int):
     return st.integers(low, high).map(lambda n: str(Decimal(n).scaleb(-places)))
 
