@@ -14,10 +14,13 @@ from datetime import datetime
 from decimal import Decimal
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from lxml import etree
 
 from contracts import examples as ex
 from contracts.v1.documents import OrderIn, PaymentIn, WaybillIn
+from services.gateway.ceb import codes
 from services.gateway.ceb.mapping import complete_order, complete_waybill, intent, map_order, map_payment, map_waybill
 from services.gateway.ceb.messages import CHINA_TIME, NS, parse_message
 from tooling.ceb import writer
@@ -324,6 +327,10 @@ def test_resend_is_byte_identical_and_guids_are_stable():
     (lambda: writer.import_order(ex.IMPORT_ORDER_IN | {"consignee": ex.US_CONSIGNEE}, cop_code=ex.PLATFORM),
      "consignee.country"),
     (lambda: writer.import_order(ex.IMPORT_ORDER_IN | {"currency": "XAU"}, cop_code=ex.PLATFORM), "currency"),
+    # customs' import schema fixes currency at 142: an import in USD has no CEB form
+    (lambda: writer.import_order(ex.IMPORT_ORDER_IN | {"currency": "USD"}, cop_code=ex.PLATFORM), "currency"),
+    (lambda: writer.payment(ex.PAYMENT_IN | {"currency": "USD"}, cop_code=ex.PAYMENT_FIRM), "currency"),
+    (lambda: writer.export_order(ex.EXPORT_ORDER_IN | {"currency": "XAU"}, cop_code=ex.EXPORTER), "currency"),
     (lambda: writer.import_order(ex.IMPORT_ORDER_IN | {"items": ex.IMPORT_ORDER_IN["items"] * 100},
                                  cop_code=ex.PLATFORM), "items"),
     (lambda: writer.import_order(ex.IMPORT_ORDER_IN | {"platform_code": "X" * 19}, cop_code=ex.PLATFORM),
@@ -349,8 +356,94 @@ def test_resend_is_byte_identical_and_guids_are_stable():
                                    cop_code=ex.LOGISTICS_FIRM), "consignee.country"),
     (lambda: writer.export_waybill(ex.EXPORT_WAYBILL_IN | {"waybill_no": "W" * 33}, cop_code=ex.LOGISTICS_FIRM),
      "waybill_no"),
+    (lambda: writer.import_list(ex.IMPORT_ORDER_IN | {"items": [{k: v for k, v in ex.IMPORT_ORDER_IN["items"][0].items()
+                                                                 if k != "hs_code"}]}, ex.IMPORT_WAYBILL_IN,
+                                cop_code=ex.SELLER), "hs_code"),
+    (lambda: writer.payment(ex.PAYMENT_IN, cop_code=ex.PAYMENT_FIRM, app_time=datetime(2026, 11, 24)), "app_time"),
 ])
 def test_what_ceb_cannot_carry_is_refused(call, field):
     with pytest.raises(WriterError) as e:
         call()
     assert e.value.field == field
+
+
+# --- generated bodies: the round trip beyond the examples ---------------------------------------------------
+
+
+def _dec(places: int, low: int, high: int):
+    return st.integers(low, high).map(lambda n: str(Decimal(n).scaleb(-places)))
+
+
+NAMES = st.text("abcxyz XYZ0129-面霜咖啡围巾", min_size=1, max_size=30).map(str.strip).filter(bool)
+# qty × price must be whole cents (OrderIn's actual_paid is): whole quantities at any price, or quantities with
+# three decimals at prices in tens of yuan
+QTY_PRICE = st.one_of(
+    st.tuples(_dec(0, 1, 10**5), _dec(2, 0, 10**7)),
+    st.tuples(_dec(3, 1, 10**7), st.integers(0, 10**5).map(lambda n: f"{n * 10}.00")),
+)
+
+
+@st.composite
+def import_documents(draw):
+    items = []
+    for n in range(draw(st.integers(1, 6))):
+        qty, price = draw(QTY_PRICE)
+        items.append({"item_no": f"SKU-{n}", "name": draw(NAMES), "hs_code": draw(st.from_regex(r"[0-9]{10}",
+                      fullmatch=True)), "quantity": qty, "unit": draw(st.sampled_from(sorted(set(codes.UNITS.values())))),
+                      "unit_price": price, "origin_country": draw(st.sampled_from(sorted(set(codes.COUNTRIES.values()))))})
+    goods = sum(Decimal(i["quantity"]) * Decimal(i["unit_price"]) for i in items)
+    freight, discount, tax = (Decimal(draw(_dec(2, 0, 10**5))) for _ in range(3))
+    discount = min(discount, goods)
+    order = ex.IMPORT_ORDER_IN | {"items": items, "freight": f"{freight:.2f}", "discount": f"{discount:.2f}",
+                                  "tax_total": f"{tax:.2f}", "actual_paid": f"{goods + freight - discount + tax:.2f}",
+                                  "trade_mode": draw(st.sampled_from(["9610", "1210"]))}
+    waybill = ex.IMPORT_WAYBILL_IN | {"freight": f"{freight:.2f}", "gross_weight_kg": draw(_dec(3, 1, 10**6)),
+                                      "package_count": draw(st.integers(1, 10000))}
+    return order, waybill
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(import_documents())
+def test_generated_import_orders_round_trip(docs):
+    order, waybill = docs
+    OrderIn.model_validate(order)
+    xml = writer.import_order(order, cop_code=ex.PLATFORM, app_time=AT)
+    lst = writer.import_list(order, waybill, cop_code=ex.SELLER, app_time=AT)
+    way = writer.import_waybill(waybill, cop_code=ex.LOGISTICS_FIRM, app_time=AT)
+    assert writer.validate(xml) == [] and writer.validate(lst) == [] and writer.validate(way) == []
+    done = complete_order(the_record(xml), the_record(lst))
+    assert done.complete, (done.problems, done.missing)
+    same(OrderIn, done.body, expected_order(order, waybill))
+    wb = complete_waybill(the_record(way), the_record(lst))
+    assert wb.complete, (wb.problems, wb.missing)
+    same(WaybillIn, wb.body, waybill)
+
+
+@st.composite
+def export_documents(draw):
+    order, waybill = draw(import_documents())
+    items = [i | {"origin_country": "CN"} for i in order["items"]]
+    goods = sum(Decimal(i["quantity"]) * Decimal(i["unit_price"]) for i in items)
+    order = ex.EXPORT_ORDER_IN | {"items": items, "freight": order["freight"],
+                                  "actual_paid": f"{goods + Decimal(order['freight']):.2f}",
+                                  "currency": draw(st.sampled_from(sorted(set(codes.CURRENCIES.values())))),
+                                  "destination_country": draw(st.sampled_from(
+                                      sorted(set(codes.COUNTRIES.values()) - {"CN"}))),
+                                  "trade_mode": draw(st.sampled_from(["9610", "1210", "9710", "9810"]))}
+    return order, ex.EXPORT_WAYBILL_IN | {k: waybill[k] for k in ("freight", "gross_weight_kg", "package_count")}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(export_documents())
+def test_generated_export_orders_round_trip(docs):
+    order, waybill = docs
+    OrderIn.model_validate(order)
+    msgs = export_messages(order, waybill)
+    assert all(writer.validate(xml) == [] for xml in msgs.values())
+    o, w, lst = (the_record(msgs[k]) for k in ("CEB303", "CEB505", "CEB603"))
+    done = complete_order(o, lst)
+    assert done.complete, (done.problems, done.missing)
+    same(OrderIn, done.body, expected_order(order, waybill))
+    wb = complete_waybill(w, lst)
+    assert wb.problems == [] and wb.missing == ["consignee"]
+    same(WaybillIn, wb.body | {"consignee": waybill["consignee"]}, waybill)

@@ -40,8 +40,9 @@ customs code; by default the code itself), and must then fit CEB's 18 characters
 names (`names`: code → registered name; default the code itself), `buyer_reg_no` (default the buyer's phone),
 `gmodel` (规格型号, per item: default the item's name, plus its brand when it has one), `bar_code` (default
 "无", customs' word for "none"), `customs_office`/`port_office` (关区代码: default the values of customs'
-own sample lists), `agent_code` (the declaring enterprise: default the sender), `assure_code` (default the
-agent), `cop_no` (default the order number), `transport_mode` (default 5, air), `wrap_type` (default 2,
+own sample lists), `agent_code` (the declaring enterprise: default the seller), `owner_code` (CEB603: default
+the seller), `assure_code` (CEB621: default the agent), `cop_no` (default the order number; CEB621 leaves it out
+when longer than its 20 characters), `transport_mode` (default 5, air), `wrap_type` (default 2,
 carton), `net_weight_kg` (default the gross weight), `destination_port` (指运港: default the destination's
 country code), `statistics_flag` (default B, 汇总申报, domain §12), `goods_info` (CEB505: default "goods of order
 <order_no>"), `dxp_id` (default the sender's code). Legal quantities (`qty1`/`unit1`, `qty2`/`unit2`) come from
@@ -59,7 +60,8 @@ test lists the same):
 - export order: `buyer` and `consignee` (CEB303 has neither), `origin_country` (read back as CN);
 - export waybill: `consignee` (CEB505 has none; `order_no`/`platform_code` come from the list).
 
-Values CEB would change rather than drop raise `WriterError` naming the field (never silent garbage): a non-zero
+Values CEB would change rather than drop raise `WriterError` naming the field (never silent garbage): an import
+order or payment not in CNY (customs' import schema fixes every currency at 142), a non-zero
 `insurance` (no CEB order has it), an export order's non-zero `discount`/`tax_total` or its payment firm, an
 export line whose origin is not CN, an import consignee outside CN, a code or text longer than CEB allows, a
 currency, country or unit codes.py does not know, more lines than the message allows (CEB311: 99).
@@ -70,6 +72,7 @@ same bodies give the same bytes (a resend is byte-identical); `app_time` default
 """
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -138,6 +141,13 @@ def currency_code(iso: str, field: str = "currency") -> str:
     return _CURRENCY_CODES[iso]
 
 
+def _import_currency(iso: str) -> str:
+    # customs' import schema fixes every currency element at 142 (`fixed="142"`): CEB imports are in CNY
+    if iso != "CNY":
+        raise WriterError("currency", f"{iso!r}: customs' import messages are in CNY only (currency fixed at 142)")
+    return currency_code(iso)
+
+
 def country_code(iso: str, field: str) -> str:
     """ISO 3166-1 alpha-2 → customs' country code (`FR` → "305")."""
     if iso not in _COUNTRY_CODES:
@@ -155,6 +165,13 @@ def unit_code(unit: str, field: str, overrides: Mapping[str, str] | None = None)
         return unit
     raise WriterError(field, f"{unit!r} has no customs unit code in services/gateway/ceb/codes.py "
                              "(pass unit_codes={name: code})")
+
+
+def id_type_code(id_type: str, field: str) -> str:
+    """Our id type → CEB's buyerIdType/payerIdType: resident_id → "1", other and passport → "2"."""
+    if id_type not in ID_TYPE_CODES:
+        raise WriterError(field, f"{id_type!r}: expected one of {', '.join(ID_TYPE_CODES)}")
+    return ID_TYPE_CODES[id_type]
 
 
 def china_time(value: str | datetime, field: str = "") -> str:
@@ -268,7 +285,7 @@ def _gmodel(item: dict, size: int, field: str, gmodels: Mapping[str, str] | None
 
 
 def _zero(body: dict, name: str, why: str) -> None:
-    if Decimal(str(body.get(name) or "0")) != 0:
+    if _decimal(body.get(name) or "0", name) != 0:
         raise WriterError(name, why)
 
 
@@ -287,9 +304,21 @@ def _line_total(item: dict, i: int) -> Decimal:
     return total
 
 
+def _body_fields(fn: Any) -> Any:
+    """A body missing a field CEB needs is a WriterError naming it, not a KeyError."""
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except KeyError as e:
+            raise WriterError(str(e.args[0]), "missing from the body, and CEB requires it") from None
+    return wrapper
+
+
 # --- orders -------------------------------------------------------------------------------------------
 
 
+@_body_fields
 def import_order_record(order: dict, *, app_type: str = "1", app_status: str = "2",
                         app_time: datetime | None = None, party_codes: Mapping[str, str] | None = None,
                         names: Mapping[str, str] | None = None, unit_codes: Mapping[str, str] | None = None,
@@ -308,7 +337,7 @@ def import_order_record(order: dict, *, app_type: str = "1", app_status: str = "
         raise WriterError("consignee", "CEB311 requires the consignee's name, phone and address")
     if consignee.get("country", "CN") != "CN":
         raise WriterError("consignee.country", "CEB311 delivers in China: the consignee's country is CN")
-    currency = currency_code(order.get("currency", "CNY"))
+    currency = _import_currency(order.get("currency", "CNY"))
     items = _lines(order, 99, "CEB311")
     el = etree.Element(_q("Order"))
     head = etree.SubElement(el, _q("OrderHead"))
@@ -346,7 +375,7 @@ def import_order_record(order: dict, *, app_type: str = "1", app_status: str = "
         ("buyerRegNo", _fit(buyer_reg_no or buyer["phone"], 60, "buyer.phone", "buyerRegNo")),
         ("buyerName", _fit(buyer["name"], 60, "buyer.name", "buyerName")),
         ("buyerTelephone", _fit(buyer["phone"], 30, "buyer.phone", "buyerTelephone")),
-        ("buyerIdType", ID_TYPE_CODES[buyer.get("id_type", "resident_id")]),
+        ("buyerIdType", id_type_code(buyer.get("id_type", "resident_id"), "buyer.id_type")),
         ("buyerIdNumber", _fit(buyer["id_number"], 60, "buyer.id_number", "buyerIdNumber")),
         ("payCode", p.code(pay_code, "payment_code") if pay_code else None),
         ("payName", p.name(pay_code, "payment_code") if pay_code else None),
@@ -361,6 +390,7 @@ def import_order_record(order: dict, *, app_type: str = "1", app_status: str = "
     return _record("CEB311Message", el)
 
 
+@_body_fields
 def export_order_record(order: dict, *, app_type: str = "1", app_status: str = "2",
                         app_time: datetime | None = None, party_codes: Mapping[str, str] | None = None,
                         names: Mapping[str, str] | None = None, unit_codes: Mapping[str, str] | None = None) -> Record:
@@ -416,6 +446,7 @@ def export_order_record(order: dict, *, app_type: str = "1", app_status: str = "
 # --- payments -----------------------------------------------------------------------------------------
 
 
+@_body_fields
 def payment_record(payment: dict, *, app_type: str = "1", app_status: str = "2", app_time: datetime | None = None,
                    party_codes: Mapping[str, str] | None = None, names: Mapping[str, str] | None = None) -> Record:
     """A `PaymentIn` body (§4.2) as a CEB411 `Payment` record: `payment_no` → payTransactionId, `paid_at` →
@@ -430,11 +461,11 @@ def payment_record(payment: dict, *, app_type: str = "1", app_status: str = "2",
         ("orderNo", _fit(payment["order_no"], 60, "order_no", "orderNo")),
         ("ebpCode", p.code(payment["platform_code"], "platform_code")),
         ("ebpName", p.name(payment["platform_code"], "platform_code")),
-        ("payerIdType", ID_TYPE_CODES[payer.get("id_type", "resident_id")]),
+        ("payerIdType", id_type_code(payer.get("id_type", "resident_id"), "payer.id_type")),
         ("payerIdNumber", _fit(payer["id_number"], 60, "payer.id_number", "payerIdNumber")),
         ("payerName", _fit(payer["name"], 60, "payer.name", "payerName")),
         ("amountPaid", amount(payment["amount"], "amount")),
-        ("currency", currency_code(payment.get("currency", "CNY"))),
+        ("currency", _import_currency(payment.get("currency", "CNY"))),
         ("payTime", china_time(payment["paid_at"], "paid_at")),
     ])
     return _record("CEB411Message", el)
@@ -443,6 +474,7 @@ def payment_record(payment: dict, *, app_type: str = "1", app_status: str = "2",
 # --- waybills -----------------------------------------------------------------------------------------
 
 
+@_body_fields
 def import_waybill_record(waybill: dict, *, app_type: str = "1", app_status: str = "2",
                           app_time: datetime | None = None, party_codes: Mapping[str, str] | None = None,
                           names: Mapping[str, str] | None = None, bill_no: str | None = None,
@@ -476,6 +508,7 @@ def import_waybill_record(waybill: dict, *, app_type: str = "1", app_status: str
     return _record("CEB511Message", el)
 
 
+@_body_fields
 def export_waybill_record(waybill: dict, *, app_type: str = "1", app_status: str = "2",
                           app_time: datetime | None = None, party_codes: Mapping[str, str] | None = None,
                           names: Mapping[str, str] | None = None, goods_info: str | None = None) -> Record:
@@ -526,6 +559,7 @@ def _list_checks(order: dict, waybill: dict, direction: str) -> None:
         raise WriterError("logistics_code", "the order names another logistics firm than the waybill's")
 
 
+@_body_fields
 def import_list_record(order: dict, waybill: dict, *, app_type: str = "1", app_status: str = "2",
                        app_time: datetime | None = None, party_codes: Mapping[str, str] | None = None,
                        names: Mapping[str, str] | None = None, unit_codes: Mapping[str, str] | None = None,
@@ -555,7 +589,7 @@ def import_list_record(order: dict, waybill: dict, *, app_type: str = "1", app_s
         raise WriterError("buyer", "CEB621 requires the buyer")
     if not consignee:
         raise WriterError("consignee", "CEB621 requires the consignee's address")
-    currency = currency_code(order.get("currency", "CNY"))
+    currency = _import_currency(order.get("currency", "CNY"))
     items = _lines(order, 99, "CEB621")
     agent = agent_code or order["ecommerce_code"]
     if departure_country is None:
@@ -579,7 +613,7 @@ def import_list_record(order: dict, waybill: dict, *, app_type: str = "1", app_s
         ("declTime", _date(app_time)),
         ("customsCode", _fit(customs_office, 4, "customs_office", "customsCode")),
         ("portCode", _fit(port_office or customs_office, 4, "port_office", "portCode")),
-        ("buyerIdType", ID_TYPE_CODES[buyer.get("id_type", "resident_id")]),
+        ("buyerIdType", id_type_code(buyer.get("id_type", "resident_id"), "buyer.id_type")),
         ("buyerIdNumber", _fit(buyer["id_number"], 60, "buyer.id_number", "buyerIdNumber")),
         ("buyerName", _fit(buyer["name"], 60, "buyer.name", "buyerName")),
         ("buyerTelephone", _fit(buyer["phone"], 30, "buyer.phone", "buyerTelephone")),
@@ -623,6 +657,7 @@ def import_list_record(order: dict, waybill: dict, *, app_type: str = "1", app_s
     return _record("CEB621Message", el)
 
 
+@_body_fields
 def export_list_record(order: dict, waybill: dict, *, app_type: str = "1", app_status: str = "2",
                        app_time: datetime | None = None, party_codes: Mapping[str, str] | None = None,
                        names: Mapping[str, str] | None = None, unit_codes: Mapping[str, str] | None = None,
@@ -849,5 +884,5 @@ __all__ = [
     "import_order", "export_order", "payment", "import_waybill", "export_waybill", "import_list", "export_list",
     "import_order_record", "export_order_record", "payment_record", "import_waybill_record",
     "export_waybill_record", "import_list_record", "export_list_record",
-    "currency_code", "country_code", "unit_code", "china_time", "amount", "quantity", "PREFERRED_UNIT_CODES",
+    "currency_code", "country_code", "unit_code", "id_type_code", "china_time", "amount", "quantity", "PREFERRED_UNIT_CODES",
 ]
