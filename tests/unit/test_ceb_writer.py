@@ -32,7 +32,8 @@ AT = datetime(2026, 11, 24, 10, 0, 0, tzinfo=CHINA_TIME)
 NOT_CARRIED = {
     "order": [
         "items[].brand: written into gmodel text, which mapping keeps in extras, not in the body",
-        "items[].legal_quantities: written as qty1/unit1/qty2/unit2, kept by mapping in extras",
+        "items[].legal_quantities: none given, the list states the trade quantity and unit (qty1/unit1), and "
+        "mapping reads them back as the line's legal quantity",
         "logistics_code: not in CEB311/CEB303; the list names the waybill's firm and mapping binds it",
         "buyer.id_type passport: CEB has 1 resident id and 2 other, read back as other",
     ],
@@ -160,7 +161,9 @@ def expected_order(order: dict, waybill: dict) -> dict:
     out = copy.deepcopy(order)
     for item in out["items"]:
         item.pop("brand", None)
-        item.pop("legal_quantities", None)
+        item.setdefault("legal_quantities", None)
+        if not item["legal_quantities"]:
+            item["legal_quantities"] = [{"quantity": str(item["quantity"]), "unit": item["unit"]}]
         if out["direction"] == "export":
             item["origin_country"] = "CN"
     out["logistics_code"] = waybill["logistics_code"]

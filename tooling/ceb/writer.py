@@ -52,7 +52,8 @@ an item's optional `legal_quantities` (`[{"quantity", "unit"}, …]`, first and 
 **What CEB cannot carry** (dropped by the writer, or given back differently by mapping.py; the round-trip
 test lists the same):
 - an item's `brand` (written into `gmodel` text, which mapping keeps in `extras`, not in the body);
-- `legal_quantities` (written as `qty1`/`unit1`/`qty2`/`unit2`; mapping keeps them in `extras`);
+- no `legal_quantities`: the list must state some, so `qty1`/`unit1` are the trade quantity and unit, which
+  mapping reads back as the line's legal quantity;
 - `passport` as an id type (CEB knows 1 resident id and 2 other: read back as `other`);
 - times below the second; a time's offset (read back as `+08:00`, the same instant);
 - an import order's `logistics_code` is not in CEB311: the list names the waybill's firm, and mapping sets
