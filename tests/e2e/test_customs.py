@@ -162,9 +162,12 @@ def test_exports_need_the_order_and_the_waybill_only_and_are_consolidated_monthl
     body = order_body(parties.platform.code, parties.ecommerce.code, released_order_no(parties.platform.code),
                       direction="export", destination_country="DE", tax_total="0.00", discount="0.00",
                       items=[{**ITEM, "hs_code": "6109100022", "name": "T-shirt", "quantity": 3, "unit_price": "40.00",
-                              "origin_country": "CN"}])
+                              "origin_country": "CN", "legal_quantities": [{"quantity": "3", "unit": "piece"},
+                                                                           {"quantity": "0.45", "unit": "kg"}]}])
     assert api.order(parties.platform, body).status_code == 202
-    assert api.waybill(parties.logistics, waybill_body(parties.logistics.code, body)).status_code == 202
+    waybill = waybill_body(parties.logistics.code, body)
+    del waybill["consignee"]  # spec 1.1 §7.5: an export order's waybill (CEB505) may name none
+    assert api.waybill(parties.logistics, waybill).status_code == 202
     view = api.wait_customs(parties.platform, body["order_no"])
     assert view["customs"]["status"] == "released" and view["documents"]["payment"] == "not_required"
     month = datetime.now(timezone.utc).strftime("%Y-%m")
@@ -173,6 +176,9 @@ def test_exports_need_the_order_and_the_waybill_only_and_are_consolidated_monthl
     mine = [d for d in declarations.json()["declarations"] if d["ecommerce_code"] == parties.ecommerce.code]
     assert mine and mine[0]["hs_code"] == "6109100022" and mine[0]["destination_country"] == "DE"
     assert mine[0]["value"] == "120.00" and mine[0]["parcel_count"] == 1
+    assert mine[0]["legal_quantities"] == [{"position": 1, "unit": "piece", "quantity": "3", "parcel_count": 1},
+                                           {"position": 2, "unit": "kg", "quantity": "0.45", "parcel_count": 1}]
+    assert mine[0]["legal_quantities_status"] == "complete"
     assert api.agency("customs").get("/v1/declarations", params={"month": "2026-13"}).status_code == 422
 
 
