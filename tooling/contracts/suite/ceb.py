@@ -393,7 +393,7 @@ def annotate(violations: list[Violation], ceb: CebSet, documents: Sequence[Docum
         if origin is None:
             out.append(v)
             continue
-        refused = ceb.mapped_fields.get(v.location, set())
+        refused = ceb.mapped_fields.get(v.location, set()) if v.element is None else set()
         if v.field in refused or any(v.field.startswith(f + ".") or v.field.startswith(f + "[") for f in refused if f):
             continue
         f = facts.get(v.location)
