@@ -58,7 +58,7 @@ from services.gateway.ceb.messages import (
     parse_message,
     record_to_json,
 )
-from services.gateway.ceb.receipts import NOT_THE_PARTY, REFUSAL_CODES
+from services.gateway.ceb.receipts import NOT_THE_PARTY, RECEIPT_TYPES, REFUSAL_CODES
 from tooling.ceb import writer
 from tooling.contracts.suite.platform import CUSTOMS, GATEWAY, KINDS, Document, Violation, contract_violations
 
@@ -73,6 +73,9 @@ ORDER_MESSAGE = {"import": "CEB311", "export": "CEB303"}
 _STAND_INS = {"trade_mode": "9610", "destination_country": "US", "order_no": "-"}
 
 TIMEOUT = "DOCUMENT_TIMEOUT"
+# The receipts the gateway and customs answer with (CEB312 … CEB622, CEB304 … CEB604, CEB900, and customs'
+# cancellation and summary receipts): named as such when someone puts one among the messages to check.
+RECEIPTS = {r for r, _ in RECEIPT_TYPES.values()} | {"CEB900Message", "CEB624Message", "CEB606Message"}
 
 
 @dataclass
@@ -172,9 +175,12 @@ def read_message(path: Path, out: CebSet, lookup: Mapping[str, str]) -> list[Ceb
         out.violations.append(Violation(where, "(message)", "malformed", f"{err}; the gateway answers 400"))
         return []
     except (UnknownMessageType, RecordCountError) as err:
+        receipt = getattr(err, "message_type", "") in RECEIPTS
         out.violations.append(Violation(where, "(message)", "CEB900", (
-            f"{err}; the gateway answers 422 with a CEB900 receipt (it takes CEB311, CEB411, CEB511, CEB621, "
-            "CEB303, CEB505 and CEB603 of 1 to 100 records)")))
+            f"{err}; " + ("it is a receipt, which customs (or the gateway) sends back, not a message to send; "
+                          if receipt else "")
+            + "the gateway answers 422 with a CEB900 receipt (it takes CEB311, CEB411, CEB511, CEB621, CEB303, "
+            "CEB505 and CEB603 of 1 to 100 records)")))
         return []
     file.message_type = message.message_type
     record_el = MESSAGES[message.message_type][2]

@@ -21,7 +21,11 @@ Kinds of document: `--kind` says it for every file; otherwise a document's shape
 kind has: `waybill_no`, `payment_no`, `items`/`actual_paid`, `roles`, `event`), and when the shape is not
 enough the file's name does (`order*.json`, `payment*.json`, `waybill*.json`, `tracking*.json`/`event*.json`,
 `enterprise*.json`/`registration*.json`). A file holds one document or a JSON array of documents; a
-directory is read recursively (`*.json`)."""
+directory is read recursively (`*.json`).
+
+CEB messages (`*.xml`, or every file named with `ceb=True`) are read, paired and mapped into documents by
+`ceb.py`, with the CEB-only checks; those documents then go through every check above, and their violations
+name the XML element (`Violation.element`)."""
 from __future__ import annotations
 
 import json

@@ -7,7 +7,11 @@ Registrations go first, one by one, then orders, payments and waybills, so that 
 Orders, payments and waybills go through the batch endpoints (spec §7.1, `POST /v1/orders:batch`, up to 500
 per request): each document's answer is its own result, so one refused document is reported beside the
 accepted ones exactly as the single endpoint would have answered it. Tracking events are not submitted:
-their waybill is named in the URL, not in the document."""
+their waybill is named in the URL, not in the document.
+
+CEB messages (`submit_ceb`) are posted as they are to `POST /ceb/v1/messages`, each with the API key of its
+`BaseTransfer/copCode`; every `…Return` of the receipt is reported, and optionally the caller's receipt feed
+(`GET /ceb/v1/receipts`) is read until every held record (Return 2) has had its later receipt."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
