@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -128,8 +128,6 @@ class CebSet:
     held_orders: set[tuple[str, str]] = field(default_factory=set)
     mapped_fields: dict[str, set[str]] = field(default_factory=dict)  # location → fields its mapping refused
 
-
-Lookup = Callable[[str], str]
 
 
 def party_lookup(registrations: Sequence[Any]) -> dict[str, str]:

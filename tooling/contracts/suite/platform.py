@@ -32,7 +32,7 @@ import json
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field as dataclass_field
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -133,7 +133,7 @@ FACTS: dict[str, type[_Facts]] = {"order": OrderFacts, "payment": PaymentFacts, 
 class PlatformReport:
     documents: list[Document]
     violations: list[Violation]
-    notes: list[Violation] = field(default_factory=list)  # reported, not failing: CEB drafts, duplicates, …
+    notes: list[Violation] = dataclass_field(default_factory=list)  # reported, not failing: CEB drafts, duplicates, …
     ceb: Any = None  # ceb.CebSet when the set held CEB messages (the sandbox posts them as they are)
 
     @property
