@@ -13,7 +13,6 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx
-import pytest
 
 from contracts import examples as ex
 from services.gateway.ceb.messages import CHINA_TIME
@@ -206,7 +205,10 @@ def test_malformed_doctype_unknown_type_and_record_counts(tmp_path):
     (tmp_path / "d-empty.xml").write_bytes(order[:root_end] + order[order.index(b"<ceb:BaseTransfer>"):])
     no_transfer = order[:order.index(b"<ceb:BaseTransfer>")] + b"</ceb:CEB311Message>\n"
     (tmp_path / "e-no-sender.xml").write_bytes(no_transfer)
+    record = order[order.index(b"<ceb:Order>"):order.index(b"<ceb:BaseTransfer>")]
+    (tmp_path / "g-101.xml").write_bytes(order[:root_end] + record * 101 + order[order.index(b"<ceb:BaseTransfer>"):])
     got = {(g[0], g[2]) for g in found(tmp_path)}
+    assert ("g-101.xml", "CEB900") in got
     assert got >= {("a-not-xml.xml", "malformed"), ("b-doctype.xml", "malformed"), ("c-other.xml", "CEB900"),
                    ("d-empty.xml", "CEB900"), ("e-no-sender.xml", "CEB900")}
     # and the --ceb switch reads a message whatever its file name
@@ -376,8 +378,7 @@ def test_a_refused_message_is_reported_with_its_status(tmp_path):
     assert answer.status == 403 and answer.refused and "copCode is not your enterprise" in answer.title
 
 
-@pytest.mark.parametrize("held_forever", [True])
-def test_a_record_still_held_after_polling_fails_the_run(tmp_path, held_forever):
+def test_a_record_still_held_after_polling_fails_the_run(tmp_path):
     write_examples(tmp_path, ("import-1",))
     report = check_platform_documents([tmp_path])
 
