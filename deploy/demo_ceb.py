@@ -138,8 +138,9 @@ class CebTraffic:
         await asyncio.gather(*(stream(s) for s in streams))
 
     async def _send(self, m: Message) -> None:
-        # An identical resend gets the same answer and stores nothing twice (spec §7.5), so a lost connection
-        # or a 429 (Retry-After) is simply sent again, as a sender's system would.
+        # An identical resend gets the same answer and stores nothing twice (spec §7.5), so a lost connection,
+        # a 429 or a 503 (both with Retry-After; nothing of the message was stored) is simply sent again, as a
+        # sender's system would.
         for attempt in range(4):
             try:
                 r = await self.http.post("/ceb/v1/messages", content=m.xml, headers={
@@ -149,7 +150,7 @@ class CebTraffic:
                     raise
                 await asyncio.sleep(0.5)
                 continue
-            if r.status_code == 429 and attempt < 3:
+            if r.status_code in (429, 503) and attempt < 3:
                 await asyncio.sleep(float(r.headers.get("Retry-After", "1")))
                 continue
             break
@@ -191,6 +192,9 @@ class CebTraffic:
         """Prints the CEB section; `decided`: order_no -> customs status of the CEB parcels (pending when still
         undecided). False when a receipt is not schema-valid, a record was refused, or a decided CEB parcel has
         no list receipt in its seller's feed."""
+        if not self.parcels:
+            print(f"\nCEB messages: none (SW_DEMO_CEB_SHARE={CEB_SHARE})")
+            return True
         sellers = sorted({p.senders["list"] for p in self.parcels})
         decisions: Counter = Counter()
         other: Counter = Counter()
