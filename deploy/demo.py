@@ -6,12 +6,12 @@ B2B exports, and a share that must be refused (wrong payment amount, wrong payer
 list, prohibited goods, over the single limit, a buyer over the annual limit). One seller is driven onto
 the negative list by repeated prohibited goods; one exporter crosses the FX directory threshold.
 
-Progress (rich): on a terminal, a live bar per phase; in a log (CI), each bar once, when the demo is done.
 A share of the ordinary parcels (SW_DEMO_CEB_SHARE, default 0.3) arrive as customs' own XML messages at the
 CEB front door instead (deploy/demo_ceb.py), each from its own sender, in mixed order; some enterprises are
 registered with a customs code and named by it. The demo waits for their decisions like the others' and
 prints a CEB section: messages sent, the synchronous receipts, and the sellers' polling feed by status.
 
+Progress (rich): on a terminal, a live bar per phase; in a log (CI), each bar once, when the demo is done.
 It ends with the address of the operator console on the gateway."""
 from __future__ import annotations
 
