@@ -110,20 +110,37 @@ def export_parcel(p: CebParties) -> tuple[dict, dict]:
     return order, waybill_body(p.code("logistics"), order)
 
 
-def import_messages(p: CebParties, order: dict, pay: dict, waybill: dict, *, by_customs_code: bool) -> dict:
+def _naming(p: CebParties, by_customs_code: bool | Iterable[str]) -> dict[str, dict[str, str] | None]:
+    """Per sending role, the writer's `party_codes`: True = every sender names every party (itself too) by
+    its customs code; a set of roles = only those senders do (each integrator chooses on its own)."""
+    chosen = set(ROLES) if by_customs_code is True else set(by_customs_code or ())
+    return {role: p.customs_codes() if role in chosen else None for role in ROLES}
+
+
+def import_messages(p: CebParties, order: dict, pay: dict, waybill: dict, *,
+                    by_customs_code: bool | Iterable[str]) -> dict:
     """The four messages of one import parcel, each with the role that sends it."""
-    codes = p.customs_codes() if by_customs_code else None
-    return {"order": (writer.import_order(order, cop_code=p.code("platform"), party_codes=codes), "platform"),
-            "payment": (writer.payment(pay, cop_code=p.code("payment"), party_codes=codes), "payment"),
-            "waybill": (writer.import_waybill(waybill, cop_code=p.code("logistics"), party_codes=codes), "logistics"),
-            "list": (writer.import_list(order, waybill, cop_code=p.code("ecommerce"), party_codes=codes), "ecommerce")}
+    c = _naming(p, by_customs_code)
+    return {"order": (writer.import_order(order, cop_code=p.code("platform"), party_codes=c["platform"]), "platform"),
+            "payment": (writer.payment(pay, cop_code=p.code("payment"), party_codes=c["payment"]), "payment"),
+            "waybill": (writer.import_waybill(waybill, cop_code=p.code("logistics"), party_codes=c["logistics"]),
+                        "logistics"),
+            "list": (writer.import_list(order, waybill, cop_code=p.code("ecommerce"), party_codes=c["ecommerce"]),
+                     "ecommerce")}
 
 
-def export_messages(p: CebParties, order: dict, waybill: dict, *, by_customs_code: bool) -> dict:
-    codes = p.customs_codes() if by_customs_code else None
-    return {"order": (writer.export_order(order, cop_code=p.code("platform"), party_codes=codes), "platform"),
-            "waybill": (writer.export_waybill(waybill, cop_code=p.code("logistics"), party_codes=codes), "logistics"),
-            "list": (writer.export_list(order, waybill, cop_code=p.code("ecommerce"), party_codes=codes), "ecommerce")}
+def export_messages(p: CebParties, order: dict, waybill: dict, *, by_customs_code: bool | Iterable[str]) -> dict:
+    c = _naming(p, by_customs_code)
+    return {"order": (writer.export_order(order, cop_code=p.code("platform"), party_codes=c["platform"]), "platform"),
+            "waybill": (writer.export_waybill(waybill, cop_code=p.code("logistics"), party_codes=c["logistics"]),
+                        "logistics"),
+            "list": (writer.export_list(order, waybill, cop_code=p.code("ecommerce"), party_codes=c["ecommerce"]),
+                     "ecommerce")}
+
+
+def some_senders(n: int) -> set[str]:
+    """The senders of parcel `n` that name parties by customs code: every combination over the parcels."""
+    return {role for bit, role in enumerate(ROLES) if n >> bit & 1}
 
 
 def list_guid(xml: bytes) -> str:
@@ -195,8 +212,9 @@ def test_an_import_clears_the_mesh_in_every_arrival_order(api):
     plans, parcels = [], []
     for n, arrival in enumerate(itertools.permutations(["order", "payment", "waybill", "list"])):
         order, pay, waybill = import_parcel(p)
-        # Half the parcels name every party (and the sender) by its 10-character customs code.
-        sent = import_messages(p, order, pay, waybill, by_customs_code=n % 2 == 1)
+        # Each sender of a parcel names the parties (itself too) by USCC or by 10-character customs code, on its
+        # own: the 24 parcels cover every combination of the four senders' choices.
+        sent = import_messages(p, order, pay, waybill, by_customs_code=some_senders(n + 1))
         plans.append((sent, arrival))
         parcels.append((order, list_guid(sent["list"][0])))
     answers = send_parcels(p, plans)
@@ -214,6 +232,11 @@ def test_an_import_clears_the_mesh_in_every_arrival_order(api):
     for order, guid in parcels:
         assert guid in decided, order["order_no"]
         assert decided[guid]["returnStatus"] == RELEASED, decided[guid]
+    # An integrator's retry after the release: every record answered 120 again, nothing submitted twice.
+    resent, _ = plans[0]
+    for kind in ("list", "order", "waybill", "payment"):
+        assert p.send(*resent[kind])[0]["returnStatus"] == "120"
+    assert api.status(p.by_role["platform"], parcels[0][0]["order_no"])["version"] == 1
     for role in ROLES:
         assert_feed_valid_and_replayable(p, role, cursors[role])
     # Every record held on arrival got exactly one 120 in its sender's feed when it completed.
@@ -230,7 +253,7 @@ def test_an_export_clears_the_mesh_in_every_arrival_order_into_the_monthly_decla
     plans, parcels = [], []
     for n, arrival in enumerate(itertools.permutations(["order", "waybill", "list"])):
         order, waybill = export_parcel(p)
-        sent = export_messages(p, order, waybill, by_customs_code=n % 2 == 0)
+        sent = export_messages(p, order, waybill, by_customs_code=some_senders(n + 2))
         plans.append((sent, arrival))
         parcels.append((order, list_guid(sent["list"][0])))
     for statuses in send_parcels(p, plans):
@@ -258,6 +281,25 @@ def test_an_export_clears_the_mesh_in_every_arrival_order_into_the_monthly_decla
     assert line["legal_quantities_status"] == "complete"
     assert [(q["position"], q["unit"], Decimal(q["quantity"]), q["parcel_count"]) for q in line["legal_quantities"]] \
         == [(1, "piece", Decimal("18"), 6), (2, "kg", Decimal("2.70"), 6)]
+
+
+def test_the_parties_of_a_parcel_sending_at_the_same_moment(api):
+    """Four integrators do not take turns: each parcel's four messages are sent at once, every parcel at once
+    (the records that complete each other must still find each other, whichever transaction commits first)."""
+    p = register(api)
+    plans = []
+    for n in range(6):
+        order, pay, waybill = import_parcel(p)
+        plans.append((order, import_messages(p, order, pay, waybill, by_customs_code=some_senders(3 * n))))
+
+    def post(item: tuple[bytes, str]) -> str:
+        (ret,) = p.send(*item)
+        return ret["returnStatus"]
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(post, [m for _, sent in plans for m in sent.values()]))
+    assert set(statuses) <= {"120", "2"}, statuses
+    wait_released(api, p, [order["order_no"] for order, _ in plans], timeout=60)
 
 
 def test_a_malformed_record_beside_good_ones_reaches_no_agency(api):
