@@ -30,6 +30,7 @@ from tooling.ceb import writer
 pytestmark = pytest.mark.e2e
 
 ROLES = ("platform", "ecommerce", "payment", "logistics")
+EXPORT_ROLES = ("platform", "ecommerce", "logistics")  # an export names no payment firm (CEB303)
 BUYER = "Wang Xiaoming"  # a name no other text of the trace could carry by chance
 # Customs' decision as a list receipt's returnStatus (spec §7.5).
 RELEASED, INSPECTION, RETURNED = "800", "500", "100"
@@ -138,9 +139,10 @@ def export_messages(p: CebParties, order: dict, waybill: dict, *, by_customs_cod
                      "ecommerce")}
 
 
-def some_senders(n: int) -> set[str]:
-    """The senders of parcel `n` that name parties by customs code: every combination over the parcels."""
-    return {role for bit, role in enumerate(ROLES) if n >> bit & 1}
+def some_senders(n: int, roles: tuple[str, ...] = ROLES) -> set[str]:
+    """The senders of parcel `n` that name parties by customs code (bit k of `n`: `roles[k]` does), so that
+    consecutive parcels cover the combinations of the senders' choices."""
+    return {role for bit, role in enumerate(roles) if n >> bit & 1}
 
 
 def list_guid(xml: bytes) -> str:
@@ -248,12 +250,12 @@ def test_an_import_clears_the_mesh_in_every_arrival_order(api):
 
 
 def test_an_export_clears_the_mesh_in_every_arrival_order_into_the_monthly_declaration(api):
-    p = register(api, ("platform", "ecommerce", "logistics"))
+    p = register(api, EXPORT_ROLES)
     since = p.feed("ecommerce")[1]
     plans, parcels = [], []
     for n, arrival in enumerate(itertools.permutations(["order", "waybill", "list"])):
         order, waybill = export_parcel(p)
-        sent = export_messages(p, order, waybill, by_customs_code=some_senders(n + 2))
+        sent = export_messages(p, order, waybill, by_customs_code=some_senders(n + 1, EXPORT_ROLES))
         plans.append((sent, arrival))
         parcels.append((order, list_guid(sent["list"][0])))
     for statuses in send_parcels(p, plans):
@@ -265,7 +267,7 @@ def test_an_export_clears_the_mesh_in_every_arrival_order_into_the_monthly_decla
     decided = decisions_in(receipts, "CEB604Message")
     assert {guid: decided[guid]["returnStatus"] for _, guid in parcels} == {guid: RELEASED for _, guid in parcels}
     assert {decided[guid]["orderNo"] for _, guid in parcels} == {order["order_no"] for order, _ in parcels}
-    for role in ("platform", "ecommerce", "logistics"):
+    for role in EXPORT_ROLES:
         assert_feed_valid_and_replayable(p, role, 0)
 
     # Customs' consolidated export declaration of the month (domain §12): the lists' legal quantities,
@@ -366,9 +368,26 @@ def test_returned_and_inspected_parcels_in_the_list_receipts(api):
     assert r.status_code in (200, 202), r.text
     wait_for(lambda: decided().get(guids["inspected"], {}).get("returnStatus") == RELEASED, 60,
              what="the release after inspection in the seller's feed")
-    statuses = [ret["returnStatus"] for r in p.feed("ecommerce", since)[0] if r["message_type"] == "CEB622Message"
-                for ret in parse_receipt(r["xml"].encode())[1] if ret["guid"] == guids["inspected"]]
-    assert statuses == ["120", INSPECTION, RELEASED]  # the held list's completion, then customs' two decisions
+
+    # The platform corrects the returned order (CEB311 appType 2: the discount it forgot, so that the order's
+    # paid amount is the payment's); the list kept from before completes it, and customs releases the parcel.
+    order = mismatch[0]
+    corrected = {**order, "discount": "57.50", "actual_paid": "400.00"}
+    fix = writer.import_order(corrected, cop_code=platform, party_codes=p.customs_codes(), app_type="2")
+    assert p.send(fix, "platform")[0]["returnStatus"] == "120"
+    view = wait_for(lambda: (v := api.status(p.by_role["platform"], order["order_no"]))["customs"]["status"]
+                    == "released" and v, 60, what="the corrected order's release")
+    assert view["version"] == 2
+    wait_for(lambda: decided().get(guids["mismatch"], {}).get("returnStatus") == RELEASED, 60,
+             what="the release of the corrected order in the seller's feed")
+
+    def statuses(guid: str) -> list[str]:
+        return [ret["returnStatus"] for r in p.feed("ecommerce", since)[0] if r["message_type"] == "CEB622Message"
+                for ret in parse_receipt(r["xml"].encode())[1] if ret["guid"] == guid]
+
+    # Each list: its completion (it was sent first, so held), then every decision of customs, in order.
+    assert statuses(guids["inspected"]) == ["120", INSPECTION, RELEASED]
+    assert statuses(guids["mismatch"]) == ["120", RETURNED, RELEASED]
     assert_feed_valid_and_replayable(p, "ecommerce", since)
 
 
@@ -391,4 +410,6 @@ def test_the_trace_shows_what_section_4_has_no_field_for_without_personal_data(a
     whole = r.text
     assert order["buyer"]["id_number"] not in whole and BUYER not in whole
     assert order["buyer"]["id_number"][-6:] not in whole
+    # nor how to reach the buyer (CEB311 buyerTelephone, buyerRegNo; the consignee's phone and address)
+    assert order["buyer"]["phone"] not in whole and order["consignee"]["address"] not in whole
 
