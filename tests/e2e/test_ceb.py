@@ -145,10 +145,14 @@ def some_senders(n: int, roles: tuple[str, ...] = ROLES) -> set[str]:
     return {role for bit, role in enumerate(roles) if n >> bit & 1}
 
 
+def list_guids(xml: bytes) -> list[str]:
+    """The guids of a list message's records: customs' list receipts (CEB622/CEB604) name a list by it."""
+    return [g.text for g in etree.fromstring(xml).iterfind(f"{{{NS}}}Inventory/{{{NS}}}InventoryHead/{{{NS}}}guid")]
+
+
 def list_guid(xml: bytes) -> str:
-    """The guid of a list message's one record: customs' list receipts (CEB622/CEB604) name the list by it."""
-    (guid,) = etree.fromstring(xml).iterfind(f"{{{NS}}}Inventory/{{{NS}}}InventoryHead/{{{NS}}}guid")
-    return guid.text
+    (guid,) = list_guids(xml)
+    return guid
 
 
 DECIDED = {"300", "500", "800", "100"}  # customs' decisions; 120 is a held list's completion (or a pending one)
@@ -302,6 +306,37 @@ def test_the_parties_of_a_parcel_sending_at_the_same_moment(api):
         statuses = list(pool.map(post, [m for _, sent in plans for m in sent.values()]))
     assert set(statuses) <= {"120", "2"}, statuses
     wait_released(api, p, [order["order_no"] for order, _ in plans], timeout=60)
+
+
+def test_whole_batches_and_a_list_sent_by_the_carrier_for_the_seller(api):
+    """Integrators send their day's records in batches (1-100 records a message); a carrier may declare the
+    list for the seller (spec §7.5), and then both find customs' decision in their feeds."""
+    p = register(api)
+    cursors = {role: p.feed(role)[1] for role in ROLES}
+    parcels = [import_parcel(p) for _ in range(5)]
+    codes = p.customs_codes()
+    batches = {
+        "list": writer.message([writer.import_list_record(o, w, party_codes=codes) for o, _, w in parcels],
+                               cop_code=p.code("logistics"), party_codes=codes),
+        "waybill": writer.message([writer.import_waybill_record(w) for _, _, w in parcels],
+                                  cop_code=p.code("logistics")),
+        "payment": writer.message([writer.payment_record(pay) for _, pay, _ in parcels], cop_code=p.code("payment")),
+        "order": writer.message([writer.import_order_record(o, party_codes=codes) for o, _, _ in parcels],
+                                cop_code=p.code("platform"), party_codes=codes),
+    }
+    senders = {"list": "logistics", "waybill": "logistics", "payment": "payment", "order": "platform"}
+    expected = {"list": "2", "waybill": "120", "payment": "120", "order": "120"}
+    for kind in ("list", "waybill", "payment", "order"):
+        rets = p.send(batches[kind], senders[kind])
+        assert [r["returnStatus"] for r in rets] == [expected[kind]] * len(parcels), (kind, rets)
+    wait_released(api, p, [o["order_no"] for o, _, _ in parcels])
+    guids = list_guids(batches["list"])
+    assert len(set(guids)) == len(parcels)
+    for role in ("logistics", "ecommerce"):  # the list's sender, and the seller it declared for
+        got = wait_for(lambda: (d := decisions_in(p.feed(role, cursors[role])[0], "CEB622Message"))
+                       and len(d) >= len(parcels) and d, 60, what=f"the releases in the {role}'s feed")
+        assert {g: got[g]["returnStatus"] for g in guids} == {g: RELEASED for g in guids}, role
+        assert_feed_valid_and_replayable(p, role, cursors[role])
 
 
 def test_a_malformed_record_beside_good_ones_reaches_no_agency(api):
