@@ -298,8 +298,9 @@ def test_an_export_clears_the_mesh_in_every_arrival_order_into_the_monthly_decla
 
 
 def test_the_parties_of_a_parcel_sending_at_the_same_moment(api):
-    """Four integrators do not take turns: each parcel's four messages are sent at once, every parcel at once
-    (the records that complete each other must still find each other, whichever transaction commits first)."""
+    """Four integrators do not take turns: each parcel's four messages are sent at once, every parcel at once,
+    each message twice (the records that complete each other must still find each other, whichever
+    transaction commits first; a retry racing its original is one record)."""
     p = register(api)
     plans = []
     for n in range(6):
@@ -310,10 +311,15 @@ def test_the_parties_of_a_parcel_sending_at_the_same_moment(api):
         (ret,) = p.send(*item)
         return ret["returnStatus"]
 
+    # Every message twice: a sender's retry (its connection dropped) racing the original.
     with ThreadPoolExecutor(8) as pool:
-        statuses = list(pool.map(post, [m for _, sent in plans for m in sent.values()]))
+        statuses = list(pool.map(post, [m for _, sent in plans for m in sent.values() for _ in range(2)]))
     assert set(statuses) <= {"120", "2"}, statuses
     wait_released(api, p, [order["order_no"] for order, _ in plans], timeout=60)
+    for order, sent in plans:
+        assert api.status(p.by_role["platform"], order["order_no"])["version"] == 1
+        # Each record, sent again now, is an identical replay of a record whose partners all came.
+        assert [p.send(*sent[kind])[0]["returnStatus"] for kind in sent] == ["120"] * 4
 
 
 def test_whole_batches_and_a_list_sent_by_the_carrier_for_the_seller(api):
