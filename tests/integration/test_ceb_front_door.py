@@ -15,7 +15,6 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from services.gateway import app as gateway_app
 from services.gateway.app import app, service
 from services.gateway.ceb import feed
 from services.gateway.ceb.receipts import parse_receipt, validate_receipt
@@ -23,7 +22,7 @@ from services.gateway.tables import ceb_records, orders, payments, trace, waybil
 from shared.clock import utcnow
 from shared.settings import settings as service_settings
 from shared.tables import OUTBOX
-from tests.support import new_uscc, order_body, payment_body, unique, waybill_body
+from tests.support import close_in_process_gateway, new_uscc, order_body, payment_body, unique, waybill_body
 from tooling.ceb import writer
 
 pytestmark = pytest.mark.integration
@@ -92,17 +91,7 @@ def gw(tmp_path_factory) -> Iterator[Gateway]:
     try:
         yield Gateway(runner, http, codes, customs, keys)
     finally:
-        async def close() -> None:
-            await http.aclose()
-            mine = [t for t in service._tasks if t.get_loop() is asyncio.get_running_loop()]
-            for task in mine:
-                task.cancel()
-            await asyncio.gather(*mine, return_exceptions=True)
-            service._tasks.clear()
-            gateway_app.group_commit = None
-            await service.close_database()
-
-        runner.run(close())
+        runner.run(close_in_process_gateway(http))
         runner.close()
 
 
