@@ -247,7 +247,8 @@ class Load:
                     # Over the key's rate limit (spec §7.2; a batch or a CEB message counts one per document):
                     # a client waits as told and resends. Counted; the latency includes the wait.
                     self.rate_limited += 1
-                    await asyncio.sleep(float(r.headers.get("Retry-After", "1")))
+                    retry_after = r.headers.get("Retry-After", "1")
+                    await asyncio.sleep(min(float(retry_after), 10.0) if retry_after.isdigit() else 1.0)
                     continue
                 break
             except httpx.TransportError as e:
