@@ -678,21 +678,30 @@ UnitOfWorkFactory = Callable[[], Any]  # Service.unit_of_work: an async context 
 _RETRIED_SQLSTATES = ("40P01", "40001")  # deadlock, serialization failure: about timing, not the documents
 
 
-async def run_lots(unit_of_work: UnitOfWorkFactory, lots: Sequence[Sequence[Prepared]]) -> list[list[Outcome]]:
-    """Accepts several lots (one kind each) in ONE transaction and commits it; returns their outcomes only
-    after the commit. A deadlock or serialization failure re-runs the whole transaction from the start
-    (nothing of a failed attempt was committed); any other failure propagates: nothing was stored."""
+async def in_retried_unit_of_work(unit_of_work: UnitOfWorkFactory, work: Callable[[UnitOfWork], Any]) -> Any:
+    """`await work(uow)` in a fresh unit of work, committed; its result only after the commit. A deadlock or
+    serialization failure re-runs it from the start (nothing of a failed attempt was committed; `work` must
+    build its state anew each time); any other failure propagates: nothing was stored."""
     attempt = 0
     while True:
         try:
             async with unit_of_work() as uow:
-                return [await accept(uow, lot) for lot in lots]
+                return await work(uow)
         except DBAPIError as err:
             code = getattr(err.orig, "sqlstate", None) or getattr(err.orig, "pgcode", None)
             attempt += 1
             if code not in _RETRIED_SQLSTATES or attempt >= 3:
                 raise
             log.warning("unit of work retried", extra={"error": repr(err)})
+
+
+async def run_lots(unit_of_work: UnitOfWorkFactory, lots: Sequence[Sequence[Prepared]]) -> list[list[Outcome]]:
+    """Accepts several lots (one kind each) in ONE transaction and commits it; returns their outcomes only
+    after the commit (`in_retried_unit_of_work`)."""
+    async def work(uow: UnitOfWork) -> list[list[Outcome]]:
+        return [await accept(uow, lot) for lot in lots]
+
+    return await in_retried_unit_of_work(unit_of_work, work)
 
 
 async def accept_batch(unit_of_work: UnitOfWorkFactory, caller: Caller, kind: Kind,

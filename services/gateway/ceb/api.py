@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from services.gateway import store as gateway_store
 from services.gateway.auth import Caller, CallerDep, rate_limit
+from services.gateway.intake import in_retried_unit_of_work
 from services.gateway.ceb import receipts
 from services.gateway.ceb.messages import CebError, CebMessage, MalformedMessage, RecordCountError, parse_message
 from services.gateway.ceb.settings import ceb_settings
@@ -26,7 +27,7 @@ from services.gateway.ceb.store import add_receipts, receipts_since, records_box
 from services.gateway.ceb.submission import Taking, screen, take
 from shared.clock import utcnow
 from shared.http import Problem, unavailable
-from shared.runtime import Service
+from shared.runtime import Service, UnitOfWork
 
 XML = "application/xml"
 
@@ -81,13 +82,20 @@ def ceb_router(service: Service) -> APIRouter:
             raise Problem(403, "Forbidden", f"BaseTransfer/copCode {cop!r} is not your enterprise ({caller.code})")
         # spec §7.2: documents count one by one; the request itself was counted as the first.
         await rate_limit.hit(caller, len(message.records) - 1)
-        arrivals = screen(message, caller, lookup)
-        taking = Taking(records_box(service.settings.sw_gateway_fingerprint_key), caller.code, at,
-                        at + _timeout(), lookup, {caller.code: caller})
+        # Screened outside the transaction (parsing and validation are CPU: no transaction waits on them).
+        screened = [screen(message, caller, dict(lookup))]
+
+        async def work(uow: UnitOfWork) -> list:
+            # A retried attempt starts afresh from what is committed: `take` fills in the arrivals it is given.
+            arrivals = screened.pop() if screened else screen(message, caller, dict(lookup))
+            taking = Taking(records_box(service.settings.sw_gateway_fingerprint_key), caller.code, at,
+                            at + _timeout(), dict(lookup), {caller.code: caller})
+            outcomes = await take(uow, message, arrivals, taking)
+            await add_receipts(uow.session, taking.feed)
+            return outcomes
+
         try:
-            async with service.unit_of_work() as uow:
-                outcomes = await take(uow, message, arrivals, taking)
-                await add_receipts(uow.session, taking.feed)
+            outcomes = await in_retried_unit_of_work(service.unit_of_work, work)
         except (SQLAlchemyError, OSError):
             raise unavailable() from None
         return _xml(receipts.message_receipt(message, outcomes, at))
