@@ -399,10 +399,20 @@ APP_TYPES = {"1": "new", "2": "correction", "3": "cancellation"}
 
 def intent(head: Any) -> str:
     """What the sender asks (spec §7.5): "draft" when `appStatus` is 1 (acknowledged, never submitted), else
-    `appType` 1 → "new", 2 → "correction", 3 → "cancellation"; "invalid" for any other appType."""
+    `appStatus` 2 and `appType` 1 → "new", 2 → "correction", 3 → "cancellation"; "invalid" for any other
+    appType or appStatus (`invalid_app` says which element)."""
     if head.appStatus == "1":
         return "draft"
+    if head.appStatus != "2":  # customs' own values: 1 draft (暂存), 2 declared (申报); nothing else is a request
+        return "invalid"
     return APP_TYPES.get(head.appType, "invalid")
+
+
+def invalid_app(head: Any) -> tuple[str, str]:
+    """(element name, message) of what makes `intent(head)` "invalid"."""
+    if head.appStatus not in ("1", "2"):
+        return "appStatus", f"appStatus {head.appStatus!r}: expected 1 (draft) or 2 (declared)"
+    return "appType", f"appType {head.appType!r}: expected 1 (new), 2 (correction) or 3 (cancellation)"
 
 
 # --- from our field back to the XML element ----------------------------------------------------------------

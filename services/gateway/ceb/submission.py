@@ -53,6 +53,12 @@ _STAND_INS = {"trade_mode": "9610", "destination_country": "US", "platform_code"
 PERSONAL_ELEMENTS = {"buyerName", "buyerIdNumber", "buyerIdType", "buyerTelephone", "buyerRegNo", "consignee",
                      "consigneeTelephone", "consigneeAddress", "consigneeDistrict", "payerName", "payerIdNumber",
                      "payerIdType", "telephone", "ebcTelephone"}
+# The record's head element and the element holding its business number, for refusals naming them.
+HEAD_ELEMENT = {"CEB311Message": "OrderHead", "CEB303Message": "OrderHead", "CEB411Message": "PaymentHead",
+                "CEB511Message": "LogisticsHead", "CEB505Message": "Logistics", "CEB621Message": "InventoryHead",
+                "CEB603Message": "InventoryHead"}
+NUMBER_ELEMENT = {"order": "orderNo", "payment": "payTransactionId", "waybill": "logisticsNo", "list": "orderNo"}
+WAITING_FOR_MAX = 500  # ceb_records.waiting_for
 _NOISE = {"guid", "appType", "appTime", "appStatus", "gnum", "unit_code"}
 
 
@@ -69,6 +75,7 @@ class Arrival:
     waybill: tuple[str, str] | None = None  # a list's waybill (logistics code, waybill no)
     fingerprint: str = ""
     outcome: receipts.Outcome | None = None
+    twin: "Arrival | None" = None  # an identical earlier record of the same message: answered as it is
 
 
 def _party(lookup: dict[str, str], code: str | None) -> str | None:
@@ -105,6 +112,7 @@ def screen(message: CebMessage, caller: Caller, lookup: dict[str, str]) -> list[
     carry their `outcome`. `lookup`: a code named in the message → the registered enterprise code (a
     registration's customs code or its own code)."""
     out = []
+    seen: dict[RecordKey, Arrival] = {}
     for parsed in message.records:
         a = Arrival(parsed, message.kind, message.direction, message.message_type)
         out.append(a)
@@ -118,9 +126,18 @@ def screen(message: CebMessage, caller: Caller, lookup: dict[str, str]) -> list[
         if caller.code not in may_send:
             a.outcome = receipts.not_the_party(element, getattr(head, element))
             continue
+        if a.kind == "list" and not ((caller.code == party and "ecommerce" in caller.roles)
+                                     or (caller.code == _party(lookup, head.logisticsCode) and "logistics" in caller.roles)):
+            # The seller (ebcCode, role ecommerce) or the logistics firm acting for it (logisticsCode, role
+            # logistics): a payment firm naming itself as the list's logistics firm is not either.
+            a.outcome = receipts.refused("list", [mapping.MappingProblem(
+                "", "InventoryHead/ebcCode", "forbidden", "a list is sent by its seller (ebcCode, role ecommerce) "
+                "or by its logistics firm (logisticsCode, role logistics)")])
+            continue
         a.intent = mapping.intent(head)
         if a.intent == "invalid":
-            a.outcome = receipts.refused(a.kind, [RecordProblem("appType", "invalid", "appType must be 1, 2 or 3")])
+            name, why = mapping.invalid_app(head)
+            a.outcome = receipts.refused(a.kind, [RecordProblem(f"{HEAD_ELEMENT[a.message_type]}/{name}", "invalid", why)])
             continue
         if a.intent == "draft":
             a.outcome = receipts.accepted("draft (appStatus 1): acknowledged, not submitted")
@@ -141,6 +158,17 @@ def screen(message: CebMessage, caller: Caller, lookup: dict[str, str]) -> list[
                     f"tradeMode {head.tradeMode!r}: expected one of {', '.join(sorted(mapping.TRADE_MODES))}")])
                 continue
         a.fingerprint = fingerprint(parsed.record, a.intent)
+        # Two different records under one key in one message: which one is meant cannot be told; the first
+        # stands and the later one is refused (an identical repeat gets the first one's answer).
+        first = seen.setdefault(a.key, a)
+        if first is not a:
+            if first.fingerprint != a.fingerprint:
+                a.outcome = receipts.refused(a.kind, [RecordProblem(
+                    f"{HEAD_ELEMENT[a.message_type]}/{NUMBER_ELEMENT[a.kind]}", "duplicate",
+                    f"record {first.parsed.index + 1} of this message has the same key with other content")])
+                continue
+            a.twin = first
+            continue
         if a.kind != "list" and a.intent != "cancellation":
             a.outcome = early_refusal(a, caller, lookup)
     return out
@@ -275,6 +303,29 @@ class Taking:
                               "xml": xml.decode(), "created_at": self.at})
 
 
+def _same_seller(t: Taking, order: Any, list_record: Any) -> bool:
+    """Whether the list is the order's seller's (spec §7.2: a seller's list completes only its own orders)."""
+    return _party(t.lookup, order.head.ebcCode) == _party(t.lookup, list_record.head.ebcCode)
+
+
+def _other_seller(list_record: Any) -> receipts.Outcome:
+    return receipts.refused("list", [mapping.MappingProblem(
+        "ecommerce_code", "InventoryHead/ebcCode", "mismatch",
+        f"the order names another seller than the list's ebcCode {list_record.head.ebcCode!r}")])
+
+
+def _waiting_for(missing: list[str]) -> str:
+    """What a held record waits for, as kept (at most WAITING_FOR_MAX characters): a hundred lines' HS codes
+    are said once, not a hundred times."""
+    lines = [m for m in missing if m.startswith("items[")]
+    said = [m for m in missing if not m.startswith("items[")]
+    if len(lines) > 1:
+        said.insert(0, f"items[0..{len(lines) - 1}].hs_code")
+    elif lines:
+        said.insert(0, lines[0])
+    return ", ".join(said)[:WAITING_FOR_MAX]
+
+
 def _list_of_order(t: Taking, platform: str, order_no: str) -> Kept | None:
     kept = t.kept.get(("list", platform, order_no))
     return kept if kept is not None and kept.row["state"] in ("held", "submitted") else None
@@ -290,7 +341,7 @@ def _waiting(kind: str, direction: str, missing: list[str]) -> receipts.Outcome:
     what = "CEB621 list" if direction == "import" else "CEB603 list"
     if kind == "list":
         return receipts.held(["the order"], "CEB311 order" if direction == "import" else "CEB303 order")
-    return receipts.held(missing, what)
+    return receipts.held([_waiting_for(missing)], what)
 
 
 def _complete(t: Taking, kind: str, kept_or_record: Any, list_kept: Kept | None) -> mapping.Mapped:
@@ -344,7 +395,7 @@ def _key_of(kept: Kept) -> RecordKey:
 async def take(uow: Any, message: CebMessage, arrivals: list[Arrival], t: Taking) -> list[receipts.Outcome]:
     """Answers every record of `message` in `uow` (see the module docstring); the answers hold once `uow`
     commits. Returns one outcome per record, in order."""
-    live = [a for a in arrivals if a.outcome is None and a.key is not None]
+    live = [a for a in arrivals if a.outcome is None and a.key is not None and a.twin is None]
     # Records completing each other in two messages at once take turns (PostgreSQL advisory locks): the
     # second reads what the first kept, so neither waits for a partner that already came.
     await lock_keys(uow.session, [f"ceb:{a.key[1]}:{a.key[2]}" for a in live if a.kind in ("order", "list")]  # type: ignore[index]
@@ -384,7 +435,8 @@ async def take(uow: Any, message: CebMessage, arrivals: list[Arrival], t: Taking
 
     await _submit(uow, t)
     await save_records(uow.session, [k.row for k in t.kept.values() if k.changed])
-    return [a.outcome or receipts.accepted() for a in arrivals]
+    return [(a.twin.outcome if a.twin is not None and a.outcome is None else a.outcome) or receipts.accepted()
+            for a in arrivals]
 
 
 def _waybills(live: list[Arrival]) -> set[tuple[str, str]]:
@@ -426,8 +478,13 @@ def _arrive(t: Taking, a: Arrival) -> None:
     if a.kind in ("order", "waybill"):
         list_kept = (_list_of_order(t, key[1], key[2]) if a.kind == "order"  # type: ignore[index]
                      else _list_of_waybill(t, (key[1], key[2])))  # type: ignore[index]
+        if a.kind == "order" and list_kept is not None and not _same_seller(t, a.parsed.record, list_kept.record):
+            # A list from another seller than the order's came first: it never completes (nor refuses) the
+            # order; its sender learns it is refused, and the order waits for its own seller's list.
+            t.settle(_key_of(list_kept), "refused", _other_seller(list_kept.record), notify=True)
+            list_kept = None
         missing = _map(a.kind, a.parsed.record, None, t.lookup).missing
-        t.put(a, sender, state, _waiting(a.kind, a.direction, missing), ", ".join(missing))
+        t.put(a, sender, state, _waiting(a.kind, a.direction, missing), _waiting_for(missing))
         if list_kept is None:
             a.outcome = _waiting(a.kind, a.direction, missing)
             return
@@ -443,8 +500,11 @@ def _arrive(t: Taking, a: Arrival) -> None:
             _plan_waybill_of(t, list_kept)
         return
     # A list: completes its order and its waybill, if they came.
-    t.put(a, sender, "held", _waiting("list", a.direction, []), "the order")
     order = t.kept.get(("order", key[1], key[2]))  # type: ignore[index]
+    if order is not None and order.row["state"] in ("held", "submitted") and not _same_seller(t, order.record, a.parsed.record):
+        a.outcome = _other_seller(a.parsed.record)  # another seller's list: never kept over the order's own
+        return
+    t.put(a, sender, "held", _waiting("list", a.direction, []), "the order")
     list_kept = t.kept[key]  # type: ignore[index]
     if order is not None and order.row["state"] in ("held", "submitted"):
         why = _plan(t, "order", _key_of(order), list_kept, a)
