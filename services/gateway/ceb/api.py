@@ -14,7 +14,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from services.gateway import store as gateway_store
 from services.gateway.auth import Caller, CallerDep, rate_limit
@@ -29,6 +29,8 @@ from shared.http import Problem, unavailable
 from shared.runtime import Service
 
 XML = "application/xml"
+DEADLOCK = "40P01"  # PostgreSQL's deadlock_detected
+DEADLOCK_ATTEMPTS = 3
 
 
 def _xml(body: bytes, status: int = 200) -> Response:
@@ -83,15 +85,23 @@ def ceb_router(service: Service) -> APIRouter:
             raise Problem(403, "Forbidden", f"BaseTransfer/copCode {cop!r} is not your enterprise ({caller.code})")
         # spec §7.2: documents count one by one; the request itself was counted as the first.
         await rate_limit.hit(caller, len(message.records) - 1)
-        arrivals = screen(message, caller, lookup)
-        taking = Taking(records_box(service.settings.sw_gateway_fingerprint_key), caller.code, at,
-                        at + _timeout(), lookup, {caller.code: caller})
-        try:
-            async with service.unit_of_work() as uow:
-                outcomes = await take(uow, message, arrivals, taking)
-                await add_receipts(uow.session, taking.feed)
-        except (SQLAlchemyError, OSError):
-            raise unavailable() from None
+        for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
+            arrivals = screen(message, caller, dict(lookup))
+            taking = Taking(records_box(service.settings.sw_gateway_fingerprint_key), caller.code, at,
+                            at + _timeout(), dict(lookup), {caller.code: caller})
+            try:
+                async with service.unit_of_work() as uow:
+                    outcomes = await take(uow, message, arrivals, taking)
+                    await add_receipts(uow.session, taking.feed)
+                break
+            except DBAPIError as err:
+                # Two messages that each found a list committed between their reads may lock each other's
+                # keys (submission.take): PostgreSQL ends one; nothing of it was stored, so it goes again.
+                if attempt < DEADLOCK_ATTEMPTS and getattr(err.orig, "sqlstate", None) == DEADLOCK:
+                    continue
+                raise unavailable() from None
+            except (SQLAlchemyError, OSError):
+                raise unavailable() from None
         return _xml(receipts.message_receipt(message, outcomes, at))
 
     @router.get("/receipts", responses={200: {"description": "the caller's receipts after `since`, oldest first"}})

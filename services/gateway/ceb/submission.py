@@ -397,9 +397,58 @@ async def take(uow: Any, message: CebMessage, arrivals: list[Arrival], t: Taking
     commits. Returns one outcome per record, in order."""
     live = [a for a in arrivals if a.outcome is None and a.key is not None and a.twin is None]
     # Records completing each other in two messages at once take turns (PostgreSQL advisory locks): the
-    # second reads what the first kept, so neither waits for a partner that already came.
-    await lock_keys(uow.session, [f"ceb:{a.key[1]}:{a.key[2]}" for a in live if a.kind in ("order", "list")]  # type: ignore[index]
-                    + [f"ceb-waybill:{w[0]}:{w[1]}" for w in _waybills(live)])
+    # second reads what the first kept, so neither waits for a partner that already came. An export order
+    # and its waybill share no key: only their list ties them (the waybill waits until its order is filed),
+    # so the keys of the lists already kept are found by a first, unlocked read and locked too, in the same
+    # statement (two messages locking overlapping sets queue, never deadlock).
+    locks = _own_locks(live)
+    exporting = any(a.direction == "export" and a.kind in ("order", "waybill") for a in live)
+    if exporting:
+        await _read(uow, t, live)
+        locks |= _partner_locks(t)
+        t.kept.clear()
+        t.lists_by_waybill.clear()
+    await lock_keys(uow.session, sorted(locks))
+    await _read(uow, t, live)
+    extra = _partner_locks(t) - locks if exporting else set()
+    if extra:
+        # A list committed between the two reads: its keys are locked now (rare; should two messages do this
+        # at once, PostgreSQL ends one as a deadlock and the route tries that message again) and read afresh.
+        await lock_keys(uow.session, sorted(extra))
+        t.kept.clear()
+        t.lists_by_waybill.clear()
+        await _read(uow, t, live)
+
+    for a in live:
+        _arrive(t, a)
+
+    await _submit(uow, t)
+    await save_records(uow.session, [k.row for k in t.kept.values() if k.changed])
+    return [(a.twin.outcome if a.twin is not None and a.outcome is None else a.outcome) or receipts.accepted()
+            for a in arrivals]
+
+
+def _own_locks(live: list[Arrival]) -> set[str]:
+    """The advisory lock keys of the records of a message: an order's and a list's order key, a waybill's
+    and a list's waybill key."""
+    return ({f"ceb:{a.key[1]}:{a.key[2]}" for a in live if a.kind in ("order", "list")}  # type: ignore[index]
+            | {f"ceb-waybill:{w[0]}:{w[1]}" for w in _waybills(live)})
+
+
+def _partner_locks(t: Taking) -> set[str]:
+    """The lock keys of the lists kept in `t`: their order's and their waybill's."""
+    out = set()
+    for k in t.kept.values():
+        if k.row["kind"] == "list" and k.row["state"] in ("held", "submitted"):
+            out.add(f"ceb:{k.row['party_code']}:{k.row['number']}")
+            if k.row["waybill_code"]:
+                out.add(f"ceb-waybill:{k.row['waybill_code']}:{k.row['waybill_no']}")
+    return out
+
+
+async def _read(uow: Any, t: Taking, live: list[Arrival]) -> None:
+    """Reads into `t` the records of `live` and their partners, the codes they name and their senders
+    (at most five queries)."""
     wanted: set[RecordKey] = set()
     for a in live:
         _, owner, number = a.key  # type: ignore[misc]
@@ -430,13 +479,6 @@ async def take(uow: Any, message: CebMessage, arrivals: list[Arrival], t: Taking
     for code, (roles, _) in (await intake.registered_parties(uow.session, others)).items() if others else ():
         t.senders[code] = Caller(code, roles)
 
-    for a in live:
-        _arrive(t, a)
-
-    await _submit(uow, t)
-    await save_records(uow.session, [k.row for k in t.kept.values() if k.changed])
-    return [(a.twin.outcome if a.twin is not None and a.outcome is None else a.outcome) or receipts.accepted()
-            for a in arrivals]
 
 
 def _waybills(live: list[Arrival]) -> set[tuple[str, str]]:
