@@ -21,7 +21,7 @@ from services.gateway import app as gateway_app
 from services.gateway.app import app, service
 from services.gateway.ceb import feed, store as ceb_store, submission
 from services.gateway.ceb.receipts import parse_receipt, validate_receipt
-from services.gateway.tables import ceb_records, ceb_receipts, orders, payments, waybills
+from services.gateway.tables import ceb_records, orders, payments, trace, waybills
 from shared.clock import utcnow
 from shared.settings import settings as service_settings
 from tests.conftest import create_database
@@ -487,6 +487,22 @@ def test_no_identity_number_in_plain_text_anywhere_in_the_gateway(gw):
     for role in ROLES:
         for r in gw.receipts(role)["receipts"]:
             assert not any(n in r["xml"] for n in numbers + names)
+
+
+def test_personal_data_in_elements_we_do_not_know_stays_out_of_the_trace(gw):
+    """A sender's own elements beside the schema's are kept and shown in the trace (never dropped), but not
+    a person's name, phone or number under a name we do not know."""
+    order, _, waybill = documents(gw)
+    msgs = sent(gw, order, None, waybill)
+    number = new_resident_id()
+    extra = (f"<ceb:buyerIdNo>{number}</ceb:buyerIdNo><ceb:receiverMobile>13912345678</ceb:receiverMobile>"
+             f"<ceb:vipNote>card {number}</ceb:vipNote><ceb:shopCode>S-42</ceb:shopCode>").encode()
+    gw.send(msgs["order"].replace(b"</ceb:OrderHead>", extra + b"</ceb:OrderHead>"), "platform")
+    assert statuses(gw.send(msgs["list"], "ecommerce")) == ["120"]
+    rows = gw.rows(select(trace.c.summary).where(trace.c.correlation_id == f"{order['platform_code']}:{order['order_no']}"))
+    shown = " ".join(r.summary for r in rows)
+    assert "shopCode=S-42" in shown  # kept and shown
+    assert number not in shown and "13912345678" not in shown, shown
 
 
 # --- replays and corrections -------------------------------------------------------------------------------

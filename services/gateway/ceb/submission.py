@@ -37,6 +37,7 @@ from services.gateway.ceb.messages import CebMessage, ParsedRecord, RecordProble
 from services.gateway.ceb.store import RecordKey, load_records, open_record, save_records, seal_record
 from services.gateway.store import add_trace_entries, enterprise_codes
 from shared.db import lock_keys
+from shared.logs import mask_personal_data
 from shared.http import Problem
 
 # The element naming the record's party, which must be the caller (spec §7.5). A list may also be sent by
@@ -59,6 +60,16 @@ HEAD_ELEMENT = {"CEB311Message": "OrderHead", "CEB303Message": "OrderHead", "CEB
                 "CEB603Message": "InventoryHead"}
 NUMBER_ELEMENT = {"order": "orderNo", "payment": "payTransactionId", "waybill": "logisticsNo", "list": "orderNo"}
 WAITING_FOR_MAX = 500  # ceb_records.waiting_for
+# Parts of element names that name or reach a person, for elements outside the schemas (a sender's own).
+_PERSONAL_PARTS = ("buyer", "payer", "consignee", "idnumber", "idno", "telephone", "phone", "mobile", "email",
+                   "address")
+
+
+def _personal(name: str) -> bool:
+    lowered = name.lower()
+    return name in PERSONAL_ELEMENTS or any(part in lowered for part in _PERSONAL_PARTS)
+
+
 _NOISE = {"guid", "appType", "appTime", "appStatus", "gnum", "unit_code"}
 
 
@@ -663,9 +674,11 @@ def _trace_entries(correlation_id: str, at: datetime, message_type: str, extras:
     shown = []
     for path, value in _flatten(extras):
         name = path.rsplit(".", 1)[-1].rsplit("/", 1)[-1]
-        if name in PERSONAL_ELEMENTS or name in _NOISE or value in (None, ""):
+        if _personal(name) or name in _NOISE or value in (None, ""):
             continue
-        shown.append(f"{path}={value}")
+        # An element we do not know may still carry a person's number (a sender's own `buyerIdNo`, say):
+        # what looks like one is masked as in logs.
+        shown.append(mask_personal_data(f"{path}={value}"))
     if not shown:
         return []
     head = f"{message_type[:6]} kept beyond §4: "
