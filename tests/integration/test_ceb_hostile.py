@@ -212,6 +212,19 @@ def test_a_list_from_another_seller_sent_first_does_not_block_the_real_one(gw):
     assert n_orders(gw, order) == 1
 
 
+def test_another_sellers_list_naming_a_held_waybill_does_not_refuse_it(gw):
+    """A seller's list for its own order names another parcel's waybill (a typo, or on purpose): the held
+    waybill belongs to its logistics firm and its own order; a stranger's list does not get it refused."""
+    order, _, waybill = documents(gw)
+    msgs = sent(gw, order, None, waybill)
+    assert statuses(gw.send(msgs["waybill"], "logistics")) == ["2"]
+    own, _, _ = documents(gw, platform="platform2", seller="ecommerce2")
+    gw.send(writer.import_order(own, cop_code=gw.codes["platform2"]), "platform2")
+    gw.send(writer.import_list(own, dict(waybill, order_no=own["order_no"], platform_code=own["platform_code"]),
+                               cop_code=gw.codes["ecommerce2"]), "ecommerce2")
+    assert held_state(gw, "waybill", waybill["waybill_no"]) == ["held"]
+
+
 def test_a_list_from_a_key_without_the_role_is_refused(gw):
     """A payment firm names itself as the list's logistics firm to get past the party check."""
     order, _, waybill = documents(gw)

@@ -394,6 +394,13 @@ def _plan_waybill_of(t: Taking, list_kept: Kept) -> None:
     if waybill.row["direction"] == "export" and not _order_filed(t, list_kept):
         return
     why = _plan(t, "waybill", key, list_kept, None)
+    if why is not None and waybill.row["sender"] != list_kept.row["sender"]:
+        # Another enterprise's list does not match the held waybill (another order, say): one enterprise's
+        # record never gets another's refused. The waybill keeps waiting for a list that matches it (and
+        # is returned after DOCUMENT_TIMEOUT_HOURS otherwise).
+        waybill.row["waiting_for"] = _waiting_for([f"a list matching it ({why})"])
+        waybill.changed = True
+        return
     if why is not None:
         t.settle(key, "refused", receipts.refused("waybill", [mapping.MappingProblem(
             "", "(with its list)", "mismatch", why)]), notify=True)
