@@ -371,6 +371,39 @@ def test_two_records_with_the_same_key_in_one_message(gw):
     xml = writer.message([writer.import_order_record(order), writer.import_order_record(changed)],
                          cop_code=gw.codes["platform"])
     assert statuses(gw.send(xml, "platform")) == ["2", "-301008"]
+    twins, _, _ = documents(gw)
+    xml = writer.message([writer.import_order_record(twins), writer.import_order_record(twins)],
+                         cop_code=gw.codes["platform"])
+    assert statuses(gw.send(xml, "platform")) == ["2", "2"]  # the same record twice: one record, one answer
+    assert gw.count(ceb_records, number=twins["order_no"]) == 1
+
+
+HOSTILE_VALUES = ("", " ", "0", "-1", "1e5", "9" * 40, "x" * 1001, "\u4e2d\u6587\U0001f600", "1.123456",
+                  "20261301000000", "<![CDATA[<a/>]]>", "&amp;&lt;")
+
+
+@pytest.mark.parametrize("direction", ["import", "export"])
+def test_every_element_given_hostile_values_never_gives_a_500(gw, direction):
+    """Every element of every message type, one at a time, given each of HOSTILE_VALUES: a receipt (200)
+    or a whole-message refusal, never a 500; each refused record's returnInfo names an element."""
+    if gw.backend != "sqlite":
+        pytest.skip("one backend is enough for the parser and the mapping; the lengths are checked on both")
+    order, pay, waybill = documents(gw, direction)
+    msgs = {k: v for k, v in sent(gw, order, pay, waybill).items() if v}
+    for kind, xml in msgs.items():
+        elements = sorted(set(re.findall(rb"<ceb:(\w+)>[^<]+</ceb:\1>", xml.split(b"<ceb:BaseTransfer>")[0])))
+        for element in elements:
+            for value in HOSTILE_VALUES:
+                raw = value if value.startswith("<!") or value.startswith("&") else (
+                    value.replace("&", "&amp;").replace("<", "&lt;"))
+                body = re.sub(rb"<ceb:%s>[^<]*</ceb:%s>" % (element, element),
+                              b"<ceb:%s>%s</ceb:%s>" % (element, raw.encode(), element), xml, count=1)
+                r = gw.send(body, SENDER[kind])
+                assert r.status_code in (200, 422), (kind, element, value, r.status_code, r.text[:300])
+                if r.status_code == 200:
+                    for ret in answer(r):
+                        if ret["returnStatus"].startswith("-"):
+                            assert "(" in ret["returnInfo"] or "caller is not" in ret["returnInfo"], (element, value, ret)
 
 
 def test_a_list_whose_lines_do_not_match_its_order(gw):
