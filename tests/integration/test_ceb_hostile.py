@@ -694,6 +694,39 @@ def all_receipts(gw: Gateway, role: str, since: int) -> list[dict]:
         since = page["next"]
 
 
+def test_a_timeout_pass_and_the_completing_list_at_once(pg, monkeypatch):
+    """A held order's time is up just as its list arrives: it is either returned (and the list waits) or
+    submitted (and not returned); never submitted after its sender was told it timed out."""
+    order, _, waybill = documents(pg)
+    msgs = sent(pg, order, None, waybill)
+    pg.send(msgs["order"], "platform")
+    before = 0
+    while pg.receipts("platform", before)["receipts"]:
+        before = pg.receipts("platform", before)["next"]
+    rendezvous = Rendezvous()
+    monkeypatch.setattr(submission, "load_records", after(rendezvous, ceb_store.load_records))
+    monkeypatch.setattr(ceb_store, "due_records", after(rendezvous, ceb_store.due_records))
+    later = utcnow() + timedelta(hours=73)
+
+    async def timeout_pass() -> int:
+        async with service.unit_of_work() as uow:
+            return await feed.return_timed_out(uow.session, later, 72, 10_000)
+
+    async def both() -> tuple:
+        return await asyncio.gather(timeout_pass(), pg.post(msgs["list"], "ecommerce"))
+
+    _, r = pg.run(both())
+    monkeypatch.undo()
+    answer(r)
+    timed_out = [x for x in all_receipts(pg, "platform", before)
+                 if parse_receipt(x["xml"].encode())[1][0].get("orderNo") == order["order_no"]
+                 and "DOCUMENT_TIMEOUT" in x["xml"]]
+    submitted = n_orders(pg, order)
+    assert (submitted, len(timed_out)) in ((1, 0), (0, 1)), (submitted, timed_out)
+    state = held_state(pg, "order", order["order_no"])
+    assert state == (["submitted"] if submitted else ["timed_out"])
+
+
 def test_a_receipt_committed_late_is_never_skipped_by_the_cursor(pg):
     """Two transactions add receipts; the one that got its `seq` first commits last. A poller reading in
     between must not move its cursor past the uncommitted one."""

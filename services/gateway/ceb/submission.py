@@ -34,7 +34,7 @@ from services.gateway import changes, intake, views
 from services.gateway.auth import Caller
 from services.gateway.ceb import mapping, receipts
 from services.gateway.ceb.messages import CebMessage, ParsedRecord, RecordProblem, record_from_json, record_to_json
-from services.gateway.ceb.store import RecordKey, load_records, open_record, save_records, seal_record
+from services.gateway.ceb.store import RecordKey, load_records, lock_key, open_record, save_records, seal_record
 from services.gateway.store import add_trace_entries, enterprise_codes
 from shared.db import lock_keys
 from shared.logs import mask_personal_data
@@ -449,8 +449,8 @@ async def take(uow: Any, message: CebMessage, arrivals: list[Arrival], t: Taking
 def _own_locks(live: list[Arrival]) -> set[str]:
     """The advisory lock keys of the records of a message: an order's and a list's order key, a waybill's
     and a list's waybill key."""
-    return ({f"ceb:{a.key[1]}:{a.key[2]}" for a in live if a.kind in ("order", "list")}  # type: ignore[index]
-            | {f"ceb-waybill:{w[0]}:{w[1]}" for w in _waybills(live)})
+    return ({lock_key(*a.key) for a in live if a.kind in ("order", "list")}  # type: ignore[misc]
+            | {lock_key("waybill", *w) for w in _waybills(live)})
 
 
 def _partner_locks(t: Taking) -> set[str]:
@@ -458,9 +458,9 @@ def _partner_locks(t: Taking) -> set[str]:
     out = set()
     for k in t.kept.values():
         if k.row["kind"] == "list" and k.row["state"] in ("held", "submitted"):
-            out.add(f"ceb:{k.row['party_code']}:{k.row['number']}")
+            out.add(lock_key("order", k.row["party_code"], k.row["number"]))
             if k.row["waybill_code"]:
-                out.add(f"ceb-waybill:{k.row['waybill_code']}:{k.row['waybill_no']}")
+                out.add(lock_key("waybill", k.row["waybill_code"], k.row["waybill_no"]))
     return out
 
 
