@@ -419,6 +419,11 @@ def test_a_list_whose_lines_do_not_match_its_order(gw):
     differs = writer.import_list(dict(order, items=more), waybill, cop_code=gw.codes["ecommerce"])
     (ret,) = answer(gw.send(differs, "ecommerce"))
     assert ret["returnStatus"] == "-621001" and "qty" in ret["returnInfo"], ret
+    # A line the order does not have (its HS code and legal quantities would be dropped silently).
+    extra = writer.import_list(dict(order, items=[*two, dict(two[0], item_no="SKU-X")]), waybill,
+                               cop_code=gw.codes["ecommerce"])
+    (ret,) = answer(gw.send(extra, "ecommerce"))
+    assert ret["returnStatus"] == "-621001" and "gnum=3" in ret["returnInfo"], ret
     assert n_orders(gw, order) == 0
     assert statuses(gw.send(msgs["list"], "ecommerce")) == ["120"]
     assert n_orders(gw, order) == 1

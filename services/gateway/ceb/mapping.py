@@ -165,7 +165,7 @@ def complete_order(order: OrderRecord, list_record: ListRecord | None, party: Pa
     `unit2`, `gname`, `gmodel`, … into `extras`); the list's `tradeMode` → `trade_mode`; for exports the
     list's `country` (运抵国, country of arrival) → `destination_country`; the waybill the list names
     (`logisticsCode`) → `logistics_code`. The list must be the order's (same `orderNo` and `ebpCode`, a line
-    for every order line: else problems). Given no list, `missing` says what is still needed."""
+    for every order line with the same `qty`, and no line the order does not have: else problems). Given no list, `missing` says what is still needed."""
     b = _Builder(party)
     h = order.head
     imp = order.direction == "import"
@@ -241,6 +241,9 @@ def complete_order(order: OrderRecord, list_record: ListRecord | None, party: Pa
             missing.append(f"{i}.hs_code")
         items.append(item)
         extras["items"].append(line_extra)
+    for gnum in sorted(set(list_lines) - {line.gnum for line in order.lines}):
+        # A list line the order does not have: its HS code and legal quantities would go nowhere.
+        b.problem("items", f"InventoryList(gnum={gnum})", "mismatch", f"the order has no line gnum {gnum}")
     if with_tot != h.goodsValue:
         b.problem("items", "OrderHead/goodsValue", "mismatch",
                   f"goodsValue {text(h.goodsValue)} is not the sum of the lines' totalPrice {text(with_tot)}")
