@@ -31,6 +31,7 @@ from shared.runtime import Service
 XML = "application/xml"
 DEADLOCK = "40P01"  # PostgreSQL's deadlock_detected
 DEADLOCK_ATTEMPTS = 3
+MAX_CURSOR = 2 ** 63 - 1  # ceb_receipts.seq is a BIGINT: a larger cursor is 422, not a database error
 
 
 def _xml(body: bytes, status: int = 200) -> Response:
@@ -106,7 +107,7 @@ def ceb_router(service: Service) -> APIRouter:
 
     @router.get("/receipts", responses={200: {"description": "the caller's receipts after `since`, oldest first"}})
     async def poll_receipts(caller: CallerDep,
-                            since: Annotated[int, Query(ge=0, description="the `next` of the last answer; 0: from the start")] = 0):
+                            since: Annotated[int, Query(ge=0, le=MAX_CURSOR, description="the `next` of the last answer; 0: from the start")] = 0):
         _enterprise(caller)
         async with service.readers() as session:
             rows = await receipts_since(session, caller.code, since, config.receipts_page)
