@@ -328,8 +328,9 @@ def _replace(xml: bytes, element: str, value: str, count: int = 1) -> bytes:
 
 
 @pytest.mark.parametrize("element,value,named", [
-    ("appType", "9", "appType"), ("appType", "", "appType"), ("appStatus", "7", "appStatus"),
-    ("appStatus", "", "appStatus"), ("amountPaid", "447.501", "PaymentHead/amountPaid"),
+    ("appType", "9", "PaymentHead/appType"), ("appType", "", "PaymentHead/appType"),
+    ("appType", "3", "PaymentHead/appType"), ("appStatus", "7", "PaymentHead/appStatus"),
+    ("appStatus", "", "PaymentHead/appStatus"), ("amountPaid", "447.501", "PaymentHead/amountPaid"),
     ("amountPaid", "-1", "PaymentHead/amountPaid"), ("amountPaid", "1E+3", "PaymentHead/amountPaid"),
     ("currency", "999", "PaymentHead/currency"), ("payTime", "2026-11-24T10:00:00", "PaymentHead/payTime"),
     ("payTime", "20261331250000", "PaymentHead/payTime"), ("payerIdType", "9", "PaymentHead/payerIdType"),

@@ -155,7 +155,8 @@ def screen(message: CebMessage, caller: Caller, lookup: dict[str, str]) -> list[
             continue
         if a.intent == "cancellation" and a.kind != "order":
             a.outcome = receipts.refused(a.kind, [RecordProblem(
-                "appType", "invalid", "appType 3 cancels an order (CEB311/CEB303); send the order's cancellation")])
+                f"{HEAD_ELEMENT[a.message_type]}/appType", "invalid",
+                "appType 3 cancels an order (CEB311/CEB303); send the order's cancellation")])
             continue
         number = {"order": head.orderNo if a.kind == "order" else None, "payment": getattr(head, "payTransactionId", None),
                   "waybill": getattr(head, "logisticsNo", None), "list": head.orderNo if a.kind == "list" else None}[a.kind]
