@@ -658,6 +658,34 @@ def test_an_order_and_its_waybill_at_once_after_their_list_complete(pg, monkeypa
     assert pg.count(waybills, waybill_no=waybill["waybill_no"]) == 1
 
 
+def test_a_message_ended_as_a_deadlock_is_taken_again(gw, monkeypatch):
+    """PostgreSQL ends one of two messages that lock each other's keys (submission.take, a list committed
+    between their reads): nothing of it was stored, and the route takes it again instead of answering 503."""
+    from sqlalchemy.exc import DBAPIError  # noqa: PLC0415
+
+    from services.gateway.ceb import api  # noqa: PLC0415
+
+    class Deadlock(Exception):
+        sqlstate = "40P01"
+
+    calls = []
+    real = api.take
+
+    async def once_deadlocked(uow, *args):  # noqa: ANN001, ANN002, ANN202
+        calls.append(1)
+        if len(calls) == 1:
+            await real(uow, *args)  # staged, then lost with the transaction
+            raise DBAPIError("SELECT pg_advisory_xact_lock", {}, Deadlock())
+        return await real(uow, *args)
+
+    monkeypatch.setattr(api, "take", once_deadlocked)
+    order, pay, _ = documents(gw)
+    assert statuses(gw.send(writer.payment(pay, cop_code=gw.codes["payment"]), "payment")) == ["120"]
+    assert len(calls) == 2
+    assert gw.count(payments, payment_no=pay["payment_no"]) == 1
+    assert gw.count(ceb_records, number=pay["payment_no"]) == 1
+
+
 def test_the_same_message_twice_at_once_is_one_record(pg, monkeypatch):
     order, pay, waybill = documents(pg)
     msgs = sent(pg, order, pay, waybill)
