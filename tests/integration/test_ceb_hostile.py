@@ -225,6 +225,19 @@ def test_another_sellers_list_naming_a_held_waybill_does_not_refuse_it(gw):
     assert held_state(gw, "waybill", waybill["waybill_no"]) == ["held"]
 
 
+def test_a_waybill_arriving_after_another_sellers_list_naming_it_is_not_refused(gw):
+    order, _, waybill = documents(gw)
+    msgs = sent(gw, order, None, waybill)
+    own, _, _ = documents(gw, platform="platform2", seller="ecommerce2")
+    gw.send(writer.import_list(own, dict(waybill, order_no=own["order_no"], platform_code=own["platform_code"]),
+                               cop_code=gw.codes["ecommerce2"]), "ecommerce2")
+    assert statuses(gw.send(msgs["waybill"], "logistics")) == ["2"]
+    assert held_state(gw, "waybill", waybill["waybill_no"]) == ["held"]
+    gw.send(msgs["order"], "platform")
+    assert statuses(gw.send(msgs["list"], "ecommerce")) == ["120"]
+    assert gw.count(waybills, waybill_no=waybill["waybill_no"]) == 1
+
+
 def test_a_list_from_a_key_without_the_role_is_refused(gw):
     """A payment firm names itself as the list's logistics firm to get past the party check."""
     order, _, waybill = documents(gw)

@@ -554,6 +554,12 @@ def _arrive(t: Taking, a: Arrival) -> None:
             t.kept[key].row["waiting_for"] = "the export order (CEB303)"  # type: ignore[index]
             return
         why = _plan(t, a.kind, key, list_kept, a)  # type: ignore[arg-type]
+        if why is not None and a.kind == "waybill" and list_kept.row["sender"] != sender:
+            # The list that names this waybill is another enterprise's and does not match it (another
+            # order): it cannot get the waybill refused; the waybill waits for a list that matches it.
+            t.kept[key].row["waiting_for"] = _waiting_for([f"a list matching it ({why})"])  # type: ignore[index]
+            a.outcome = receipts.held([f"a list matching it ({why})"], "")
+            return
         if why is not None:
             a.outcome = receipts.refused(a.kind, [mapping.MappingProblem("", "(with its list)", "mismatch", why)])
             t.settle(key, "refused", a.outcome, notify=False)  # type: ignore[arg-type]
