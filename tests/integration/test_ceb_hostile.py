@@ -299,24 +299,27 @@ def test_the_operator_and_strangers_are_kept_out(gw):
 # --- input ------------------------------------------------------------------------------------------------
 
 
-def _records(gw: Gateway, n: int, kind: str) -> bytes:
+def _records(gw: Gateway, n: int, kind: str, direction: str = "import") -> bytes:
     recs = []
     for _ in range(n):
-        order, pay, waybill = documents(gw)
-        recs.append({"order": lambda: writer.import_order_record(order),
+        order, pay, waybill = documents(gw, direction)
+        imp = direction == "import"
+        recs.append({"order": lambda: (writer.import_order_record if imp else writer.export_order_record)(order),
                      "payment": lambda: writer.payment_record(pay),
-                     "waybill": lambda: writer.import_waybill_record(waybill),
-                     "list": lambda: writer.import_list_record(order, waybill)}[kind]())
+                     "waybill": lambda: (writer.import_waybill_record if imp else writer.export_waybill_record)(waybill),
+                     "list": lambda: (writer.import_list_record if imp else writer.export_list_record)(order, waybill)}[kind]())
     return writer.message(recs, cop_code=gw.codes[SENDER[kind]])
 
 
-@pytest.mark.parametrize("kind", ["order", "payment", "waybill", "list"])
-def test_a_hundred_records_are_answered_and_a_hundred_and_one_refused_whole(gw, kind):
-    xml = _records(gw, 100, kind)
+@pytest.mark.parametrize("kind,direction", [("order", "import"), ("payment", "import"), ("waybill", "import"),
+                                            ("list", "import"), ("order", "export"), ("waybill", "export"),
+                                            ("list", "export")])
+def test_a_hundred_records_are_answered_and_a_hundred_and_one_refused_whole(gw, kind, direction):
+    xml = _records(gw, 100, kind, direction)
     rets = answer(gw.send(xml, SENDER[kind]))
     assert len(rets) == 100 and set(r["returnStatus"] for r in rets) == {"120" if kind == "payment" else "2"}
     before = gw.count(ceb_records)
-    more = xml.replace(b"<ceb:BaseTransfer>", _records(gw, 1, kind).split(b"<ceb:BaseTransfer>")[0].split(
+    more = xml.replace(b"<ceb:BaseTransfer>", _records(gw, 1, kind, direction).split(b"<ceb:BaseTransfer>")[0].split(
         b'version="1.0">', 1)[1] + b"<ceb:BaseTransfer>", 1)
     r = gw.send(more, SENDER[kind])
     assert r.status_code == 422 and parse_receipt(r.content)[0] == "CEB900Message"
