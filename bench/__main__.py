@@ -11,7 +11,11 @@ free ports, a temporary run directory), then runs the load generator (`bench.loa
 1. growth: closed loop, single documents, at each size of SW_BENCH_SIZES (ascending, on the same mesh, so
    each size also meets the data of the sizes before it); the largest size is the headline;
 2. closed loop, batch (`:batch`, 100 declarations a request), SW_BENCH_BATCH_DECLARATIONS;
-3. open loop, single and batch, at offered rates SW_BENCH_RATES (declarations/s), by default the fractions
+3. on the databases of SW_BENCH_CEB (default `postgres`): the CEB front door (spec §7.5), closed loop,
+   imports as 100-record messages (CEB311, CEB411, CEB511, then CEB621: every order and waybill is held,
+   then completed by its list), beside the REST batch path with the same imports, measured just before it
+   on the same mesh (SW_BENCH_CEB_DECLARATIONS each, default SW_BENCH_BATCH_DECLARATIONS);
+4. open loop, single and batch, at offered rates SW_BENCH_RATES (declarations/s), by default the fractions
    SW_BENCH_RATE_FRACTIONS of the closed loop's decided rate, each for about SW_BENCH_OPEN_SECONDS.
 
 Around every run it reads the CPU time (/proc/<pid>/stat utime+stime) of each service, the broker, the
@@ -54,6 +58,8 @@ class Config:
     sizes: list[int] = field(default_factory=lambda: sorted(env_list("SW_BENCH_SIZES", "200,800", int)))
     concurrency: int = int(os.environ.get("SW_BENCH_CONCURRENCY", "32"))
     batch_declarations: int = int(os.environ.get("SW_BENCH_BATCH_DECLARATIONS", "0"))  # 0: the largest size
+    ceb_databases: list[str] = field(default_factory=lambda: env_list("SW_BENCH_CEB", "postgres", str))
+    ceb_declarations: int = int(os.environ.get("SW_BENCH_CEB_DECLARATIONS", "0"))  # 0: batch_declarations
     rates: list[float] = field(default_factory=lambda: env_list("SW_BENCH_RATES", ""))
     rate_fractions: list[float] = field(default_factory=lambda: env_list("SW_BENCH_RATE_FRACTIONS", "0.25,0.5,1.0,1.5"))
     open_seconds: float = float(os.environ.get("SW_BENCH_OPEN_SECONDS", "15"))
@@ -66,6 +72,7 @@ class Config:
 
     def __post_init__(self) -> None:
         self.batch_declarations = self.batch_declarations or self.sizes[-1]
+        self.ceb_declarations = self.ceb_declarations or self.batch_declarations
 
 
 # --- process accounting -------------------------------------------------------------------------
@@ -214,7 +221,8 @@ class Bench:
     # --- the load generator --------------------------------------------------------------------
 
     def load(self, label: str, gateway: str, *, mode: str = "single", loop: str = "closed", declarations: int,
-             rate: float | None = None, no_poll: bool = False, log: Path) -> tuple[dict, float]:
+             rate: float | None = None, no_poll: bool = False, imports_only: bool = False,
+             log: Path) -> tuple[dict, float]:
         """Runs bench.load as its own process; returns its result and its CPU seconds."""
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: PLC0415
 
@@ -226,6 +234,8 @@ class Bench:
             args += ["--rate", f"{rate:.3f}"]
         if no_poll:
             args.append("--no-poll")
+        if imports_only:
+            args.append("--imports-only")
         env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
         with open(log, "ab") as err, Progress(TextColumn("  {task.description}"), BarColumn(), MofNCompleteColumn(),
                                               TextColumn("{task.fields[decided]}"), TimeElapsedColumn(),
@@ -314,6 +324,13 @@ class Bench:
                 closed["batch"] = self.measured(f"{db} closed batch", "closed", mesh, pg_dir, mode="batch",
                                                 declarations=self.c.batch_declarations)
                 runs.append(closed["batch"])
+            if db in self.c.ceb_databases:
+                # The same imports through both front doors, one after the other on the same mesh: the REST
+                # batch path first (100 a request), then customs' messages (100 records a message).
+                runs.append(self.measured(f"{db} closed batch imports", "ceb-reference", mesh, pg_dir, mode="batch",
+                                          imports_only=True, declarations=self.c.ceb_declarations))
+                runs.append(self.measured(f"{db} closed ceb", "ceb", mesh, pg_dir, mode="ceb",
+                                          declarations=self.c.ceb_declarations))
             for mode in [m for m in ("single", "batch") if m in self.c.modes]:
                 base = closed.get(mode, {})
                 if not base.get("available", True):

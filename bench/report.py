@@ -23,6 +23,29 @@ def ratios(result: dict) -> None:
         if pipe.get("messages_per_s") and head.get("events_per_s"):
             r["events_per_s_vs_kafka_pipe"] = round(head["events_per_s"] / pipe["messages_per_s"], 4)
         db["ratios"] = r
+        ceb_ratios(db)
+
+
+def _run_of(db: dict, kind: str) -> dict:
+    return next((r for r in db["runs"] if r.get("kind") == kind and r.get("available", True)), {})
+
+
+def ceb_ratios(db: dict) -> None:
+    """The CEB front door beside the REST batch path, same imports, same run (`db["ceb"]`): declarations/s
+    accepted and decided, as a ratio CEB ÷ REST, and CPU ms per declaration of the gateway and the mesh."""
+    ceb, rest = _run_of(db, "ceb"), _run_of(db, "ceb-reference")
+    if not ceb or not rest:
+        return
+    out: dict = {"declarations": ceb.get("declarations"), "records_per_message": 100}
+    for key in ("accepted_declarations_per_s", "decided_per_s"):
+        out[key] = {"ceb": ceb.get(key), "rest_batch": rest.get(key),
+                    "ratio": round(ceb[key] / rest[key], 3) if ceb.get(key) and rest.get(key) else None}
+    for part in ("gateway", "mesh_total"):
+        c, b = (ceb.get("cpu_ms_per_declaration") or {}).get(part), (rest.get("cpu_ms_per_declaration") or {}).get(part)
+        out[f"cpu_ms_per_declaration_{part}"] = {"ceb": c, "rest_batch": b, "ratio": round(c / b, 3) if c and b else None}
+    out["gateway_latency_ms_p50"] = {"ceb": (ceb.get("gateway_latency_ms") or {}).get("p50"),
+                                     "rest_batch": (rest.get("gateway_latency_ms") or {}).get("p50")}
+    db["ceb"] = out
 
 
 def write(result: dict, out: Path) -> Path:
@@ -75,7 +98,26 @@ def summary(db: dict) -> list[str]:
             f"{g['declarations']}: {_fmt(g['cpu_ms_per_declaration'])}, {_fmt(g['decided_per_s'])}"
             for g in db.get("growth", [])) + ".",
         "Against the ceilings: " + ", ".join(f"{k} {v}" for k, v in (db.get("ratios") or {}).items()) + ".",
+        *ceb_lines(db),
     ]
+
+
+def ceb_lines(db: dict) -> list[str]:
+    """The CEB case beside the REST batch path (`ceb_ratios`), one line."""
+    c = db.get("ceb")
+    if not c:
+        return []
+
+    def pair(key: str, digits: int = 1) -> str:
+        v = c[key]
+        return f"{_fmt(v['ceb'], digits)} vs {_fmt(v['rest_batch'], digits)} (ratio {_fmt(v['ratio'], 2)})"
+
+    return [f"CEB front door, {c['declarations']} imports in 100-record messages (CEB311, 411, 511, then 621) vs "
+            f"the same imports by REST :batch of 100: declarations/s accepted {pair('accepted_declarations_per_s')}, "
+            f"decided {pair('decided_per_s')}; CPU ms/declaration gateway {pair('cpu_ms_per_declaration_gateway')}, "
+            f"mesh {pair('cpu_ms_per_declaration_mesh_total')}; request p50 ms "
+            f"{_fmt(c['gateway_latency_ms_p50']['ceb'], 0)} vs {_fmt(c['gateway_latency_ms_p50']['rest_batch'], 0)} "
+            f"(a CEB request is one message of 100 records, a REST one 100 documents)."]
 
 
 def ceiling_lines(result: dict) -> list[str]:

@@ -6,6 +6,11 @@ B2B exports, and a share that must be refused (wrong payment amount, wrong payer
 list, prohibited goods, over the single limit, a buyer over the annual limit). One seller is driven onto
 the negative list by repeated prohibited goods; one exporter crosses the FX directory threshold.
 
+A share of the ordinary parcels (SW_DEMO_CEB_SHARE, default 0.3) arrive as customs' own XML messages at the
+CEB front door instead (deploy/demo_ceb.py), each from its own sender, in mixed order; some enterprises are
+registered with a customs code and named by it. The demo waits for their decisions like the others' and
+prints a CEB section: messages sent, the synchronous receipts, and the sellers' polling feed by status.
+
 Progress (rich): on a terminal, a live bar per phase; in a log (CI), each bar once, when the demo is done.
 It ends with the address of the operator console on the gateway."""
 from __future__ import annotations
@@ -22,6 +27,7 @@ import httpx
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from contracts.identifiers import USCC_ALPHABET, resident_id_check_character, uscc_check_character
+from deploy.demo_ceb import CebTraffic
 from shared.reference import hs_catalogue
 from shared.settings import settings
 
@@ -51,6 +57,8 @@ class Demo:
         self.bar = bar
         self.task: TaskID | None = None
         self.keys: dict[str, str] = {}
+        self.names: dict[str, str] = {}
+        self.customs_codes: dict[str, str] = {}  # our code -> customs code, for those registered with one
         self.orders: list[dict] = []  # {"platform", "order_no", "story", "ecommerce"}
         self.sem = asyncio.Semaphore(16)
         self.numbers = iter(range(1, 10**9))
@@ -69,12 +77,18 @@ class Demo:
         if self.task is not None:
             self.bar.update(self.task, total=self.bar.tasks[self.task].completed)
 
-    async def register(self, label: str, roles: list[str], credit: str = "general") -> str:
-        code = uscc()
-        r = await self.http.post("/v1/enterprises", headers=ADMIN, json={
-            "code": code, "name": f"{label} Co., Ltd.", "roles": roles, "country": "CN", "customs_credit": credit})
+    async def register(self, label: str, roles: list[str], credit: str = "general", customs_code: bool = False) -> str:
+        """Registers an enterprise; `customs_code`: with a 10-character customs code too (spec §7.5), unique
+        per run: "33" (a Zhejiang office), the run id and a counter."""
+        code, name = uscc(), f"{label} Co., Ltd."
+        body = {"code": code, "name": name, "roles": roles, "country": "CN", "customs_credit": credit}
+        if customs_code:
+            body["customs_code"] = f"33{self.run_id}{len(self.customs_codes):02d}"
+        r = await self.http.post("/v1/enterprises", headers=ADMIN, json=body)
         r.raise_for_status()
-        self.keys[code] = r.json()["api_key"]
+        self.keys[code], self.names[code] = r.json()["api_key"], name
+        if customs_code:
+            self.customs_codes[code] = body["customs_code"]
         self.tick()
         return code
 
@@ -92,15 +106,17 @@ class Demo:
 
     async def setup(self) -> None:
         self.phase("enterprises registered")
-        self.platform = await self.register("Tmall Global Demo", ["platform"])
+        # Some enterprises also have a customs code: the CEB messages name them by it.
+        self.platform = await self.register("Tmall Global Demo", ["platform"], customs_code=True)
         self.platform2 = await self.register("JD Worldwide Demo", ["platform", "ecommerce"])
-        self.sellers = [await self.register(f"Seller {i}", ["ecommerce"]) for i in range(3)]
+        self.sellers = [await self.register(f"Seller {i}", ["ecommerce"], customs_code=i == 1) for i in range(3)]
         self.aeo_seller = await self.register("AEO Seller", ["ecommerce"], "advanced")
         self.shady = await self.register("Shady Seller", ["ecommerce"])
         self.exporter = await self.register("Yiwu B2B Exporter", ["ecommerce"])
-        self.payer = await self.register("Demo Pay", ["payment"])
-        self.carrier = await self.register("Demo Express", ["logistics"])
+        self.payer = await self.register("Demo Pay", ["payment"], customs_code=True)
+        self.carrier = await self.register("Demo Express", ["logistics"], customs_code=True)
         self.done()
+        self.ceb = CebTraffic(self.http, self.keys, self.customs_codes, self.names, rng)
 
     def import_order(self, platform: str, seller: str, story: str, *, items: list[dict] | None = None,
                      buyer: tuple[str, str] | None = None) -> dict:
@@ -147,26 +163,52 @@ class Demo:
             "_story": story,
         }
 
+    def payment_body(self, order: dict, amount: str | None = None, payer_name: str | None = None) -> dict:
+        buyer = order["buyer"]
+        return {
+            "payment_no": "PAY-" + order["order_no"], "payment_code": self.payer, "order_no": order["order_no"],
+            "platform_code": order["platform_code"], "amount": amount or order["actual_paid"], "currency": "CNY",
+            "payer": {"name": payer_name or buyer["name"], "id_type": "resident_id", "id_number": buyer["id_number"]},
+            "paid_at": "2026-11-24T10:00:00+08:00"}
+
+    def waybill_body(self, order: dict, freight: str | None = None) -> dict:
+        return {
+            "waybill_no": "SF" + order["order_no"], "logistics_code": self.carrier, "order_no": order["order_no"],
+            "platform_code": order["platform_code"], "freight": freight or order["freight"], "insured_fee": "0.00",
+            "gross_weight_kg": "1.2", "package_count": 1, "consignee": order["consignee"]}
+
+    def track(self, order: dict, story: str) -> None:
+        """The order joins those the demo waits for and reports on."""
+        self.orders.append({"platform": order["platform_code"], "order_no": order["order_no"], "story": story,
+                            "ecommerce": order["ecommerce_code"], "direction": order["direction"],
+                            "waybill_no": "SF" + order["order_no"]})
+
     async def submit(self, order: dict, *, payment_amount: str | None = None, payer_name: str | None = None,
                      waybill_freight: str | None = None) -> None:
         story = order.pop("_story")
-        platform = order["platform_code"]
-        await self.post("/v1/orders", platform, order)
+        await self.post("/v1/orders", order["platform_code"], order)
         if order["direction"] == "import":
-            buyer = order["buyer"]
-            await self.post("/v1/payments", self.payer, {
-                "payment_no": "PAY-" + order["order_no"], "payment_code": self.payer, "order_no": order["order_no"],
-                "platform_code": platform, "amount": payment_amount or order["actual_paid"], "currency": "CNY",
-                "payer": {"name": payer_name or buyer["name"], "id_type": "resident_id", "id_number": buyer["id_number"]},
-                "paid_at": "2026-11-24T10:00:00+08:00"})
-        await self.post("/v1/waybills", self.carrier, {
-            "waybill_no": "SF" + order["order_no"], "logistics_code": self.carrier, "order_no": order["order_no"],
-            "platform_code": platform, "freight": waybill_freight or order["freight"], "insured_fee": "0.00",
-            "gross_weight_kg": "1.2", "package_count": 1, "consignee": order["consignee"]})
-        self.orders.append({"platform": platform, "order_no": order["order_no"], "story": story,
-                            "ecommerce": order["ecommerce_code"], "direction": order["direction"],
-                            "waybill_no": "SF" + order["order_no"]})
+            await self.post("/v1/payments", self.payer, self.payment_body(order, payment_amount, payer_name))
+        await self.post("/v1/waybills", self.carrier, self.waybill_body(order, waybill_freight))
+        self.track(order, story)
         self.tick()
+
+    def submit_or_ceb(self, order: dict, jobs: list, *, payment_amount: str | None = None,
+                      payer_name: str | None = None, waybill_freight: str | None = None) -> None:
+        """Adds the parcel to the CEB share (a CEB_SHARE of the parcels the writer can express) or, as a REST
+        submission, to `jobs`. A CEB parcel's import order names its payment firm and transaction (payCode,
+        payTransactionId), as customs' CEB311 does."""
+        if self.ceb.wants():
+            story = order.pop("_story")
+            ceb_order = dict(order)
+            if order["direction"] == "import":
+                ceb_order.update(payment_code=self.payer, payment_transaction_id="PAY-" + order["order_no"])
+            payment = self.payment_body(ceb_order, payment_amount, payer_name) if order["direction"] == "import" else None
+            if self.ceb.add(ceb_order, f"{story} (CEB)", payment, self.waybill_body(ceb_order, waybill_freight)):
+                return
+            order["_story"] = story
+        jobs.append(self.submit(order, payment_amount=payment_amount, payer_name=payer_name,
+                                waybill_freight=waybill_freight))
 
     async def play(self, imports: int, exports: int) -> None:
         jobs = []
@@ -178,15 +220,15 @@ class Demo:
             order = self.import_order(platform, seller, "import")
             if roll < 0.02:
                 order["_story"] = "payment amount differs"
-                jobs.append(self.submit(order, payment_amount=money(Decimal(order["actual_paid"]) + 1)))
+                self.submit_or_ceb(order, jobs, payment_amount=money(Decimal(order["actual_paid"]) + 1))
             elif roll < 0.035:
                 order["_story"] = "payer is not the buyer"
-                jobs.append(self.submit(order, payer_name="Someone Else"))
+                self.submit_or_ceb(order, jobs, payer_name="Someone Else")
             elif roll < 0.045:
                 order["_story"] = "waybill freight differs"
-                jobs.append(self.submit(order, waybill_freight=money(Decimal(order["freight"]) + 5)))
+                self.submit_or_ceb(order, jobs, waybill_freight=money(Decimal(order["freight"]) + 5))
             else:
-                jobs.append(self.submit(order))
+                self.submit_or_ceb(order, jobs)
         seller = self.sellers[0]
         jobs.append(self.submit(self.import_order(self.platform, seller, "cigarettes (not on positive list)", items=[
             {"item_no": "SKU-1", "name": "Cigarettes", "hs_code": "2402200000", "quantity": 2, "unit": "carton",
@@ -203,8 +245,8 @@ class Demo:
                 {"item_no": "SKU-1", "name": "Wrist-watch", "hs_code": "9102110000", "quantity": 1, "unit": "piece",
                  "unit_price": "4700.00", "origin_country": "CH"}])))
         for _ in range(exports):
-            jobs.append(self.submit(self.export_order(rng.choice([self.platform, self.platform2]),
-                                                      rng.choice(self.sellers[1:]), "retail export")))
+            self.submit_or_ceb(self.export_order(rng.choice([self.platform, self.platform2]),
+                                                 rng.choice(self.sellers[1:]), "retail export"), jobs)
         for _ in range(4):  # at least 4 x 1,500 x 300 = CNY 1.8M: past the USD 200,000 directory threshold
             jobs.append(self.submit(self.export_order(self.platform, self.exporter, "B2B export (9710)",
                                                       trade_mode="9710", value_range=(300, 500), hs_code="8509400090")))
@@ -212,7 +254,12 @@ class Demo:
                                                   hs_code="9304000000")))
         # The whale's orders race for one buyer's annual quota; they must not all slip under 26,000.
         self.phase("orders submitted, with payments and waybills", total=len(jobs))
-        await asyncio.gather(*jobs)
+        ceb_messages = self.ceb.messages()
+        ceb_bar = self.bar.add_task("CEB messages sent (the parcels' other share)",
+                                    total=sum(len(s) for s in ceb_messages))
+        await asyncio.gather(*jobs, self.ceb.send(ceb_messages, lambda: self.bar.advance(ceb_bar)))
+        for parcel in self.ceb.delivered():
+            self.track(parcel.order, parcel.story)
 
     async def drive_onto_negative_list(self) -> None:
         self.phase("orders of a seller driven onto the negative list", total=4)
@@ -319,6 +366,9 @@ async def main() -> int:
     table("Enterprises, as every agency sees them", rows,
           ("enterprise", "customs category", "credit score", "grade", "negative list", "FX directory", "FX YTD (USD)"))
 
+    ceb_ok = await demo.ceb.report({p.order["order_no"]: by_no[p.order["order_no"]]["customs"]["status"]
+                                     for p in demo.ceb.delivered()})
+
     stats = (await demo.http.get("/v1/stats", headers=ADMIN)).json()
     print(f"\ndecision time (complete documents -> customs): median {stats['decision_time_seconds']['median']}s, "
           f"p95 {stats['decision_time_seconds']['p95']}s over {stats['decision_time_seconds']['count']} orders")
@@ -327,6 +377,9 @@ async def main() -> int:
     await demo.http.aclose()
     if undecided:
         print(f"\n{len(undecided)} orders still undecided", file=sys.stderr)
+        return 1
+    if not ceb_ok:
+        print("\nthe CEB front door's receipts are not what they should be (see the CEB section)", file=sys.stderr)
         return 1
     print(f"\nThe mesh is still running (make down stops it). Operator console: {settings().sw_gateway_url}/console "
           "(sign in with the operator token, SW_ADMIN_TOKEN)")

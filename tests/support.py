@@ -97,3 +97,21 @@ async def wait_until(probe: Callable[[], Awaitable[Any]], timeout: float = 60, i
             return last
         await asyncio.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")
+
+
+async def close_in_process_gateway(http: Any) -> None:
+    """Closes a gateway app a test opened in its own event loop (`service.open_database` + an httpx client on
+    the ASGI app): the client, this loop's tasks (the group commit writer started here: a test module run
+    before may have left its own, on a loop that is closed, and they cannot be awaited from here), the
+    database."""
+    from services.gateway import app as gateway_app  # noqa: PLC0415 - only tests that run the app need it
+
+    await http.aclose()
+    service = gateway_app.service
+    mine = [t for t in service._tasks if t.get_loop() is asyncio.get_running_loop()]
+    for task in mine:
+        task.cancel()
+    await asyncio.gather(*mine, return_exceptions=True)
+    service._tasks.clear()
+    gateway_app.group_commit = None
+    await service.close_database()

@@ -1,5 +1,6 @@
 """`make bench`'s machinery at a tiny size: its own broker and SQLite mesh, the load generator process,
-an open-loop point, both ceilings, the JSON result. Behaviour only, never timings."""
+an open-loop point, the CEB case beside the REST batch path, both ceilings, the JSON result. Behaviour only,
+never timings."""
 from __future__ import annotations
 
 import json
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.e2e
 
 def test_bench_runs_small_and_every_declaration_is_decided(tmp_path):
     config = Config(databases=["sqlite"], sizes=[20], rates=[4.0], open_seconds=2, stall=60, out=tmp_path,
-                    progress=False)
+                    progress=False, ceb_databases=["sqlite"])
     result = Bench(config, Console(quiet=True)).run()
     report.write(result, tmp_path)
     saved = json.loads((tmp_path / "latest.json").read_text())
@@ -37,6 +38,18 @@ def test_bench_runs_small_and_every_declaration_is_decided(tmp_path):
     assert open_single["declarations_decided"] == open_single["declarations"]
     batch = runs["sqlite closed batch"]  # either the §7.1 endpoints answered, or the mode says it is missing
     assert batch["available"] is False or batch["declarations_decided"] == batch["declarations"]
+
+    # The CEB case (spec §7.5): the same imports as 100-record messages, every order and waybill held then
+    # completed by its list, beside the REST batch path; the ratios are printed.
+    rest, ceb = runs["sqlite closed batch imports"], runs["sqlite closed ceb"]
+    assert rest["imports_only"] and ceb["imports_only"]
+    assert ceb["declarations_decided"] == ceb["declarations"] == rest["declarations_decided"] == 20
+    assert ceb["ceb_records"] == {"list 120": 20, "order 2": 20, "payment 120": 20, "waybill 2": 20}
+    assert ceb["documents_accepted"] == 60 and ceb["requests"] == 4
+    summary = saved["databases"]["sqlite"]["ceb"]
+    assert summary["decided_per_s"]["ratio"] > 0 and summary["accepted_declarations_per_s"]["ratio"] > 0
+    assert summary["cpu_ms_per_declaration_gateway"]["ceb"] > 0
+    assert any(line.startswith("CEB front door") for line in report.summary(saved["databases"]["sqlite"]))
 
     assert saved["ceilings"]["bare_fastapi"]["documents_accepted"] == head["documents_sent"]
     assert saved["ceilings"]["kafka_pipe"]["messages"] == int(head["events_produced"])

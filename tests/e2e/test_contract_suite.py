@@ -164,3 +164,58 @@ def test_the_broken_tax_double_fails_the_suite_with_a_readable_report(mesh):
         assert f"PASS     {name}" in report, report
     assert "FAILED: 3 passed, 2 failed (of 5 scenarios)" in report
     assert f"answers read from: {prefix}tax.assessment.v1" in report
+
+
+# --- the platform mode's CEB mode against the live gateway (spec 1.1 §7.5) --------------------------------
+
+
+@pytest.mark.e2e
+def test_the_ceb_mode_posts_messages_and_reads_their_later_receipts(mesh, parties, tmp_path):
+    """An import as customs' messages, the list first: offline, the suite finds one broken order record
+    beside the good one; the live gateway answers the same record with the same refusal and element, holds
+    the list (2), and its feed later gives the list's 120 once the order completed it."""
+    from tests.e2e.conftest import released_order_no
+    from tests.support import order_body, payment_body, waybill_body
+    from tooling.ceb import writer
+
+    p = parties
+    order = order_body(p.platform.code, p.ecommerce.code, released_order_no(p.platform.code, "CEB"))
+    pay = payment_body(p.payment.code, order)
+    order |= {"payment_code": p.payment.code, "payment_transaction_id": pay["payment_no"]}
+    waybill = waybill_body(p.logistics.code, order)
+    broken = order_body(p.platform.code, p.ecommerce.code, released_order_no(p.platform.code, "CEB"))
+    orders = writer.message([writer.import_order_record(order), writer.import_order_record(broken)],
+                            cop_code=p.platform.code)
+    second = orders.rindex(b"<ceb:totalPrice>360.00</ceb:totalPrice>")
+    orders = orders[:second] + b"<ceb:totalPrice>361.00</ceb:totalPrice>" + orders[second + 39:]
+    (tmp_path / "1-list.xml").write_bytes(writer.import_list(order, waybill, cop_code=p.logistics.code,
+                                                             agent_code=p.logistics.code))
+    (tmp_path / "2-orders.xml").write_bytes(orders)
+    (tmp_path / "3-payment.xml").write_bytes(writer.payment(pay, cop_code=p.payment.code))
+    (tmp_path / "4-waybill.xml").write_bytes(writer.import_waybill(waybill, cop_code=p.logistics.code))
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    keys = [f"--ceb-key={e.code}={e.key}" for e in (p.platform, p.payment, p.logistics)]
+    done = subprocess.run([sys.executable, "-m", "tooling.contracts.suite", "platform", str(tmp_path), "--json",
+                           "--gateway", mesh.url("gateway"), "--api-key", p.platform.key, *keys, "--poll", "30"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 1, done.stdout + done.stderr
+    out = json.loads(done.stdout)
+    # offline: the broken record alone, with its element
+    assert {(v["location"].rsplit("/", 1)[-1], v["code"], v.get("element")) for v in out["violations"]} == {
+        ("2-orders.xml#Order[2]", "-301008", "OrderList[1]/totalPrice"),
+        ("2-orders.xml#Order[2]", "-301008", "OrderHead/goodsValue")}
+    ceb = out["gateway"]["ceb"]
+    returns = {r["location"].rsplit("/", 1)[-1]: (r["status"], r["info"]) for a in ceb["answers"] for r in a["returns"]}
+    assert [a["status"] for a in ceb["answers"]] == [200, 200, 200, 200], ceb
+    assert returns["1-list.xml#Inventory[1]"][0] == "2"  # held: waiting for the order
+    assert returns["2-orders.xml#Order[1]"][0] == "120", returns  # the list was there: submitted
+    status, info = returns["2-orders.xml#Order[2]"]
+    assert status == "-301008" and "OrderList[1]/totalPrice" in info  # the gateway names the same element
+    assert returns["3-payment.xml#Payment[1]"][0] == "120"
+    assert returns["4-waybill.xml#Logistics[1]"][0] == "120"
+    # the held list's later 120, from the feed
+    assert any(r["location"] and r["location"].endswith("1-list.xml#Inventory[1]") and r["status"] == "120"
+               for r in ceb["later"]), ceb["later"]
+    assert ceb["still_held"] == []
+

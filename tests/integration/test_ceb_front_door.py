@@ -8,13 +8,13 @@ import asyncio
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from datetime import timedelta
 
 import httpx
 import pytest
 from sqlalchemy import func, select
 
-from services.gateway import app as gateway_app
 from services.gateway.app import app, service
 from services.gateway.ceb import feed
 from services.gateway.ceb.receipts import parse_receipt, validate_receipt
@@ -22,7 +22,7 @@ from services.gateway.tables import ceb_records, orders, payments, trace, waybil
 from shared.clock import utcnow
 from shared.settings import settings as service_settings
 from shared.tables import OUTBOX
-from tests.support import new_uscc, order_body, payment_body, unique, waybill_body
+from tests.support import close_in_process_gateway, new_uscc, order_body, payment_body, unique, waybill_body
 from tooling.ceb import writer
 
 pytestmark = pytest.mark.integration
@@ -91,17 +91,7 @@ def gw(tmp_path_factory) -> Iterator[Gateway]:
     try:
         yield Gateway(runner, http, codes, customs, keys)
     finally:
-        async def close() -> None:
-            await http.aclose()
-            mine = [t for t in service._tasks if t.get_loop() is asyncio.get_running_loop()]
-            for task in mine:
-                task.cancel()
-            await asyncio.gather(*mine, return_exceptions=True)
-            service._tasks.clear()
-            gateway_app.group_commit = None
-            await service.close_database()
-
-        runner.run(close())
+        runner.run(close_in_process_gateway(http))
         runner.close()
 
 
@@ -313,3 +303,39 @@ def test_the_outbox_carries_the_documents_once(gw):
     topics = [r.topic for r in gw.rows(select(OUTBOX.c.topic).order_by(OUTBOX.c.id).offset(before))]
     assert sorted(t for t in topics if t.startswith("sw.order.submitted")) == ["sw.order.submitted.v1",
                                                                              "sw.order.submitted.v2"]
+
+
+SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "ceb"
+# The enterprises customs' own samples name, by their customs codes (spec §7.5: a registration may carry it).
+SAMPLE_PARTIES = {"1105910159": ["platform", "ecommerce", "payment", "logistics"],
+                  "1101110325": ["platform", "ecommerce"], "1101110323": ["payment"], "1101180326": ["logistics"]}
+
+
+def test_customs_own_samples_unchanged_with_their_parties_registered(gw):
+    keys = {}
+    for customs_code, roles in SAMPLE_PARTIES.items():
+        code = new_uscc()
+        r = gw.run(gw.http.post("/v1/enterprises", headers={"Authorization": f"Bearer {OPERATOR}"}, json={
+            "code": code, "name": f"Sample {customs_code}", "roles": roles, "customs_code": customs_code}))
+        assert r.status_code == 201, r.text
+        keys[customs_code] = r.json()["api_key"]
+
+    def send(path: str, sender: str) -> list[dict]:
+        r = gw.run(gw.http.post("/ceb/v1/messages", content=(SAMPLES / path).read_bytes(), headers={
+            "Authorization": f"Bearer {keys[sender]}", "Content-Type": "application/xml"}))
+        return answer(r)
+
+    # Imports: every sample is sent by 1101180326 (a logistics firm transmitting for the others).
+    assert {r["returnStatus"] for r in send("import/CEB311Message.xml", "1101180326")} == {"-10102"}
+    assert {r["returnStatus"] for r in send("import/CEB411Message.xml", "1101180326")} == {"-10102"}
+    assert {r["returnStatus"] for r in send("import/CEB511Message.xml", "1101180326")} <= {"2", "-504011"}
+    # The list is sent by the logistics firm it names, acting for the seller: taken, waiting for its order.
+    assert {r["returnStatus"] for r in send("import/CEB621Message.xml", "1101180326")} <= {"2", "120", "-621001"}
+    # Exports: one enterprise is platform, seller and logistics firm; the samples' defects are named.
+    orders = send("export/CEB303Message.xml", "1105910159")
+    assert orders and all(r["returnStatus"] == "-301008" and "OrderList[1]/unit" in r["returnInfo"] for r in orders)
+    assert {r["returnStatus"] for r in send("export/CEB505Message.xml", "1105910159")} == {"2"}
+    lists = send("export/CEB603Message.xml", "1105910159")
+    # The sample's first list is declared (refused: 0101 is general trade); the nine after it are drafts.
+    assert lists[0]["returnStatus"] == "-621001" and "InventoryHead/tradeMode" in lists[0]["returnInfo"]
+    assert {(r["returnStatus"], r["returnInfo"].split(" ")[0]) for r in lists[1:]} == {("120", "draft")}

@@ -22,12 +22,11 @@ from sqlalchemy import func, select
 
 from tooling.contracts import publish
 
-from services.gateway import app as gateway_app
 from services.gateway.app import app, service
 from services.gateway.tables import orders, payments, trace, tracking_events, waybills
 from shared.settings import settings as service_settings
 from shared.tables import OUTBOX
-from tests.support import new_uscc, order_body, payment_body, unique, waybill_body
+from tests.support import close_in_process_gateway, new_uscc, order_body, payment_body, unique, waybill_body
 
 pytestmark = pytest.mark.integration
 
@@ -103,19 +102,7 @@ def gateway(tmp_path_factory) -> Iterator[Gateway]:
     try:
         yield Gateway(runner, http, codes, keys)
     finally:
-        async def close() -> None:
-            await http.aclose()
-            # Only this loop's tasks (the group commit writer started here): a test module run before this
-            # one may have left its own, on a loop that is closed, and they cannot be awaited from here.
-            mine = [t for t in service._tasks if t.get_loop() is asyncio.get_running_loop()]
-            for task in mine:
-                task.cancel()
-            await asyncio.gather(*mine, return_exceptions=True)
-            service._tasks.clear()
-            gateway_app.group_commit = None
-            await service.close_database()
-
-        runner.run(close())
+        runner.run(close_in_process_gateway(http))
         runner.close()
 
 

@@ -20,7 +20,7 @@ COUNTRIES: dict[str, str] = {
     "110": "HK", "116": "JP", "121": "MO", "122": "MY", "129": "PH", "132": "SG", "133": "KR", "136": "TH",
     "141": "VN", "142": "CN", "143": "TW", "301": "BE", "302": "DK", "303": "GB", "304": "DE", "305": "FR",
     "307": "IT", "309": "NL", "312": "ES", "315": "AT", "326": "NO", "330": "SE", "331": "CH", "344": "RU",
-    "501": "CA", "502": "US", "601": "AU", "609": "NZ",
+    "410": "BR", "501": "CA", "502": "US", "601": "AU", "609": "NZ",
 }
 
 # 计量单位代码表 → our unit names (OrderItem.unit is free text of 1-16 characters; these are the names the

@@ -184,7 +184,8 @@ def complete_order(order: OrderRecord, list_record: ListRecord | None, party: Pa
         lh = list_record.head
         if list_record.direction != order.direction:
             b.problem("direction", "InventoryHead", "mismatch", "the list is of the other direction")
-        if lh.orderNo != h.orderNo or lh.ebpCode != h.ebpCode:
+        # Each sender may name the platform by its USCC or by its customs code: compare the enterprises.
+        if lh.orderNo != h.orderNo or b.party(lh.ebpCode) != b.party(h.ebpCode):
             b.problem("order_no", "InventoryHead/orderNo", "mismatch",
                       f"the list names order {lh.ebpCode}/{lh.orderNo}, not {h.ebpCode}/{h.orderNo}")
         list_lines = _by_gnum(list_record.lines)
@@ -374,7 +375,7 @@ def complete_waybill(record: WaybillRecord, list_record: ListRecord | None, part
                              "country": "CN"}
     if list_record is not None:
         lh = list_record.head
-        if (lh.logisticsCode, lh.logisticsNo) != (h.logisticsCode, h.logisticsNo):
+        if (b.party(lh.logisticsCode), lh.logisticsNo) != (b.party(h.logisticsCode), h.logisticsNo):
             b.problem("waybill_no", "InventoryHead/logisticsNo", "mismatch",
                       f"the list names waybill {lh.logisticsCode}/{lh.logisticsNo}")
         elif imp and lh.orderNo != h.orderNo:

@@ -87,6 +87,10 @@ class Arrival:
     fingerprint: str = ""
     outcome: receipts.Outcome | None = None
     twin: "Arrival | None" = None  # an identical earlier record of the same message: answered as it is
+    # What `screen` found, kept so taking the record does not map and validate it again: the record's own
+    # mapping (no partner), and when that needed no stand-in (a payment) the REST-validated document.
+    mapped: mapping.Mapped | None = None
+    prepared: intake.Prepared | None = None
 
 
 def _party(lookup: dict[str, str], code: str | None) -> str | None:
@@ -200,12 +204,15 @@ def _map(kind: str, record: Any, list_record: Any, lookup: dict[str, str]) -> ma
 
 def early_refusal(a: Arrival, caller: Caller, lookup: dict[str, str]) -> receipts.Outcome | None:
     """The record's refusal now, by its own content: its mapping problems, or what the REST validation
-    refuses in its body with stand-ins for the fields only its partner gives (those are not judged here)."""
-    mapped = _map(a.kind, a.parsed.record, None, lookup)
+    refuses in its body with stand-ins for the fields only its partner gives (those are not judged here).
+    Keeps the mapping on `a` (and the validated document when nothing was stood in) for `take`."""
+    mapped = a.mapped = _map(a.kind, a.parsed.record, None, lookup)
     if mapped.problems:
         return receipts.refused(a.kind, mapped.problems)
-    body = _with_stand_ins(mapped, caller)
+    body = _with_stand_ins(mapped, caller) if mapped.missing else mapped.body
     prepared = intake.prepare(caller, DOCUMENT_KIND[a.kind], body)
+    if not isinstance(prepared, intake.Outcome) and not mapped.missing:
+        a.prepared = prepared
     if isinstance(prepared, intake.Outcome):
         missing = set(mapped.missing)
         problems = [p for p in _problems(a.kind, a.direction, prepared.body) if p.field not in missing]
@@ -253,6 +260,7 @@ class Submission:
     correction: bool = False
     extras: dict = field(default_factory=dict)
     outcome: intake.Outcome | None = None
+    prepared: intake.Prepared | None = None  # `body` already validated for `sender` (screen), if it was
 
 
 @dataclass
@@ -533,8 +541,9 @@ def _arrive(t: Taking, a: Arrival) -> None:
     state = "submitted" if old is not None and old.row["state"] == "submitted" else "held"
     if a.kind == "payment":
         t.put(a, sender, "held", receipts.accepted(), None)
-        done = _map("payment", a.parsed.record, None, t.lookup)
-        t.submissions.append(Submission("payment", done.body, sender, [a.key], None, a, extras=done.extras))  # type: ignore[list-item]
+        done = a.mapped or _map("payment", a.parsed.record, None, t.lookup)
+        t.submissions.append(Submission("payment", done.body, sender, [a.key], None, a, extras=done.extras,  # type: ignore[list-item]
+                                        prepared=a.prepared))
         return
     if a.kind in ("order", "waybill"):
         list_kept = (_list_of_order(t, key[1], key[2]) if a.kind == "order"  # type: ignore[index]
@@ -544,7 +553,7 @@ def _arrive(t: Taking, a: Arrival) -> None:
             # order; its sender learns it is refused, and the order waits for its own seller's list.
             t.settle(_key_of(list_kept), "refused", _other_seller(list_kept.record), notify=True)
             list_kept = None
-        missing = _map(a.kind, a.parsed.record, None, t.lookup).missing
+        missing = (a.mapped or _map(a.kind, a.parsed.record, None, t.lookup)).missing
         t.put(a, sender, state, _waiting(a.kind, a.direction, missing), _waiting_for(missing))
         if list_kept is None:
             a.outcome = _waiting(a.kind, a.direction, missing)
@@ -609,7 +618,8 @@ async def _submit(uow: Any, t: Taking) -> None:
         new = []
         for s in subs:
             sender = t.senders.get(s.sender) or Caller(s.sender, frozenset())
-            prepared = intake.prepare(sender, DOCUMENT_KIND[kind], s.body)
+            # A payment was validated for its sender when the message was screened: not again.
+            prepared = s.prepared or intake.prepare(sender, DOCUMENT_KIND[kind], s.body)
             if isinstance(prepared, intake.Outcome):
                 s.outcome = prepared
             elif s.correction:

@@ -27,13 +27,22 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("platform", help="check JSON documents (orders, payments, waybills, ...) and the rules "
                                         "between them; optionally submit them to a sandbox gateway")
-    p.add_argument("paths", nargs="+", metavar="DIR_OR_FILE", help="JSON files, or directories read recursively")
+    p.add_argument("paths", nargs="+", metavar="DIR_OR_FILE",
+                   help="JSON documents and CEB messages (*.xml), or directories read recursively")
+    p.add_argument("--ceb", action="store_true",
+                   help="every file named is a CEB message, whatever its name (directories: *.xml are anyway)")
     p.add_argument("--kind", choices=sorted(KINDS), help="every document is of this kind (default: told by its "
                                                          "shape, else by its file name)")
     p.add_argument("--no-cross-checks", action="store_true",
                    help="check each document on its own only (e.g. a payment firm with no orders at hand)")
     p.add_argument("--gateway", metavar="URL", help="also submit every document to this gateway and report answers")
     p.add_argument("--api-key", metavar="KEY", help="the API key for --gateway")
+    p.add_argument("--ceb-key", action="append", default=[], metavar="CODE=KEY",
+                   help="post the CEB messages whose BaseTransfer/copCode is CODE with KEY (repeatable; "
+                        "default: --api-key)")
+    p.add_argument("--poll", type=float, default=0.0, metavar="SECONDS",
+                   help="after posting CEB messages, read /ceb/v1/receipts for up to SECONDS until every held "
+                        "record has its later receipt")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
     a = sub.add_parser("agency", help="play golden events onto a broker and check an agency's answers")
@@ -55,6 +64,8 @@ def parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("examples", help="write a valid, consistent set of example documents to a directory")
     e.add_argument("directory", type=Path)
+    e.add_argument("--ceb", action="store_true", help="write the examples as customs' CEB messages (*.xml, by "
+                                                      "tooling/ceb/writer.py) beside the registrations")
     return top
 
 
@@ -71,18 +82,31 @@ def platform_mode(args: argparse.Namespace) -> int:
     if args.gateway and not args.api_key:
         print("--gateway needs --api-key", file=sys.stderr)
         return EXIT_CANNOT_RUN
-    checked = check_platform_documents(args.paths, kind=args.kind, cross=not args.no_cross_checks)
-    answers = sandbox.submit(checked.documents, args.gateway, args.api_key) if args.gateway else []
+    try:
+        ceb_keys = dict(k.split("=", 1) for k in args.ceb_key)
+    except ValueError:
+        print("--ceb-key takes CODE=KEY", file=sys.stderr)
+        return EXIT_CANNOT_RUN
+    checked = check_platform_documents(args.paths, kind=args.kind, cross=not args.no_cross_checks, ceb=args.ceb)
+    # Documents made from CEB records are not submitted as REST bodies: their messages are posted as they are.
+    rest = [d for d in checked.documents if checked.ceb is None or d.location not in checked.ceb.origins]
+    answers = sandbox.submit(rest, args.gateway, args.api_key) if args.gateway else []
+    ceb_run = (sandbox.submit_ceb(checked.ceb.messages, args.gateway, args.api_key, ceb_keys, args.poll)
+               if args.gateway and checked.ceb is not None else None)
     if args.json:
         out = report.platform_json(checked)
         if args.gateway:
             out["gateway"] = {"url": args.gateway, "answers": sandbox.answers_json(answers)}
+            if ceb_run is not None:
+                out["gateway"]["ceb"] = sandbox.ceb_json(ceb_run)
         print(json.dumps(out, indent=2))
     else:
         sys.stdout.write(report.platform_text(checked))
-        if args.gateway:
+        if args.gateway and (rest or ceb_run is None):
             sys.stdout.write(sandbox.answers_text(answers, args.gateway))
-    refused = any(a.status is not None and not a.accepted for a in answers)
+        if ceb_run is not None:
+            sys.stdout.write(sandbox.ceb_text(ceb_run, args.gateway))
+    refused = any(a.status is not None and not a.accepted for a in answers) or (ceb_run is not None and ceb_run.refused)
     return EXIT_OK if checked.clean and not refused else EXIT_FAILED
 
 
@@ -122,6 +146,15 @@ def examples_mode(args: argparse.Namespace) -> int:
     from tooling.contracts.suite.golden import example_documents
 
     args.directory.mkdir(parents=True, exist_ok=True)
+    if args.ceb:
+        from tooling.contracts.suite.ceb import example_messages
+
+        for name, content in example_messages().items():
+            data = content if isinstance(content, bytes) else (
+                json.dumps(content, indent=2, ensure_ascii=False) + "\n").encode()
+            (args.directory / name).write_bytes(data)
+            print(args.directory / name)
+        return EXIT_OK
     for name, body in example_documents().items():
         (args.directory / name).write_text(json.dumps(body, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         print(args.directory / name)

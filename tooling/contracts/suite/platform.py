@@ -21,14 +21,18 @@ Kinds of document: `--kind` says it for every file; otherwise a document's shape
 kind has: `waybill_no`, `payment_no`, `items`/`actual_paid`, `roles`, `event`), and when the shape is not
 enough the file's name does (`order*.json`, `payment*.json`, `waybill*.json`, `tracking*.json`/`event*.json`,
 `enterprise*.json`/`registration*.json`). A file holds one document or a JSON array of documents; a
-directory is read recursively (`*.json`)."""
+directory is read recursively (`*.json`).
+
+CEB messages (`*.xml`, or every file named with `ceb=True`) are read, paired and mapped into documents by
+`ceb.py`, with the CEB-only checks; those documents then go through every check above, and their violations
+name the XML element (`Violation.element`)."""
 from __future__ import annotations
 
 import json
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field as dataclass_field
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -70,6 +74,7 @@ class Violation:
     code: str  # the gateway's error code, or the reason code customs would give
     message: str
     refused_by: str = GATEWAY  # who refuses it in the mesh: the gateway (422/409) or customs (a rejection)
+    element: str | None = None  # CEB messages: the XML element (`OrderList[2]/price`), see ceb.py
 
 
 @dataclass
@@ -128,6 +133,8 @@ FACTS: dict[str, type[_Facts]] = {"order": OrderFacts, "payment": PaymentFacts, 
 class PlatformReport:
     documents: list[Document]
     violations: list[Violation]
+    notes: list[Violation] = dataclass_field(default_factory=list)  # reported, not failing: CEB drafts, duplicates, …
+    ceb: Any = None  # ceb.CebSet when the set held CEB messages (the sandbox posts them as they are)
 
     @property
     def clean(self) -> bool:
@@ -142,6 +149,23 @@ def json_files(paths: Iterable[str | Path]) -> list[Path]:
     for p in map(Path, paths):
         files.extend(sorted(p.rglob("*.json")) if p.is_dir() else [p])
     return files
+
+
+def input_files(paths: Iterable[str | Path], ceb: bool = False) -> tuple[list[Path], list[Path]]:
+    """(JSON documents, CEB messages): a directory gives its `*.json` and `*.xml` files (recursively, in name
+    order); a file named `*.xml` is a CEB message, any other file a JSON one — with `ceb`, every file given by
+    name is a CEB message."""
+    documents: list[Path] = []
+    messages: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            documents.extend(sorted(p.rglob("*.json")))
+            messages.extend(sorted(p.rglob("*.xml")))
+        elif ceb or p.suffix.lower() == ".xml":
+            messages.append(p)
+        else:
+            documents.append(p)
+    return documents, messages
 
 
 def kind_by_shape(body: dict) -> str | None:
@@ -396,17 +420,38 @@ def party_violations(documents: Sequence[Document]) -> list[Violation]:
 
 def check_platform_documents(paths: Sequence[str | Path], kind: str | None = None, cross: bool = True,
                              catalogue: dict[str, HsEntry] | None = None,
-                             rates: FxRates | None = None) -> PlatformReport:
+                             rates: FxRates | None = None, ceb: bool = False) -> PlatformReport:
+    """Every violation of the documents in `paths` (files and directories): JSON documents, and CEB messages
+    (`*.xml`, or every named file with `ceb`) read, paired and mapped by `ceb.py` into documents that go
+    through the same checks. `kind` applies to the JSON documents."""
+    from tooling.contracts.suite import ceb as ceb_mode
+
     if kind is not None and kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}; one of {', '.join(KINDS)}")
-    documents, violations = read_documents(json_files(paths), kind)
+    json_paths, xml_paths = input_files(paths, ceb)
+    documents, violations = read_documents(json_paths, kind)
     for doc in documents:
         violations += contract_violations(doc)
+    messages = None
+    if xml_paths:
+        registrations = [d.model for d in _valid(documents, "enterprise")]
+        messages = ceb_mode.read_ceb(xml_paths, ceb_mode.party_lookup(registrations))
+        violations += messages.violations
+        for doc in messages.documents:
+            violations += contract_violations(doc)
+        documents += messages.documents
     if cross:
         violations += cross_document_violations(documents)
         violations += party_violations(documents)
         violations += goods_violations(documents, catalogue if catalogue is not None else hs_catalogue(),
                                        rates or fx_rates())
-    order = {d.location: i for i, d in enumerate(documents)}
+    if messages is not None:
+        violations = ceb_mode.annotate(violations, messages, documents)
+    # Reported in reading order: documents as read, then each message and its records in message order.
+    order: dict[str, int] = {}
+    for loc in [d.location for d in documents if messages is None or d.location not in messages.origins] + [
+            loc for m in (messages.messages if messages else []) for loc in [m.path, *m.locations]]:
+        order.setdefault(loc, len(order))
     violations.sort(key=lambda v: (order.get(v.location, -1), v.location))
-    return PlatformReport(documents, violations)
+    notes = sorted(messages.notes, key=lambda v: order.get(v.location, -1)) if messages else []
+    return PlatformReport(documents, violations, notes, messages)

@@ -100,13 +100,22 @@ def platform_text(report: PlatformReport) -> str:
         lines.append(location)
         for v in violations:
             who = "gateway refuses" if v.refused_by == "gateway" else "customs rejects"
-            lines.append(f"  {v.field}: {v.message} [{v.code}; {who}]")
+            where = f"{v.field} ({v.element})" if v.element else v.field
+            lines.append(f"  {where}: {v.message} [{v.code}; {who}]")
+    if report.notes:
+        lines.append("notes (not violations):")
+        lines += [f"  {n.location}: {n.message} [{n.code}]" for n in report.notes]
     documents = len(report.documents)
+    ceb = report.ceb
+    read = (f"{documents} document(s), {len(ceb.documents)} of them from {len(ceb.messages)} CEB message(s)"
+            if ceb is not None else f"{documents} document(s)")
     if report.clean:
-        lines.append(f"OK: {documents} document(s), no violations")
-    else:
+        lines.append(f"OK: {read}, no violations")
+    elif ceb is None:
         lines.append(f"FAILED: {len(report.violations)} violation(s) in {len(by_location)} of {documents} "
                      "document(s)")
+    else:  # a message or a list is a location of its own, not a document
+        lines.append(f"FAILED: {len(report.violations)} violation(s) at {len(by_location)} location(s); {read}")
     return "\n".join(lines) + "\n"
 
 
@@ -114,6 +123,13 @@ def platform_json(report: PlatformReport) -> dict[str, Any]:
     return {
         "mode": "platform", "clean": report.clean,
         "documents": [{"location": d.location, "kind": d.kind} for d in report.documents],
-        "violations": [{"location": v.location, "field": v.field, "code": v.code, "message": v.message,
-                        "refused_by": v.refused_by} for v in report.violations],
+        "violations": [_violation_json(v) for v in report.violations],
+        "notes": [_violation_json(v) for v in report.notes],
     }
+
+
+def _violation_json(v) -> dict[str, Any]:  # noqa: ANN001
+    out = {"location": v.location, "field": v.field, "code": v.code, "message": v.message, "refused_by": v.refused_by}
+    if v.element:
+        out["element"] = v.element
+    return out
