@@ -30,6 +30,7 @@ from shared.http import Problem, unavailable
 from shared.runtime import Service, UnitOfWork
 
 XML = "application/xml"
+MAX_CURSOR = 2 ** 63 - 1  # ceb_receipts.seq is a BIGINT: a larger cursor is 422, not a database error
 
 
 def _xml(body: bytes, status: int = 200) -> Response:
@@ -54,11 +55,13 @@ def ceb_router(service: Service) -> APIRouter:
         200: {"description": "the receipt message: one …Return per record, in order", "content": {XML: {}}},
         400: {"description": "not well-formed XML, or a DTD/entity declaration"},
         403: {"description": "BaseTransfer/copCode is not the caller"},
+        415: {"description": "a Content-Type other than application/xml or text/xml"},
         422: {"description": "a CEB900 receipt: a message type not accepted, 0 or more than 100 records, or no "
                              "BaseTransfer/copCode", "content": {XML: {}}}})
     async def take_message(request: Request, caller: CallerDep) -> Response:
         if caller.is_operator:
             raise Problem(403, "Forbidden", "a CEB message is sent by an enterprise, with its own API key")
+        _require_xml(request.headers.get("content-type"))
         body = await request.body()
         at = utcnow()
         try:
@@ -102,7 +105,7 @@ def ceb_router(service: Service) -> APIRouter:
 
     @router.get("/receipts", responses={200: {"description": "the caller's receipts after `since`, oldest first"}})
     async def poll_receipts(caller: CallerDep,
-                            since: Annotated[int, Query(ge=0, description="the `next` of the last answer; 0: from the start")] = 0):
+                            since: Annotated[int, Query(ge=0, le=MAX_CURSOR, description="the `next` of the last answer; 0: from the start")] = 0):
         _enterprise(caller)
         async with service.readers() as session:
             rows = await receipts_since(session, caller.code, since, config.receipts_page)
@@ -110,6 +113,17 @@ def ceb_router(service: Service) -> APIRouter:
                 "next": rows[-1].seq if rows else since}
 
     return router
+
+
+def _require_xml(content_type: str | None) -> None:
+    """415 for a body declared as something else than XML (`curl -d` sends a form; a JSON client, JSON): the
+    sender learns at once what is wrong instead of a parse error. No Content-Type at all is read as XML."""
+    if content_type is None:
+        return
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media not in ("application/xml", "text/xml") and not media.endswith("+xml"):
+        raise Problem(415, "Unsupported media type", f"Content-Type {media!r}: a CEB message is sent as "
+                      "application/xml (or text/xml), UTF-8")
 
 
 def _enterprise(caller: Caller) -> None:

@@ -54,7 +54,10 @@ def timeout_outcome(row: Any, hours: Any) -> receipts.Outcome:
 async def return_timed_out(session, now: datetime, hours: Any, limit: int) -> int:  # noqa: ANN001
     """Returns the held records whose time is up (at most `limit`): each is marked timed_out and its sender
     gets the record's receipt with status 100 in the feed. Returns how many."""
-    due = await store.due_records(session, now, limit)
+    # A record whose key a message holds is being completed right now (submission.take): it is not timed out
+    # under it; the message decides, and a later pass finds it again if it is still held. The keys are taken
+    # without waiting, and the message that comes after this pass reads the record timed out.
+    due = await store.try_lock_records(session, await store.due_records(session, now, limit))
     if not due:
         return 0
     feed = []

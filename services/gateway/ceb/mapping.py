@@ -165,7 +165,7 @@ def complete_order(order: OrderRecord, list_record: ListRecord | None, party: Pa
     `unit2`, `gname`, `gmodel`, … into `extras`); the list's `tradeMode` → `trade_mode`; for exports the
     list's `country` (运抵国, country of arrival) → `destination_country`; the waybill the list names
     (`logisticsCode`) → `logistics_code`. The list must be the order's (same `orderNo` and `ebpCode`, a line
-    for every order line: else problems). Given no list, `missing` says what is still needed."""
+    for every order line with the same `qty`, and no line the order does not have: else problems). Given no list, `missing` says what is still needed."""
     b = _Builder(party)
     h = order.head
     imp = order.direction == "import"
@@ -242,6 +242,9 @@ def complete_order(order: OrderRecord, list_record: ListRecord | None, party: Pa
             missing.append(f"{i}.hs_code")
         items.append(item)
         extras["items"].append(line_extra)
+    for gnum in sorted(set(list_lines) - {line.gnum for line in order.lines}):
+        # A list line the order does not have: its HS code and legal quantities would go nowhere.
+        b.problem("items", f"InventoryList(gnum={gnum})", "mismatch", f"the order has no line gnum {gnum}")
     if with_tot != h.goodsValue:
         b.problem("items", "OrderHead/goodsValue", "mismatch",
                   f"goodsValue {text(h.goodsValue)} is not the sum of the lines' totalPrice {text(with_tot)}")
@@ -400,10 +403,20 @@ APP_TYPES = {"1": "new", "2": "correction", "3": "cancellation"}
 
 def intent(head: Any) -> str:
     """What the sender asks (spec §7.5): "draft" when `appStatus` is 1 (acknowledged, never submitted), else
-    `appType` 1 → "new", 2 → "correction", 3 → "cancellation"; "invalid" for any other appType."""
+    `appStatus` 2 and `appType` 1 → "new", 2 → "correction", 3 → "cancellation"; "invalid" for any other
+    appType or appStatus (`invalid_app` says which element)."""
     if head.appStatus == "1":
         return "draft"
+    if head.appStatus != "2":  # customs' own values: 1 draft (暂存), 2 declared (申报); nothing else is a request
+        return "invalid"
     return APP_TYPES.get(head.appType, "invalid")
+
+
+def invalid_app(head: Any) -> tuple[str, str]:
+    """(element name, message) of what makes `intent(head)` "invalid"."""
+    if head.appStatus not in ("1", "2"):
+        return "appStatus", f"appStatus {head.appStatus!r}: expected 1 (draft) or 2 (declared)"
+    return "appType", f"appType {head.appType!r}: expected 1 (new), 2 (correction) or 3 (cancellation)"
 
 
 # --- from our field back to the XML element ----------------------------------------------------------------

@@ -92,6 +92,26 @@ async def lists_of_orders(session, orders: Collection[tuple[str, str]]) -> dict[
     return {(r.party_code, r.number): r for r in rows if (r.party_code, r.number) in wanted}
 
 
+def lock_key(kind: str, party_code: str, number: str) -> str:
+    """The advisory lock key of a record (shared.db.lock_keys): an order and its list share one (the order's
+    key); a waybill has its own. Whoever changes a held record holds its key."""
+    return f"ceb-waybill:{party_code}:{number}" if kind == "waybill" else f"ceb:{party_code}:{number}"
+
+
+async def try_lock_records(session, rows: Iterable[Any]) -> list[Any]:  # noqa: ANN001
+    """The rows whose advisory lock (`lock_key`) this transaction could take now, without waiting (one
+    statement; PostgreSQL: on SQLite, with one writer at a time, every row). A row whose key another
+    transaction holds is being completed by a message right now: it is left to that message."""
+    rows = list(rows)
+    if not rows or session.get_bind().dialect.name != "postgresql":
+        return rows
+    keys = sorted({lock_key(r.kind, r.party_code, r.number) for r in rows})
+    got = set((await session.execute(text(
+        "SELECT k FROM (SELECT k, hashtext(k) AS h FROM unnest(CAST(:keys AS text[])) AS k ORDER BY h) AS ordered "
+        "WHERE pg_try_advisory_xact_lock(h)"), {"keys": keys})).scalars())
+    return [r for r in rows if lock_key(r.kind, r.party_code, r.number) in got]
+
+
 async def due_records(session, now: datetime, limit: int) -> list[Any]:  # noqa: ANN001
     """Held records whose time is up, at most `limit`, locked for this transaction; rows another
     transaction holds are skipped (PostgreSQL), so two gateways never return one record twice."""
@@ -103,4 +123,4 @@ async def due_records(session, now: datetime, limit: int) -> list[Any]:  # noqa:
 
 
 __all__ = ["RecordKey", "records_box", "seal_record", "open_record", "load_records", "save_records",
-           "add_receipts", "receipts_since", "lists_of_orders", "due_records"]
+           "add_receipts", "receipts_since", "lists_of_orders", "due_records", "lock_key", "try_lock_records"]

@@ -34,9 +34,10 @@ from services.gateway import changes, intake, views
 from services.gateway.auth import Caller
 from services.gateway.ceb import mapping, receipts
 from services.gateway.ceb.messages import CebMessage, ParsedRecord, RecordProblem, record_from_json, record_to_json
-from services.gateway.ceb.store import RecordKey, load_records, open_record, save_records, seal_record
+from services.gateway.ceb.store import RecordKey, load_records, lock_key, open_record, save_records, seal_record
 from services.gateway.store import add_trace_entries, enterprise_codes
 from shared.db import lock_keys
+from shared.logs import mask_personal_data
 from shared.http import Problem
 
 # The element naming the record's party, which must be the caller (spec §7.5). A list may also be sent by
@@ -53,6 +54,22 @@ _STAND_INS = {"trade_mode": "9610", "destination_country": "US", "platform_code"
 PERSONAL_ELEMENTS = {"buyerName", "buyerIdNumber", "buyerIdType", "buyerTelephone", "buyerRegNo", "consignee",
                      "consigneeTelephone", "consigneeAddress", "consigneeDistrict", "payerName", "payerIdNumber",
                      "payerIdType", "telephone", "ebcTelephone"}
+# The record's head element and the element holding its business number, for refusals naming them.
+HEAD_ELEMENT = {"CEB311Message": "OrderHead", "CEB303Message": "OrderHead", "CEB411Message": "PaymentHead",
+                "CEB511Message": "LogisticsHead", "CEB505Message": "Logistics", "CEB621Message": "InventoryHead",
+                "CEB603Message": "InventoryHead"}
+NUMBER_ELEMENT = {"order": "orderNo", "payment": "payTransactionId", "waybill": "logisticsNo", "list": "orderNo"}
+WAITING_FOR_MAX = 500  # ceb_records.waiting_for
+# Parts of element names that name or reach a person, for elements outside the schemas (a sender's own).
+_PERSONAL_PARTS = ("buyer", "payer", "consignee", "idnumber", "idno", "telephone", "phone", "mobile", "email",
+                   "address")
+
+
+def _personal(name: str) -> bool:
+    lowered = name.lower()
+    return name in PERSONAL_ELEMENTS or any(part in lowered for part in _PERSONAL_PARTS)
+
+
 _NOISE = {"guid", "appType", "appTime", "appStatus", "gnum", "unit_code"}
 
 
@@ -69,6 +86,7 @@ class Arrival:
     waybill: tuple[str, str] | None = None  # a list's waybill (logistics code, waybill no)
     fingerprint: str = ""
     outcome: receipts.Outcome | None = None
+    twin: "Arrival | None" = None  # an identical earlier record of the same message: answered as it is
     # What `screen` found, kept so taking the record does not map and validate it again: the record's own
     # mapping (no partner), and when that needed no stand-in (a payment) the REST-validated document.
     mapped: mapping.Mapped | None = None
@@ -109,6 +127,7 @@ def screen(message: CebMessage, caller: Caller, lookup: dict[str, str]) -> list[
     carry their `outcome`. `lookup`: a code named in the message → the registered enterprise code (a
     registration's customs code or its own code)."""
     out = []
+    seen: dict[RecordKey, Arrival] = {}
     for parsed in message.records:
         a = Arrival(parsed, message.kind, message.direction, message.message_type)
         out.append(a)
@@ -122,16 +141,26 @@ def screen(message: CebMessage, caller: Caller, lookup: dict[str, str]) -> list[
         if caller.code not in may_send:
             a.outcome = receipts.not_the_party(element, getattr(head, element))
             continue
+        if a.kind == "list" and not ((caller.code == party and "ecommerce" in caller.roles)
+                                     or (caller.code == _party(lookup, head.logisticsCode) and "logistics" in caller.roles)):
+            # The seller (ebcCode, role ecommerce) or the logistics firm acting for it (logisticsCode, role
+            # logistics): a payment firm naming itself as the list's logistics firm is not either.
+            a.outcome = receipts.refused("list", [mapping.MappingProblem(
+                "", "InventoryHead/ebcCode", "forbidden", "a list is sent by its seller (ebcCode, role ecommerce) "
+                "or by its logistics firm (logisticsCode, role logistics)")])
+            continue
         a.intent = mapping.intent(head)
         if a.intent == "invalid":
-            a.outcome = receipts.refused(a.kind, [RecordProblem("appType", "invalid", "appType must be 1, 2 or 3")])
+            name, why = mapping.invalid_app(head)
+            a.outcome = receipts.refused(a.kind, [RecordProblem(f"{HEAD_ELEMENT[a.message_type]}/{name}", "invalid", why)])
             continue
         if a.intent == "draft":
             a.outcome = receipts.accepted("draft (appStatus 1): acknowledged, not submitted")
             continue
         if a.intent == "cancellation" and a.kind != "order":
             a.outcome = receipts.refused(a.kind, [RecordProblem(
-                "appType", "invalid", "appType 3 cancels an order (CEB311/CEB303); send the order's cancellation")])
+                f"{HEAD_ELEMENT[a.message_type]}/appType", "invalid",
+                "appType 3 cancels an order (CEB311/CEB303); send the order's cancellation")])
             continue
         number = {"order": head.orderNo if a.kind == "order" else None, "payment": getattr(head, "payTransactionId", None),
                   "waybill": getattr(head, "logisticsNo", None), "list": head.orderNo if a.kind == "list" else None}[a.kind]
@@ -145,6 +174,17 @@ def screen(message: CebMessage, caller: Caller, lookup: dict[str, str]) -> list[
                     f"tradeMode {head.tradeMode!r}: expected one of {', '.join(sorted(mapping.TRADE_MODES))}")])
                 continue
         a.fingerprint = fingerprint(parsed.record, a.intent)
+        # Two different records under one key in one message: which one is meant cannot be told; the first
+        # stands and the later one is refused (an identical repeat gets the first one's answer).
+        first = seen.setdefault(a.key, a)
+        if first is not a:
+            if first.fingerprint != a.fingerprint:
+                a.outcome = receipts.refused(a.kind, [RecordProblem(
+                    f"{HEAD_ELEMENT[a.message_type]}/{NUMBER_ELEMENT[a.kind]}", "duplicate",
+                    f"record {first.parsed.index + 1} of this message has the same key with other content")])
+                continue
+            a.twin = first
+            continue
         if a.kind != "list" and a.intent != "cancellation":
             a.outcome = early_refusal(a, caller, lookup)
     return out
@@ -283,6 +323,29 @@ class Taking:
                               "xml": xml.decode(), "created_at": self.at})
 
 
+def _same_seller(t: Taking, order: Any, list_record: Any) -> bool:
+    """Whether the list is the order's seller's (spec §7.2: a seller's list completes only its own orders)."""
+    return _party(t.lookup, order.head.ebcCode) == _party(t.lookup, list_record.head.ebcCode)
+
+
+def _other_seller(list_record: Any) -> receipts.Outcome:
+    return receipts.refused("list", [mapping.MappingProblem(
+        "ecommerce_code", "InventoryHead/ebcCode", "mismatch",
+        f"the order names another seller than the list's ebcCode {list_record.head.ebcCode!r}")])
+
+
+def _waiting_for(missing: list[str]) -> str:
+    """What a held record waits for, as kept (at most WAITING_FOR_MAX characters): a hundred lines' HS codes
+    are said once, not a hundred times."""
+    lines = [m for m in missing if m.startswith("items[")]
+    said = [m for m in missing if not m.startswith("items[")]
+    if len(lines) > 1:
+        said.insert(0, f"items[0..{len(lines) - 1}].hs_code")
+    elif lines:
+        said.insert(0, lines[0])
+    return ", ".join(said)[:WAITING_FOR_MAX]
+
+
 def _list_of_order(t: Taking, platform: str, order_no: str) -> Kept | None:
     kept = t.kept.get(("list", platform, order_no))
     return kept if kept is not None and kept.row["state"] in ("held", "submitted") else None
@@ -298,7 +361,7 @@ def _waiting(kind: str, direction: str, missing: list[str]) -> receipts.Outcome:
     what = "CEB621 list" if direction == "import" else "CEB603 list"
     if kind == "list":
         return receipts.held(["the order"], "CEB311 order" if direction == "import" else "CEB303 order")
-    return receipts.held(missing, what)
+    return receipts.held([_waiting_for(missing)], what)
 
 
 def _complete(t: Taking, kind: str, kept_or_record: Any, list_kept: Kept | None) -> mapping.Mapped:
@@ -340,6 +403,13 @@ def _plan_waybill_of(t: Taking, list_kept: Kept) -> None:
     if waybill.row["direction"] == "export" and not _order_filed(t, list_kept):
         return
     why = _plan(t, "waybill", key, list_kept, None)
+    if why is not None and waybill.row["sender"] != list_kept.row["sender"]:
+        # Another enterprise's list does not match the held waybill (another order, say): one enterprise's
+        # record never gets another's refused. The waybill keeps waiting for a list that matches it (and
+        # is returned after DOCUMENT_TIMEOUT_HOURS otherwise).
+        waybill.row["waiting_for"] = _waiting_for([f"a list matching it ({why})"])
+        waybill.changed = True
+        return
     if why is not None:
         t.settle(key, "refused", receipts.refused("waybill", [mapping.MappingProblem(
             "", "(with its list)", "mismatch", why)]), notify=True)
@@ -352,11 +422,60 @@ def _key_of(kept: Kept) -> RecordKey:
 async def take(uow: Any, message: CebMessage, arrivals: list[Arrival], t: Taking) -> list[receipts.Outcome]:
     """Answers every record of `message` in `uow` (see the module docstring); the answers hold once `uow`
     commits. Returns one outcome per record, in order."""
-    live = [a for a in arrivals if a.outcome is None and a.key is not None]
+    live = [a for a in arrivals if a.outcome is None and a.key is not None and a.twin is None]
     # Records completing each other in two messages at once take turns (PostgreSQL advisory locks): the
-    # second reads what the first kept, so neither waits for a partner that already came.
-    await lock_keys(uow.session, [f"ceb:{a.key[1]}:{a.key[2]}" for a in live if a.kind in ("order", "list")]  # type: ignore[index]
-                    + [f"ceb-waybill:{w[0]}:{w[1]}" for w in _waybills(live)])
+    # second reads what the first kept, so neither waits for a partner that already came. An export order
+    # and its waybill share no key: only their list ties them (the waybill waits until its order is filed),
+    # so the keys of the lists already kept are found by a first, unlocked read and locked too, in the same
+    # statement (two messages locking overlapping sets queue, never deadlock).
+    locks = _own_locks(live)
+    exporting = any(a.direction == "export" and a.kind in ("order", "waybill") for a in live)
+    if exporting:
+        await _read(uow, t, live)
+        locks |= _partner_locks(t)
+        t.kept.clear()
+        t.lists_by_waybill.clear()
+    await lock_keys(uow.session, sorted(locks))
+    await _read(uow, t, live)
+    extra = _partner_locks(t) - locks if exporting else set()
+    if extra:
+        # A list committed between the two reads: its keys are locked now (rare; should two messages do this
+        # at once, PostgreSQL ends one as a deadlock and the route tries that message again) and read afresh.
+        await lock_keys(uow.session, sorted(extra))
+        t.kept.clear()
+        t.lists_by_waybill.clear()
+        await _read(uow, t, live)
+
+    for a in live:
+        _arrive(t, a)
+
+    await _submit(uow, t)
+    await save_records(uow.session, [k.row for k in t.kept.values() if k.changed])
+    return [(a.twin.outcome if a.twin is not None and a.outcome is None else a.outcome) or receipts.accepted()
+            for a in arrivals]
+
+
+def _own_locks(live: list[Arrival]) -> set[str]:
+    """The advisory lock keys of the records of a message: an order's and a list's order key, a waybill's
+    and a list's waybill key."""
+    return ({lock_key(*a.key) for a in live if a.kind in ("order", "list")}  # type: ignore[misc]
+            | {lock_key("waybill", *w) for w in _waybills(live)})
+
+
+def _partner_locks(t: Taking) -> set[str]:
+    """The lock keys of the lists kept in `t`: their order's and their waybill's."""
+    out = set()
+    for k in t.kept.values():
+        if k.row["kind"] == "list" and k.row["state"] in ("held", "submitted"):
+            out.add(lock_key("order", k.row["party_code"], k.row["number"]))
+            if k.row["waybill_code"]:
+                out.add(lock_key("waybill", k.row["waybill_code"], k.row["waybill_no"]))
+    return out
+
+
+async def _read(uow: Any, t: Taking, live: list[Arrival]) -> None:
+    """Reads into `t` the records of `live` and their partners, the codes they name and their senders
+    (at most five queries)."""
     wanted: set[RecordKey] = set()
     for a in live:
         _, owner, number = a.key  # type: ignore[misc]
@@ -387,12 +506,6 @@ async def take(uow: Any, message: CebMessage, arrivals: list[Arrival], t: Taking
     for code, (roles, _) in (await intake.registered_parties(uow.session, others)).items() if others else ():
         t.senders[code] = Caller(code, roles)
 
-    for a in live:
-        _arrive(t, a)
-
-    await _submit(uow, t)
-    await save_records(uow.session, [k.row for k in t.kept.values() if k.changed])
-    return [a.outcome or receipts.accepted() for a in arrivals]
 
 
 def _waybills(live: list[Arrival]) -> set[tuple[str, str]]:
@@ -435,8 +548,13 @@ def _arrive(t: Taking, a: Arrival) -> None:
     if a.kind in ("order", "waybill"):
         list_kept = (_list_of_order(t, key[1], key[2]) if a.kind == "order"  # type: ignore[index]
                      else _list_of_waybill(t, (key[1], key[2])))  # type: ignore[index]
+        if a.kind == "order" and list_kept is not None and not _same_seller(t, a.parsed.record, list_kept.record):
+            # A list from another seller than the order's came first: it never completes (nor refuses) the
+            # order; its sender learns it is refused, and the order waits for its own seller's list.
+            t.settle(_key_of(list_kept), "refused", _other_seller(list_kept.record), notify=True)
+            list_kept = None
         missing = (a.mapped or _map(a.kind, a.parsed.record, None, t.lookup)).missing
-        t.put(a, sender, state, _waiting(a.kind, a.direction, missing), ", ".join(missing))
+        t.put(a, sender, state, _waiting(a.kind, a.direction, missing), _waiting_for(missing))
         if list_kept is None:
             a.outcome = _waiting(a.kind, a.direction, missing)
             return
@@ -445,6 +563,12 @@ def _arrive(t: Taking, a: Arrival) -> None:
             t.kept[key].row["waiting_for"] = "the export order (CEB303)"  # type: ignore[index]
             return
         why = _plan(t, a.kind, key, list_kept, a)  # type: ignore[arg-type]
+        if why is not None and a.kind == "waybill" and list_kept.row["sender"] != sender:
+            # The list that names this waybill is another enterprise's and does not match it (another
+            # order): it cannot get the waybill refused; the waybill waits for a list that matches it.
+            t.kept[key].row["waiting_for"] = _waiting_for([f"a list matching it ({why})"])  # type: ignore[index]
+            a.outcome = receipts.held([f"a list matching it ({why})"], "")
+            return
         if why is not None:
             a.outcome = receipts.refused(a.kind, [mapping.MappingProblem("", "(with its list)", "mismatch", why)])
             t.settle(key, "refused", a.outcome, notify=False)  # type: ignore[arg-type]
@@ -452,8 +576,11 @@ def _arrive(t: Taking, a: Arrival) -> None:
             _plan_waybill_of(t, list_kept)
         return
     # A list: completes its order and its waybill, if they came.
-    t.put(a, sender, "held", _waiting("list", a.direction, []), "the order")
     order = t.kept.get(("order", key[1], key[2]))  # type: ignore[index]
+    if order is not None and order.row["state"] in ("held", "submitted") and not _same_seller(t, order.record, a.parsed.record):
+        a.outcome = _other_seller(a.parsed.record)  # another seller's list: never kept over the order's own
+        return
+    t.put(a, sender, "held", _waiting("list", a.direction, []), "the order")
     list_kept = t.kept[key]  # type: ignore[index]
     if order is not None and order.row["state"] in ("held", "submitted"):
         why = _plan(t, "order", _key_of(order), list_kept, a)
@@ -571,9 +698,11 @@ def _trace_entries(correlation_id: str, at: datetime, message_type: str, extras:
     shown = []
     for path, value in _flatten(extras):
         name = path.rsplit(".", 1)[-1].rsplit("/", 1)[-1]
-        if name in PERSONAL_ELEMENTS or name in _NOISE or value in (None, ""):
+        if _personal(name) or name in _NOISE or value in (None, ""):
             continue
-        shown.append(f"{path}={value}")
+        # An element we do not know may still carry a person's number (a sender's own `buyerIdNo`, say):
+        # what looks like one is masked as in logs.
+        shown.append(mask_personal_data(f"{path}={value}"))
     if not shown:
         return []
     head = f"{message_type[:6]} kept beyond §4: "
