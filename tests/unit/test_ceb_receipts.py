@@ -104,7 +104,7 @@ def test_decision_receipts_validate(direction: str, decision: str):
     listed = parse_message(sample("CEB621" if direction == "import" else "CEB603")).records[0].record
     reasons = [("AMOUNT_MISMATCH", "the payment is not the order's total"),
                ("PARTY_NOT_REGISTERED", "1105910159")] if decision == "returned" else []
-    xml = decision_receipt(direction, list_keys(listed), decision, reasons, AT, event_id="customs-evt-42")
+    _, _, xml = decision_receipt(direction, list_keys(listed), decision, reasons, AT, event_id="customs-evt-42")
     assert validate_receipt(xml) == []
     receipt_type, [ret] = parse_receipt(xml)
     assert receipt_type == ("CEB622Message" if direction == "import" else "CEB604Message")
@@ -112,7 +112,7 @@ def test_decision_receipts_validate(direction: str, decision: str):
     if decision == "returned":
         assert ret["returnInfo"] == ("[Code:AMOUNT_MISMATCH;Desc:the payment is not the order's total]"
                                      "[Code:PARTY_NOT_REGISTERED;Desc:1105910159]")
-    again = decision_receipt(direction, list_keys(listed), decision, reasons, AT, event_id="customs-evt-42")
+    _, _, again = decision_receipt(direction, list_keys(listed), decision, reasons, AT, event_id="customs-evt-42")
     assert again == xml  # a replayed feed gives the same receipt
 
 

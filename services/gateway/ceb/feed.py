@@ -29,13 +29,9 @@ def decision_receipts(decisions: list[Received[CustomsDecision]], lists: dict[tu
         decision = receipts.decision_of(d.status, d.channel)
         at = d.decided_at
         guid_source = str(e.envelope.event_id)
-        xml = receipts.decision_receipt(kept.direction, dict(kept.keys), decision,
-                                        [(r.code, r.message) for r in d.reasons], at, guid_source)
-        guid = receipts.stable_guid("CEB622Message" if kept.direction == "import" else "CEB604Message", guid_source)
-        for recipient in dict.fromkeys([kept.sender, d.ecommerce_code]):
-            rows.append({"recipient": recipient, "guid": guid,
-                         "message_type": "CEB622Message" if kept.direction == "import" else "CEB604Message",
-                         "xml": xml.decode(), "created_at": at})
+        receipt = receipts.decision_receipt(kept.direction, dict(kept.keys), decision,
+                                            [(r.code, r.message) for r in d.reasons], at, guid_source)
+        rows += [store.feed_row(recipient, receipt, at) for recipient in dict.fromkeys([kept.sender, d.ecommerce_code])]
     return rows
 
 
@@ -63,11 +59,9 @@ async def return_timed_out(session, now: datetime, hours: Any, limit: int) -> in
     feed = []
     for row in due:
         outcome = timeout_outcome(row, hours)
-        guid, receipt_type, xml = receipts.record_receipt(row.message_type, row.direction, dict(row.keys), outcome,
-                                                          now, row.kind, row.party_code, row.number, row.fingerprint,
-                                                          "timed_out")
-        feed.append({"recipient": row.sender, "guid": guid, "message_type": receipt_type, "xml": xml.decode(),
-                     "created_at": now})
+        feed.append(store.feed_row(row.sender, receipts.record_receipt(
+            row.message_type, row.direction, dict(row.keys), outcome, now, row.kind, row.party_code, row.number,
+            row.fingerprint, "timed_out"), now))
     # One executemany for the pass (the rows are locked: `due_records`).
     await session.execute(update(ceb_records).where(
         ceb_records.c.kind == bindparam("k"), ceb_records.c.party_code == bindparam("p"),

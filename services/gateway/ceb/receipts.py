@@ -227,12 +227,13 @@ def list_keys(record: ListRecord) -> dict[str, str]:
 
 
 def decision_receipt(direction: str, keys: dict[str, str], decision: str, reasons: Iterable[tuple[str, str]],
-                     at: datetime, event_id: str) -> bytes:
+                     at: datetime, event_id: str) -> tuple[str, str, bytes]:
     """Customs' decision on a list, as CEB622 (import) or CEB604 (export) with one InventoryReturn.
     `decision`: a key of `DECISION_STATUS` ("accepted" 120, "document_review" 300 yellow, "inspection" 500
     red, "released" 800, "returned" 100); `reasons`: (code, text) pairs of §4.4 (`AMOUNT_MISMATCH`, …),
     written as `[Code:<REASON>;Desc:<text>]` each; `keys` from `list_keys`; `event_id` identifies the decision
-    (e.g. the customs event's id): the guid is stable over it, so a replayed feed gives the same receipt."""
+    (e.g. the customs event's id): the guid is stable over it, so a replayed feed gives the same receipt.
+    Returns (guid, receipt message type, UTF-8 XML), as `record_receipt` does."""
     status = DECISION_STATUS[decision]
     info = "".join(f"[Code:{code};Desc:{text}]" for code, text in reasons) or decision
     receipt_type = "CEB622Message" if direction == "import" else "CEB604Message"
@@ -240,7 +241,7 @@ def decision_receipt(direction: str, keys: dict[str, str], decision: str, reason
     root = _root(receipt_type, guid)
     _append_return(root, direction, "InventoryReturn", keys, Outcome(status, info), at,
                    stable_guid(receipt_type, event_id, "record"))
-    return _serialize(root)
+    return guid, receipt_type, _serialize(root)
 
 
 def decision_of(status: str, channel: str | None) -> str:

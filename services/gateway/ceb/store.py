@@ -61,6 +61,14 @@ async def save_records(session, rows: list[dict[str, Any]]) -> None:  # noqa: AN
     await upsert(session, ceb_records, rows)
 
 
+def feed_row(recipient: str, receipt: tuple[str, str, bytes], at: datetime) -> dict[str, Any]:
+    """A row of the feed for `recipient`: `receipt` is (guid, receipt message type, XML) as
+    `receipts.record_receipt` and `receipts.decision_receipt` give it."""
+    guid, message_type, xml = receipt
+    return {"recipient": recipient, "guid": guid, "message_type": message_type, "xml": xml.decode(),
+            "created_at": at}
+
+
 async def add_receipts(session, receipts: Iterable[dict[str, Any]]) -> None:  # noqa: ANN001
     """Adds receipts to the feed (`recipient`, `guid`, `message_type`, `xml`, `created_at`); one already
     there for its recipient (same guid) is not added again. On PostgreSQL the table is locked first (EXCLUSIVE:
@@ -122,5 +130,5 @@ async def due_records(session, now: datetime, limit: int) -> list[Any]:  # noqa:
     return (await session.execute(query)).all()
 
 
-__all__ = ["RecordKey", "records_box", "seal_record", "open_record", "load_records", "save_records",
+__all__ = ["RecordKey", "records_box", "seal_record", "open_record", "load_records", "save_records", "feed_row",
            "add_receipts", "receipts_since", "lists_of_orders", "due_records", "lock_key", "try_lock_records"]

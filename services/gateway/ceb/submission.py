@@ -34,7 +34,15 @@ from services.gateway import changes, intake, views
 from services.gateway.auth import Caller
 from services.gateway.ceb import mapping, receipts
 from services.gateway.ceb.messages import CebMessage, ParsedRecord, RecordProblem, record_from_json, record_to_json
-from services.gateway.ceb.store import RecordKey, load_records, lock_key, open_record, save_records, seal_record
+from services.gateway.ceb.store import (
+    RecordKey,
+    feed_row,
+    load_records,
+    lock_key,
+    open_record,
+    save_records,
+    seal_record,
+)
 from services.gateway.store import add_trace_entries, enterprise_codes
 from shared.db import lock_keys
 from shared.logs import mask_personal_data
@@ -316,11 +324,9 @@ class Taking:
                         expires_at=kept.row["expires_at"] if state == "held" else None)
         kept.changed = True
         if notify:
-            guid, receipt_type, xml = receipts.record_receipt(
+            self.feed.append(feed_row(kept.row["sender"], receipts.record_receipt(
                 kept.row["message_type"], kept.row["direction"], kept.row["keys"], outcome, self.at,
-                *key, kept.row["fingerprint"], state)
-            self.feed.append({"recipient": kept.row["sender"], "guid": guid, "message_type": receipt_type,
-                              "xml": xml.decode(), "created_at": self.at})
+                *key, kept.row["fingerprint"], state), self.at))
 
 
 def _same_seller(t: Taking, order: Any, list_record: Any) -> bool:
