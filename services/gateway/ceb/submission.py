@@ -52,10 +52,6 @@ from shared.http import Problem
 # the logistics firm acting for the seller.
 PARTY_ELEMENT = {"order": "ebpCode", "payment": "payCode", "waybill": "logisticsCode", "list": "ebcCode"}
 DOCUMENT_KIND = {"order": intake.ORDER, "payment": intake.PAYMENT, "waybill": intake.WAYBILL}
-MESSAGE_OF = {("order", "import"): "CEB311Message", ("order", "export"): "CEB303Message",
-              ("payment", "import"): "CEB411Message", ("waybill", "import"): "CEB511Message",
-              ("waybill", "export"): "CEB505Message", ("list", "import"): "CEB621Message",
-              ("list", "export"): "CEB603Message"}
 # What §4 needs that only a partner gives, and a valid stand-in used to check the rest of the body now.
 _STAND_INS = {"trade_mode": "9610", "destination_country": "US", "platform_code": None, "order_no": "-"}
 # Elements never shown in a trace: they name or reach a person (spec §6; the record keeps them, encrypted).
@@ -170,10 +166,8 @@ def screen(message: CebMessage, caller: Caller, lookup: dict[str, str]) -> list[
                 f"{HEAD_ELEMENT[a.message_type]}/appType", "invalid",
                 "appType 3 cancels an order (CEB311/CEB303); send the order's cancellation")])
             continue
-        number = {"order": head.orderNo if a.kind == "order" else None, "payment": getattr(head, "payTransactionId", None),
-                  "waybill": getattr(head, "logisticsNo", None), "list": head.orderNo if a.kind == "list" else None}[a.kind]
         owner = party if a.kind != "list" else _party(lookup, head.ebpCode)
-        a.key = (a.kind, owner, number)
+        a.key = (a.kind, owner, getattr(head, NUMBER_ELEMENT[a.kind]))
         if a.kind == "list":
             a.waybill = (_party(lookup, head.logisticsCode), head.logisticsNo)
             if head.tradeMode not in mapping.TRADE_MODES:
@@ -254,6 +248,15 @@ class Kept:
     record: Any
     changed: bool = False
 
+    @property
+    def key(self) -> RecordKey:
+        return (self.row["kind"], self.row["party_code"], self.row["number"])
+
+    @property
+    def live(self) -> bool:
+        """Held or submitted: a record that still completes, or is completed by, its partners."""
+        return self.row["state"] in ("held", "submitted")
+
 
 @dataclass
 class Submission:
@@ -291,9 +294,9 @@ class Taking:
     def keep(self, row: Any) -> Kept:
         data = open_record(self.box, row.record)
         kept = Kept(dict(row._mapping), record_from_json(row.kind, data))
-        self.kept[(row.kind, row.party_code, row.number)] = kept
+        self.kept[kept.key] = kept
         if row.kind == "list" and row.waybill_code:
-            self.lists_by_waybill[(row.waybill_code, row.waybill_no)] = (row.kind, row.party_code, row.number)
+            self.lists_by_waybill[(row.waybill_code, row.waybill_no)] = kept.key
         return kept
 
     def put(self, a: Arrival, sender: str, state: str, outcome: receipts.Outcome, waiting_for: str | None) -> Kept:
@@ -354,13 +357,13 @@ def _waiting_for(missing: list[str]) -> str:
 
 def _list_of_order(t: Taking, platform: str, order_no: str) -> Kept | None:
     kept = t.kept.get(("list", platform, order_no))
-    return kept if kept is not None and kept.row["state"] in ("held", "submitted") else None
+    return kept if kept is not None and kept.live else None
 
 
 def _list_of_waybill(t: Taking, waybill: tuple[str, str]) -> Kept | None:
     key = t.lists_by_waybill.get(waybill)
     kept = t.kept.get(key) if key else None
-    return kept if kept is not None and kept.row["state"] in ("held", "submitted") else None
+    return kept if kept is not None and kept.live else None
 
 
 def _waiting(kind: str, direction: str, missing: list[str]) -> receipts.Outcome:
@@ -370,22 +373,18 @@ def _waiting(kind: str, direction: str, missing: list[str]) -> receipts.Outcome:
     return receipts.held([_waiting_for(missing)], what)
 
 
-def _complete(t: Taking, kind: str, kept_or_record: Any, list_kept: Kept | None) -> mapping.Mapped:
-    return _map(kind, kept_or_record, list_kept.record if list_kept else None, t.lookup)
-
-
 def _plan(t: Taking, kind: str, key: RecordKey, list_kept: Kept | None, arrival: Arrival | None) -> str | None:
     """Completes the kept record `key` with its list and plans its submission; returns None when planned,
     else why it cannot be completed (mapping problems, as text; they are the list's when it just arrived)."""
     kept = t.kept[key]
-    done = _complete(t, kind, kept.record, list_kept)
+    done = _map(kind, kept.record, list_kept.record if list_kept else None, t.lookup)
     if done.missing:
         return "missing: " + ", ".join(done.missing)
     if done.problems:
         return "; ".join(f"{p.field} ({p.element}): {p.message}" for p in done.problems)
-    rows = [key] + ([_key_of(list_kept)] if list_kept is not None and kind == "order" else [])
+    rows = [key] + ([list_kept.key] if list_kept is not None and kind == "order" else [])
     t.submissions.append(Submission(kind, done.body, kept.row["sender"], rows,
-                                    _key_of(list_kept) if list_kept else None, arrival,
+                                    list_kept.key if list_kept else None, arrival,
                                     correction=kind == "order" and kept.row["state"] == "submitted",
                                     extras=done.extras))
     t.planned.add(key)
@@ -419,10 +418,6 @@ def _plan_waybill_of(t: Taking, list_kept: Kept) -> None:
     if why is not None:
         t.settle(key, "refused", receipts.refused("waybill", [mapping.MappingProblem(
             "", "(with its list)", "mismatch", why)]), notify=True)
-
-
-def _key_of(kept: Kept) -> RecordKey:
-    return (kept.row["kind"], kept.row["party_code"], kept.row["number"])
 
 
 async def take(uow: Any, message: CebMessage, arrivals: list[Arrival], t: Taking) -> list[receipts.Outcome]:
@@ -472,7 +467,7 @@ def _partner_locks(t: Taking) -> set[str]:
     """The lock keys of the lists kept in `t`: their order's and their waybill's."""
     out = set()
     for k in t.kept.values():
-        if k.row["kind"] == "list" and k.row["state"] in ("held", "submitted"):
+        if k.row["kind"] == "list" and k.live:
             out.add(lock_key("order", k.row["party_code"], k.row["number"]))
             if k.row["waybill_code"]:
                 out.add(lock_key("waybill", k.row["waybill_code"], k.row["waybill_no"]))
@@ -557,7 +552,7 @@ def _arrive(t: Taking, a: Arrival) -> None:
         if a.kind == "order" and list_kept is not None and not _same_seller(t, a.parsed.record, list_kept.record):
             # A list from another seller than the order's came first: it never completes (nor refuses) the
             # order; its sender learns it is refused, and the order waits for its own seller's list.
-            t.settle(_key_of(list_kept), "refused", _other_seller(list_kept.record), notify=True)
+            t.settle(list_kept.key, "refused", _other_seller(list_kept.record), notify=True)
             list_kept = None
         missing = (a.mapped or _map(a.kind, a.parsed.record, None, t.lookup)).missing
         t.put(a, sender, state, _waiting(a.kind, a.direction, missing), _waiting_for(missing))
@@ -583,13 +578,13 @@ def _arrive(t: Taking, a: Arrival) -> None:
         return
     # A list: completes its order and its waybill, if they came.
     order = t.kept.get(("order", key[1], key[2]))  # type: ignore[index]
-    if order is not None and order.row["state"] in ("held", "submitted") and not _same_seller(t, order.record, a.parsed.record):
+    if order is not None and order.live and not _same_seller(t, order.record, a.parsed.record):
         a.outcome = _other_seller(a.parsed.record)  # another seller's list: never kept over the order's own
         return
     t.put(a, sender, "held", _waiting("list", a.direction, []), "the order")
     list_kept = t.kept[key]  # type: ignore[index]
-    if order is not None and order.row["state"] in ("held", "submitted"):
-        why = _plan(t, "order", _key_of(order), list_kept, a)
+    if order is not None and order.live:
+        why = _plan(t, "order", order.key, list_kept, a)
         if why is not None:
             a.outcome = receipts.refused("list", [mapping.MappingProblem("", "(with its order)", "mismatch", why)])
             t.settle(key, "refused", a.outcome, notify=False)  # type: ignore[arg-type]
