@@ -10,12 +10,11 @@ import json
 import re
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import timedelta
 
 import httpx
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 
 from services.gateway.app import app, service
 from services.gateway.ceb import feed, store as ceb_store, submission
@@ -24,6 +23,7 @@ from services.gateway.tables import ceb_records, orders, payments, trace, waybil
 from shared.clock import utcnow
 from shared.settings import settings as service_settings
 from tests.conftest import create_database
+from tests.integration.test_ceb_front_door import Gateway
 from tests.integration.test_races import Rendezvous, after, no_lock
 from tests.support import close_in_process_gateway, new_resident_id, new_uscc, order_body, payment_body, unique, waybill_body
 from tooling.ceb import writer
@@ -33,49 +33,6 @@ pytestmark = pytest.mark.integration
 OPERATOR = service_settings().sw_admin_token
 # Two of each role: the second of each is the stranger trying its luck with the first's documents.
 ROLES = ("platform", "ecommerce", "payment", "logistics", "platform2", "ecommerce2", "payment2", "logistics2")
-
-
-@dataclass
-class Gateway:
-    runner: asyncio.Runner
-    http: httpx.AsyncClient
-    backend: str
-    codes: dict[str, str]  # role -> enterprise code (USCC)
-    customs: dict[str, str]  # role -> its 10-character customs code
-    keys: dict[str, str]
-
-    def run(self, coroutine):  # noqa: ANN001, ANN201
-        return self.runner.run(coroutine)
-
-    async def post(self, xml: bytes, role: str, content_type: str = "application/xml") -> httpx.Response:
-        return await self.http.post("/ceb/v1/messages", content=xml, headers={
-            "Authorization": f"Bearer {self.keys.get(role, role)}", "Content-Type": content_type})
-
-    def send(self, xml: bytes, role: str, content_type: str = "application/xml") -> httpx.Response:
-        return self.run(self.post(xml, role, content_type))
-
-    def receipts(self, role: str, since: int = 0) -> dict:
-        r = self.run(self.http.get("/ceb/v1/receipts", params={"since": since},
-                                   headers={"Authorization": f"Bearer {self.keys[role]}"}))
-        assert r.status_code == 200, r.text
-        return r.json()
-
-    def count(self, table, **where) -> int:  # noqa: ANN001
-        async def go() -> int:
-            async with service.sessions() as session:
-                q = select(func.count()).select_from(table)
-                for k, v in where.items():
-                    q = q.where(table.c[k] == v)
-                return await session.scalar(q)
-
-        return self.run(go())
-
-    def rows(self, query):  # noqa: ANN001, ANN201
-        async def go():  # noqa: ANN202
-            async with service.sessions() as session:
-                return (await session.execute(query)).all()
-
-        return self.run(go())
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -102,7 +59,7 @@ def gw(request, tmp_path_factory) -> Iterator[Gateway]:
 
     http = runner.run(open_())
     try:
-        yield Gateway(runner, http, request.param, codes, customs, keys)
+        yield Gateway(runner, http, codes, customs, keys, backend=request.param)
     finally:
         runner.run(close_in_process_gateway(http))
         runner.close()
