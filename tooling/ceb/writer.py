@@ -262,6 +262,21 @@ def _app(app_type: str, app_status: str, app_time: datetime | None) -> list[tupl
             ("appStatus", app_status)]
 
 
+def _order_head(order: dict, order_type: str, p: "_Parties", goods: Decimal) -> list[tuple[str, Any]]:
+    """The elements CEB311's and CEB303's OrderHead begin with, in schema order: type, number, platform and
+    seller, the goods' value and the freight."""
+    return [
+        ("orderType", order_type),
+        ("orderNo", _fit(order["order_no"], 60, "order_no", "orderNo")),
+        ("ebpCode", p.code(order["platform_code"], "platform_code")),
+        ("ebpName", p.name(order["platform_code"], "platform_code")),
+        ("ebcCode", p.code(order["ecommerce_code"], "ecommerce_code")),
+        ("ebcName", p.name(order["ecommerce_code"], "ecommerce_code")),
+        ("goodsValue", amount(goods, "items")),
+        ("freight", amount(order.get("freight", "0"), "freight")),
+    ]
+
+
 def _record(message_type: str, element: Any) -> Record:
     """Give `element` (and every head in it) its stable guid: uuid5 over its canonical form without appTime."""
     probe = etree.fromstring(etree.tostring(element))
@@ -361,14 +376,7 @@ def import_order_record(order: dict, *, app_type: str = "1", app_status: str = "
         ])
     pay_code = order.get("payment_code")
     _fill(head, _app(app_type, app_status, app_time) + [
-        ("orderType", "I"),
-        ("orderNo", _fit(order["order_no"], 60, "order_no", "orderNo")),
-        ("ebpCode", p.code(order["platform_code"], "platform_code")),
-        ("ebpName", p.name(order["platform_code"], "platform_code")),
-        ("ebcCode", p.code(order["ecommerce_code"], "ecommerce_code")),
-        ("ebcName", p.name(order["ecommerce_code"], "ecommerce_code")),
-        ("goodsValue", amount(goods, "items")),
-        ("freight", amount(order.get("freight", "0"), "freight")),
+        *_order_head(order, "I", p, goods),
         ("discount", amount(order.get("discount", "0"), "discount")),
         ("taxTotal", amount(order.get("tax_total", "0"), "tax_total")),
         ("acturalPaid", amount(order["actual_paid"], "actual_paid")),
@@ -429,14 +437,7 @@ def export_order_record(order: dict, *, app_type: str = "1", app_status: str = "
             ("totalPrice", amount(total, f"{i}.unit_price")),
         ])
     _fill(head, _app(app_type, app_status, app_time) + [
-        ("orderType", "E"),
-        ("orderNo", _fit(order["order_no"], 60, "order_no", "orderNo")),
-        ("ebpCode", p.code(order["platform_code"], "platform_code")),
-        ("ebpName", p.name(order["platform_code"], "platform_code")),
-        ("ebcCode", p.code(order["ecommerce_code"], "ecommerce_code")),
-        ("ebcName", p.name(order["ecommerce_code"], "ecommerce_code")),
-        ("goodsValue", amount(goods, "items")),
-        ("freight", amount(order.get("freight", "0"), "freight")),
+        *_order_head(order, "E", p, goods),
         ("currency", currency),
     ])
     for line in lines:
